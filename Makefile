@@ -1,0 +1,38 @@
+# Every target makes its own virtualenv (.venv) from pyproject.toml, pinned by constraints.txt.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint typecheck unit fuzz clean constraints
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+## run: serve on the embedded default (in-memory provider), 127.0.0.1:7100, management :8080
+run: $(STAMP)
+	$(BIN)/dns-sidecar serve
+
+## test: lint, type-check, layering contract, and the whole test suite with branch coverage
+test: lint typecheck unit
+
+lint: $(STAMP)
+	$(BIN)/ruff check sidecar tests
+	$(BIN)/ruff format --check sidecar tests
+	$(BIN)/lint-imports
+
+typecheck: $(STAMP)
+	$(BIN)/mypy sidecar
+
+unit: $(STAMP)
+	$(BIN)/pytest --cov --cov-branch --cov-report=term $(PYTEST_ARGS)
+
+## constraints: re-pin every dependency after changing pyproject.toml
+constraints: $(STAMP)
+	$(BIN)/pip freeze --exclude-editable > constraints.txt
+
+clean:
+	rm -rf $(VENV) .coverage .pytest_cache .mypy_cache .ruff_cache

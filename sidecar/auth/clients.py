@@ -1,0 +1,163 @@
+"""Who may call: the HMAC clients (one per DNSClass) and the verification of a request."""
+
+from __future__ import annotations
+
+import hmac as _hmac
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from sidecar.auth import hmac
+from sidecar.auth.hmac import Algorithm
+from sidecar.auth.replay import ReplayCache
+from sidecar.clock import Clock
+from sidecar.errors import AuthFailed, RateLimited
+from sidecar.records.names import is_within
+
+MAX_NONCE = 128
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """One caller. No secrets means it sends unsigned requests (loopback only, see ``cli``)."""
+
+    name: str
+    algorithm: Algorithm = Algorithm.SHA256
+    secrets: tuple[bytes, ...] = field(default=(), repr=False)
+    zones: tuple[str, ...] | None = None  # None: every zone
+    refusal: str | None = None  # set when the client's settings cannot be had: refuse it
+
+    @property
+    def signs(self) -> bool:
+        return bool(self.secrets)
+
+    def may_change(self, fqdn: str) -> bool:
+        return self.zones is None or any(is_within(fqdn, zone) for zone in self.zones)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    skew: float = 300.0  # seconds a timestamp may be off, either way
+
+
+class Verifier:
+    """Checks a request's signature headers against the configured clients.
+
+    The replay cache outlives any one set of clients (a reload must not forget the nonces
+    already seen), so the verifier owns it and each call is given the clients in force.
+    """
+
+    def __init__(self, replay: ReplayCache, clock: Clock, settings: AuthSettings) -> None:
+        self.replay = replay
+        self.clock = clock
+        self.settings = settings
+
+    def verify(
+        self,
+        clients: Sequence[Client],
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> Client | None:
+        """The client that sent the request; ``None`` when nobody is configured at all."""
+        if not clients:
+            return None
+        signature = headers.get(hmac.HEADER_SIGNATURE)
+        timestamp = headers.get(hmac.HEADER_TIMESTAMP)
+        nonce = headers.get(hmac.HEADER_NONCE)
+        signing = [c for c in clients if c.signs and not c.refusal]
+        unsigned = [c for c in clients if not c.signs and not c.refusal]
+        refused = "; ".join(c.refusal for c in clients if c.refusal)
+        if unsigned and (not signing or (signature is None and timestamp is None and not nonce)):
+            return unsigned[0]
+        if not signing:
+            raise AuthFailed(f"No client can be authenticated: {refused}", reason="client_unavailable")
+        missing = [
+            name
+            for name, value in (
+                (hmac.HEADER_TIMESTAMP, timestamp),
+                (hmac.HEADER_NONCE, nonce),
+                (hmac.HEADER_SIGNATURE, signature),
+            )
+            if not value
+        ]
+        if missing:
+            raise AuthFailed(
+                f"The request is not signed: missing header(s) {', '.join(missing)}.",
+                reason="missing_header",
+            )
+        assert timestamp is not None and nonce is not None and signature is not None
+        now = self.clock.time()
+        expires = self._check_timestamp(timestamp, now)
+        if not 1 <= len(nonce) <= MAX_NONCE or not all(" " <= ch <= "~" for ch in nonce):
+            raise AuthFailed(
+                f"Header {hmac.HEADER_NONCE} must be 1 to {MAX_NONCE} printable ASCII characters.",
+                reason="malformed_nonce",
+            )
+        try:
+            given = bytes.fromhex(signature)
+        except ValueError:
+            given = b""
+        lengths = {c.algorithm.digest_size for c in signing}
+        if len(given) not in lengths:
+            raise AuthFailed(
+                f"Header {hmac.HEADER_SIGNATURE} must be a hex HMAC of "
+                f"{' or '.join(str(2 * n) for n in sorted(lengths))} characters.",
+                reason="malformed_signature",
+            )
+        client = _match(signing, hmac.message(method, path, timestamp, nonce, body), given)
+        if client is None:
+            raise AuthFailed(
+                "The signature does not match: wrong secret or algorithm, or the method, path, "
+                "timestamp, nonce or body was changed in transit."
+                + (f" Also refused: {refused}" if refused else ""),
+                reason="bad_signature",
+            )
+        if self.replay.seen(nonce, now):
+            raise AuthFailed(
+                f"The nonce was already used within the last {self.settings.skew:g} s: "
+                "a replayed request.",
+                reason="replayed_nonce",
+            )
+        if not self.replay.add(nonce, expires, now):
+            raise RateLimited(
+                "Too many signed requests in the replay window: the replay cache is full, so the "
+                "request is refused rather than let through unchecked.",
+                retry_after=self.replay.retry_after(now),
+                details={"replayCacheCapacity": self.replay.capacity},
+            )
+        return client
+
+    def _check_timestamp(self, raw: str, now: float) -> float:
+        moment = hmac.parse_timestamp(raw)
+        if moment is None:
+            raise AuthFailed(
+                f"Header {hmac.HEADER_TIMESTAMP} is not an RFC 3339 timestamp "
+                "(like 2025-12-30T10:00:00Z).",
+                reason="malformed_timestamp",
+            )
+        skew = self.settings.skew
+        if moment < now - skew:
+            raise AuthFailed(
+                f"The timestamp is stale: {now - moment:.0f} s old, more than the {skew:g} s "
+                "allowed. Check the clocks of the operator and the sidecar.",
+                reason="stale_timestamp",
+            )
+        if moment > now + skew:
+            raise AuthFailed(
+                f"The timestamp is {moment - now:.0f} s in the future, more than the {skew:g} s "
+                "allowed. Check the clocks of the operator and the sidecar.",
+                reason="future_timestamp",
+            )
+        return moment + skew
+
+
+def _match(clients: Sequence[Client], signed: bytes, given: bytes) -> Client | None:
+    found: Client | None = None
+    for client in clients:
+        if client.algorithm.digest_size != len(given):
+            continue
+        for secret in client.secrets:
+            if _hmac.compare_digest(hmac.mac(secret, client.algorithm, signed), given):
+                found = found or client
+    return found

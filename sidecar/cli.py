@@ -1,0 +1,148 @@
+"""The ``dns-sidecar`` command: ``serve``, ``check``, ``request``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from sidecar import __version__
+from sidecar.app import StartupError, create_app
+from sidecar.auth.hmac import Algorithm
+from sidecar.config import loader
+from sidecar.errors import ConfigError
+from sidecar.observability.logging import configure
+from sidecar.server import serve
+from sidecar.settings import Settings
+
+log = logging.getLogger("sidecar")
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command = {"serve": _serve, "check": _check, "request": _request}[args.command]
+    return command(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dns-sidecar",
+        description="DNS provider backend for the Kubernetes DNS operator's webhook protocol.",
+    )
+    parser.add_argument("--version", action="version", version=f"dns-sidecar {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("serve", help="run the service")
+    run.add_argument("--config", type=Path, help="routing table YAML (env DNS_SIDECAR_CONFIG)")
+    run.add_argument("--host", help="protocol listen address (default 127.0.0.1)")
+    run.add_argument("--port", type=int, help="protocol port (default 7100)")
+    run.add_argument("--management-host", help="management listen address (default 127.0.0.1)")
+    run.add_argument("--management-port", type=int, help="management port (default 8080)")
+    run.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        default=None,
+        help="accept unsigned requests on a non-loopback address (not for production)",
+    )
+    run.add_argument("--log-format", choices=["auto", "json", "console"])
+
+    check = commands.add_parser("check", help="validate a routing table; exit 1 on problems")
+    check.add_argument("path", type=Path)
+
+    request = commands.add_parser("request", help="send one signed request and print the reply")
+    request.add_argument("method", help="GET, POST or DELETE")
+    request.add_argument("path", help="for example /records/A/example.com/www")
+    request.add_argument("--data", help="JSON body (POST /records)")
+    request.add_argument("--url", default="http://127.0.0.1:7100", help="the sidecar's base URL")
+    request.add_argument(
+        "--secret", help="HMAC secret (default: env HMAC_SECRET or DNS_SIDECAR_HMAC_SECRET)"
+    )
+    request.add_argument("--algorithm", default="SHA256", help="SHA256 or SHA512")
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        settings = Settings.from_env(
+            server={
+                "host": args.host,
+                "port": args.port,
+                "management_host": args.management_host,
+                "management_port": args.management_port,
+                "allow_unauthenticated": args.allow_unauthenticated,
+            },
+            table={"config": args.config},
+            log={"format": args.log_format},
+        )
+    except ValidationError as err:
+        print(f"dns-sidecar: invalid setting: {err}", file=sys.stderr)  # noqa: T201
+        return EXIT_USAGE
+    configure(settings.log)
+    try:
+        app = create_app(settings)
+    except ConfigError as err:
+        log.error("invalid routing table, not starting: %s", err)  # noqa: TRY400
+        return EXIT_USAGE
+    except (StartupError, ValueError) as err:
+        log.error("not starting: %s", err)  # noqa: TRY400
+        return EXIT_USAGE
+    try:
+        asyncio.run(serve(app, settings))
+    except OSError as err:
+        log.error("cannot listen: %s", err)  # noqa: TRY400
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    try:
+        spec = loader.load(args.path)
+    except ConfigError as err:
+        print(err, file=sys.stderr)  # noqa: T201
+        return EXIT_FAILED
+    print(  # noqa: T201
+        f"{args.path}: OK ({len(spec.zones)} zone(s), {len(spec.accounts)} account(s), "
+        f"{len(spec.clients)} client(s))"
+    )
+    return EXIT_OK
+
+
+def _request(args: argparse.Namespace) -> int:
+    from sidecar.client import send  # noqa: PLC0415 - only this command needs the HTTP client
+
+    secret = args.secret or os.environ.get("DNS_SIDECAR_HMAC_SECRET") or os.environ.get(
+        "HMAC_SECRET"
+    )
+    try:
+        algorithm = Algorithm.parse(args.algorithm)
+    except ValueError as err:
+        print(f"dns-sidecar: {err}", file=sys.stderr)  # noqa: T201
+        return EXIT_USAGE
+    data = args.data.encode() if args.data else b""
+    try:
+        reply = asyncio.run(
+            send(
+                args.method,
+                args.path,
+                url=args.url,
+                data=data,
+                secret=secret.encode() if secret else None,
+                algorithm=algorithm,
+            )
+        )
+    except (OSError, TimeoutError) as err:
+        print(f"dns-sidecar: cannot reach {args.url}: {err}", file=sys.stderr)  # noqa: T201
+        return EXIT_FAILED
+    print(f"HTTP {reply.status}")  # noqa: T201
+    body = reply.body if isinstance(reply.body, str) else json.dumps(reply.body, indent=2)
+    print(body)  # noqa: T201
+    return EXIT_OK if 200 <= reply.status < 300 else EXIT_FAILED

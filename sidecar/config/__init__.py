@@ -1,0 +1,1 @@
+"""The routing table file: schema, loading, and the runtime objects built from it."""

@@ -1,0 +1,112 @@
+"""Reading a routing table file: YAML in, a validated spec out, or every problem with its line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from sidecar.config.schema import RoutingTableSpec, cross_check
+from sidecar.errors import ConfigError
+
+_Path = tuple[str | int, ...]
+
+
+def load(path: Path) -> RoutingTableSpec:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(str(path), [f"cannot read the file: {err}"]) from err
+    return parse(text, str(path))
+
+
+def parse(text: str, source: str) -> RoutingTableSpec:
+    """Validate ``text`` in full; raise :class:`ConfigError` listing every problem found."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ConfigError(source, [f"not valid YAML: {err}"]) from err
+    lines: dict[_Path, int] = {}
+    problems: list[str] = []
+    if node is not None:
+        _index(node, (), lines, problems)
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["the routing table must be a YAML mapping (version, zones...)"])
+    try:
+        spec = RoutingTableSpec.model_validate(data)
+    except ValidationError as err:
+        for error in err.errors():
+            where = _where(data, error["loc"])
+            problems.append(f"{_describe(where, lines)}: {_message(error)}")
+        raise ConfigError(source, problems) from None
+    problems += [f"{_describe(where, lines)}: {why}" for where, why in cross_check(spec)]
+    if problems:
+        raise ConfigError(source, problems)
+    return spec
+
+
+def _index(node: yaml.Node, path: _Path, lines: dict[_Path, int], problems: list[str]) -> None:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
+        for key_node, value_node in node.value:
+            key = str(key_node.value)
+            if key in seen:
+                line = key_node.start_mark.line + 1
+                problems.append(f"{_dotted((*path, key))} (line {line}): duplicate key")
+            seen.add(key)
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            _index(value_node, (*path, key), lines, problems)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _index(item, (*path, index), lines, problems)
+
+
+def _where(data: Any, loc: tuple[str | int, ...]) -> _Path:
+    """The error location as a path in the data.
+
+    pydantic puts union tags (``cloudflare``, ``secretRef``...) in the location; they are not
+    keys of the data and are skipped, except as the last element (a missing key).
+    """
+    path: list[str | int] = []
+    current = data
+    for position, part in enumerate(loc):
+        last = position == len(loc) - 1
+        if isinstance(current, dict) and part in current:
+            current = current[part]
+        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+            current = current[part]
+        elif last:
+            pass
+        else:
+            continue
+        path.append(part)
+    return tuple(path)
+
+
+def _dotted(path: _Path) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def _describe(path: _Path, lines: dict[_Path, int]) -> str:
+    for end in range(len(path), -1, -1):
+        line = lines.get(path[:end])
+        if line is not None:
+            return f"{_dotted(path)} (line {line})"
+    return _dotted(path)
+
+
+def _message(error: Any) -> str:
+    message = str(error["msg"])
+    message = message.removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return "unknown key"
+    if error["type"] == "missing":
+        return "required key is missing"
+    return message

@@ -1,0 +1,179 @@
+"""The routing table's schema (SPEC section 4) as strict pydantic models.
+
+Field names follow the YAML (``zoneId``, ``apiToken``, ``perSeconds``...). Unknown keys are
+errors. Checks that span entries (duplicate names, references between sections) live in
+:func:`cross_check`, which reports every finding with the key path it concerns.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    StringConstraints,
+    model_validator,
+)
+
+from sidecar.auth.hmac import Algorithm
+from sidecar.credentials.sources import Credential
+from sidecar.errors import InvalidRecord
+from sidecar.providers.base import Ownership
+from sidecar.records.names import is_within, normalize_domain
+from sidecar.routing.table import ROOT
+
+DEFAULT_COMMENT = "managed by dns-sidecar"
+
+
+def _zone_name(raw: str) -> str:
+    if raw.strip() == ROOT:
+        return ROOT
+    try:
+        return normalize_domain(raw, field="zone name")
+    except InvalidRecord as err:
+        raise ValueError(err.message) from None
+
+
+def _algorithm(raw: object) -> object:
+    return Algorithm.parse(raw) if isinstance(raw, str) else raw
+
+
+ZoneName = Annotated[str, AfterValidator(_zone_name)]
+EntryName = Annotated[
+    str, StringConstraints(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+]
+Ttl = Annotated[int, Field(ge=1, le=2_147_483_647)]
+AlgorithmField = Annotated[Algorithm, BeforeValidator(_algorithm)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Defaults(_Strict):
+    ttl: Ttl = 300
+    proxied: bool = False
+    ownership: Ownership = Ownership.STRICT
+    comment: Annotated[str, StringConstraints(max_length=100)] = DEFAULT_COMMENT
+
+
+class ClientSpec(_Strict):
+    """An HMAC caller: its own algorithm and secrets, or those of a DNSClass."""
+
+    name: EntryName
+    algorithm: AlgorithmField | None = None
+    secrets: Annotated[list[Credential], Field(min_length=1)] | None = None
+    zones: list[ZoneName] | None = None
+    dns_class: EntryName | None = Field(default=None, alias="dnsClass")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ClientSpec:
+        if self.dns_class is not None and (self.secrets or self.algorithm):
+            raise ValueError("give either dnsClass or algorithm + secrets, not both")
+        if self.dns_class is None and not self.secrets:
+            raise ValueError("a client needs secrets (or dnsClass to read them from)")
+        return self
+
+    @property
+    def hmac_algorithm(self) -> Algorithm:
+        return self.algorithm or Algorithm.SHA256
+
+
+class RateLimit(_Strict):
+    requests: Annotated[int, Field(ge=1)] = 1200
+    per_seconds: Annotated[float, Field(gt=0)] = Field(default=300.0, alias="perSeconds")
+
+
+class CloudflareAccount(_Strict):
+    name: EntryName
+    provider: Literal["cloudflare"]
+    api_token: Credential | None = Field(default=None, alias="apiToken")
+    api_key: Credential | None = Field(default=None, alias="apiKey")
+    email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
+    base_url: HttpUrl | None = Field(default=None, alias="baseUrl")
+    rate_limit: RateLimit = Field(default_factory=RateLimit, alias="rateLimit")
+
+    @model_validator(mode="after")
+    def _one_auth_mode(self) -> CloudflareAccount:
+        if (self.api_token is None) == (self.api_key is None):
+            raise ValueError("a Cloudflare account needs exactly one of apiToken or apiKey")
+        if self.api_key is not None and self.email is None:
+            raise ValueError("apiKey (the global API key) needs email as well")
+        if self.api_token is not None and self.email is not None:
+            raise ValueError("email goes with apiKey, not with apiToken")
+        return self
+
+
+class MemoryAccount(_Strict):
+    name: EntryName
+    provider: Literal["memory"]
+    file: str | None = None  # JSON snapshot, written atomically on every change
+
+
+AccountSpec = Annotated[CloudflareAccount | MemoryAccount, Field(discriminator="provider")]
+
+
+class ZoneSpec(_Strict):
+    name: ZoneName
+    account: EntryName
+    zone_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")] | None = Field(
+        default=None, alias="zoneId"
+    )
+    ttl: Ttl | None = None
+    proxied: bool | None = None
+    ownership: Ownership | None = None
+    comment: Annotated[str, StringConstraints(max_length=100)] | None = None
+
+
+class RoutingTableSpec(_Strict):
+    version: Literal[1]
+    defaults: Defaults = Field(default_factory=Defaults)
+    clients: list[ClientSpec] = Field(default_factory=list)
+    accounts: Annotated[list[AccountSpec], Field(min_length=1)]
+    zones: Annotated[list[ZoneSpec], Field(min_length=1)]
+
+
+def cross_check(spec: RoutingTableSpec) -> list[tuple[tuple[str | int, ...], str]]:
+    """Findings that span entries, each with the key path it concerns."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    for section, entries in (
+        ("clients", spec.clients),
+        ("accounts", spec.accounts),
+        ("zones", spec.zones),
+    ):
+        first: dict[str, int] = {}
+        for index, entry in enumerate(entries):
+            if entry.name in first:
+                problems.append(
+                    (
+                        (section, index, "name"),
+                        f"duplicate name {entry.name!r} (first at {section}[{first[entry.name]}])",
+                    )
+                )
+            first.setdefault(entry.name, index)
+    accounts = {account.name for account in spec.accounts}
+    for index, zone in enumerate(spec.zones):
+        if zone.account not in accounts:
+            problems.append(
+                (
+                    ("zones", index, "account"),
+                    f"zone {zone.name!r} names account {zone.account!r}, which is not defined "
+                    f"(accounts: {', '.join(sorted(accounts))})",
+                )
+            )
+    routed = [zone.name for zone in spec.zones]
+    for index, client in enumerate(spec.clients):
+        for z_index, name in enumerate(client.zones or []):
+            if not any(is_within(name, zone) for zone in routed):
+                problems.append(
+                    (
+                        ("clients", index, "zones", z_index),
+                        f"client {client.name!r} may change {name!r}, but no zone routes it",
+                    )
+                )
+    return problems

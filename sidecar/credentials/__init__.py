@@ -1,0 +1,1 @@
+"""Credentials from Kubernetes Secrets, environment variables, files or inline values."""

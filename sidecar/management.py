@@ -1,0 +1,95 @@
+"""The management port: liveness, readiness, metrics and a status page for people.
+
+Never authenticated and never the protocol: bind it where only the kubelet and Prometheus
+reach it.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from sidecar import __version__
+from sidecar.auth.clients import Verifier
+from sidecar.config.live import LiveConfig
+from sidecar.observability.metrics import Metrics
+from sidecar.protocol.json import json_response
+from sidecar.routing.health import HealthCache
+
+
+class ManagementApi:
+    def __init__(
+        self, live: LiveConfig, health: HealthCache, verifier: Verifier, metrics: Metrics
+    ) -> None:
+        self.live = live
+        self.health = health
+        self.verifier = verifier
+        self.metrics = metrics
+        self.ready = False
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/livez", self.livez),
+            web.get("/readyz", self.readyz),
+            web.get("/metrics", self.prometheus),
+            web.get("/status", self.status),
+        ]
+
+    async def livez(self, request: web.Request) -> web.Response:
+        return json_response({"status": "alive"})
+
+    async def readyz(self, request: web.Request) -> web.Response:
+        if not self.ready:
+            return json_response({"status": "starting"}, status=503)
+        return json_response({"status": "ready", "generation": self.live.generation})
+
+    async def prometheus(self, request: web.Request) -> web.Response:
+        response = web.Response(body=self.metrics.render())
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
+
+    async def status(self, request: web.Request) -> web.Response:
+        runtime = self.live.current
+        health = self.health.last
+        accounts = {
+            name: {
+                "provider": account.provider.kind,
+                "healthy": health[name].healthy if name in health else None,
+                "message": health[name].message if name in health else "not checked yet",
+            }
+            for name, account in runtime.accounts.items()
+        }
+        clients = [
+            {
+                "name": client.name,
+                "algorithm": client.algorithm.value if client.signs else None,
+                "signed": client.signs,
+                "secrets": len(client.secrets),
+                "zones": list(client.zones) if client.zones is not None else "all",
+                "refused": client.refusal,
+            }
+            for client in runtime.clients
+        ]
+        return json_response(
+            {
+                "version": __version__,
+                "ready": self.ready,
+                "config": {
+                    "file": self.live.config_file,
+                    "source": runtime.source,
+                    "generation": runtime.generation,
+                    "lastReloadError": self.live.last_error,
+                    "failedReloads": self.live.failed_reloads,
+                },
+                "zones": [
+                    {"zone": route.zone.name, "account": route.account.name}
+                    for route in runtime.table
+                ],
+                "accounts": accounts,
+                "clients": clients,
+                "replayCache": {
+                    "entries": len(self.verifier.replay),
+                    "capacity": self.verifier.replay.capacity,
+                },
+            }
+        )

@@ -1,0 +1,38 @@
+"""Per-request facts gathered along the way for the one log line each request gets."""
+
+from __future__ import annotations
+
+import contextvars
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class RequestFacts:
+    request_id: str
+    client: str | None = None
+    fqdn: str | None = None
+    account: str | None = None
+    provider_calls: int = 0
+
+
+_current: contextvars.ContextVar[RequestFacts | None] = contextvars.ContextVar(
+    "dns_sidecar_request", default=None
+)
+
+
+def begin(request_id: str) -> RequestFacts:
+    """Start collecting facts for the request running in this task."""
+    facts = RequestFacts(request_id)
+    _current.set(facts)
+    return facts
+
+
+def current() -> RequestFacts | None:
+    return _current.get()
+
+
+def count_provider_call() -> None:
+    """Providers call this once per API call they make."""
+    facts = _current.get()
+    if facts is not None:
+        facts.provider_calls += 1

@@ -1,0 +1,55 @@
+"""Prometheus metrics, in a registry of their own per app (no process-wide globals)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "dns_sidecar_requests",
+            "Protocol requests handled, by endpoint, method and status.",
+            ["endpoint", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "dns_sidecar_request_duration_seconds",
+            "Time to answer a protocol request, by endpoint.",
+            ["endpoint"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.auth_failures = Counter(
+            "dns_sidecar_auth_failures",
+            "Requests refused by HMAC verification, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.replay_cache = Gauge(
+            "dns_sidecar_replay_cache_entries",
+            "Nonces held in the replay cache.",
+            registry=self.registry,
+        )
+        self.config_generation = Gauge(
+            "dns_sidecar_config_generation",
+            "Generation of the routing table in force (1 at start, +1 per successful reload).",
+            registry=self.registry,
+        )
+        self.record_changes = Counter(
+            "dns_sidecar_record_changes",
+            "Upserts and deletes by account and outcome.",
+            ["account", "outcome"],
+            registry=self.registry,
+        )
+
+    def watch_replay_cache(self, size: Callable[[], int]) -> None:
+        self.replay_cache.set_function(lambda: float(size()))
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,127 @@
+"""The four endpoints of the webhook protocol (SPEC section 2).
+
+Handlers parse at the edge, route, call the provider and answer; errors are raised and turned
+into responses by ``middleware`` alone.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from sidecar.auth.clients import Client
+from sidecar.clock import Clock
+from sidecar.config.live import LiveConfig
+from sidecar.errors import DomainNotAllowed, RecordNotFound
+from sidecar.observability import context
+from sidecar.observability.metrics import Metrics
+from sidecar.protocol import wire
+from sidecar.protocol.middleware import BODY, CLIENT
+from sidecar.protocol.json import json_response
+from sidecar.providers.base import Outcome
+from sidecar.records import RecordKey, RecordSet
+from sidecar.routing.health import HealthCache
+from sidecar.routing.table import Route
+
+UPSERT_MESSAGES = {
+    Outcome.CREATED: "Record created successfully",
+    Outcome.UPDATED: "Record updated successfully",
+    Outcome.UNCHANGED: "Record unchanged (already up to date)",
+}
+
+
+class ProtocolApi:
+    def __init__(
+        self, live: LiveConfig, health: HealthCache, metrics: Metrics, clock: Clock
+    ) -> None:
+        self.live = live
+        self.health_cache = health
+        self.metrics = metrics
+        self.clock = clock
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/health", self.health, allow_head=False),
+            web.post("/records", self.upsert),
+            web.get("/records/{type}/{domain}/{subdomain:[^/]*}", self.get, allow_head=False),
+            web.delete("/records/{type}/{domain}/{subdomain:[^/]*}", self.delete),
+        ]
+
+    async def health(self, request: web.Request) -> web.Response:
+        results = await self.health_cache.check(self.live.current.accounts)
+        failing = {name: h.message for name, h in results.items() if not h.healthy}
+        stamp = datetime.fromtimestamp(self.clock.time(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if failing:
+            listed = "; ".join(f"{name}: {why}" for name, why in sorted(failing.items()))
+            body = {"status": "unhealthy", "message": f"Unhealthy accounts: {listed}",
+                    "timestamp": stamp}
+            return json_response(body, status=503)
+        body = {"status": "healthy", "message": "DNS server is operational", "timestamp": stamp}
+        return json_response(body)
+
+    async def upsert(self, request: web.Request) -> web.Response:
+        parsed = wire.parse_upsert(request[BODY])
+        route = self._route(request, parsed.key)
+        ttl = parsed.ttl if parsed.ttl is not None else route.zone.ttl
+        record = RecordSet.build(parsed.key, parsed.values, ttl)
+        result = await route.account.provider.upsert(route.zone, record)
+        self.metrics.record_changes.labels(route.account.name, result.outcome.value).inc()
+        return json_response(
+            {
+                "success": True,
+                "record": result.record.to_wire(),
+                "message": UPSERT_MESSAGES[result.outcome],
+            }
+        )
+
+    async def get(self, request: web.Request) -> web.Response:
+        key = _path_key(request)
+        route = self._route(request, key)
+        found = await route.account.provider.get(route.zone, key)
+        if found is None:
+            raise RecordNotFound(
+                f"No {key.type} record exists at {key.fqdn}.",
+                details={"type": key.type, "fqdn": key.fqdn},
+            )
+        return json_response({"success": True, "record": found.to_wire()})
+
+    async def delete(self, request: web.Request) -> web.Response:
+        key = _path_key(request)
+        route = self._route(request, key)
+        result = await route.account.provider.delete(route.zone, key)
+        body: dict[str, Any] = {"success": True}
+        if result.removed:
+            body["message"] = "Record deleted successfully"
+            self.metrics.record_changes.labels(route.account.name, "deleted").inc()
+        else:
+            body["message"] = "Record does not exist (already deleted)"
+        if result.left:
+            body["message"] += (
+                f"; left {len(result.left)} record(s) not managed by dns-sidecar in place: "
+                + ", ".join(result.left)
+            )
+            body["left"] = list(result.left)
+        return json_response(body)
+
+    def _route(self, request: web.Request, key: RecordKey) -> Route:
+        facts = context.current()
+        if facts is not None:
+            facts.fqdn = key.fqdn
+        route = self.live.current.table.resolve(key.fqdn)
+        client: Client | None = request.get(CLIENT)
+        if client is not None and not client.may_change(key.fqdn):
+            raise DomainNotAllowed(
+                f"Client {client.name!r} may not change {key.fqdn}; its zones are "
+                f"{', '.join(client.zones or ())}.",
+                details={"fqdn": key.fqdn, "client": client.name},
+            )
+        if facts is not None:
+            facts.account = route.account.name
+        return route
+
+
+def _path_key(request: web.Request) -> RecordKey:
+    info = request.match_info
+    return RecordKey.parse(info["type"], info["domain"], info["subdomain"])

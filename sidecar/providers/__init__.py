@@ -1,0 +1,1 @@
+"""DNS providers behind one interface (``base.Provider``)."""

@@ -1,0 +1,51 @@
+"""The live routing table: which zone, and so which provider account, serves a name."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+from sidecar.errors import DomainNotAllowed
+from sidecar.providers.base import Provider, ZonePolicy
+
+ROOT = "."  # a zone named "." covers every name (the embedded default uses it)
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A provider account, named as in the routing table."""
+
+    name: str
+    provider: Provider
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    zone: ZonePolicy
+    account: Account
+
+
+class RoutingTable:
+    """Zones to accounts; a name goes to the zone with the longest suffix on label boundaries."""
+
+    def __init__(self, routes: Iterable[Route]) -> None:
+        self._routes = {route.zone.name: route for route in routes}
+
+    def __iter__(self) -> Iterator[Route]:
+        return iter(self._routes.values())
+
+    def __len__(self) -> int:
+        return len(self._routes)
+
+    def resolve(self, fqdn: str) -> Route:
+        labels = fqdn.split(".")
+        for start in range(len(labels)):
+            route = self._routes.get(".".join(labels[start:]))
+            if route is not None:
+                return route
+        route = self._routes.get(ROOT)
+        if route is None:
+            raise DomainNotAllowed(
+                f"No zone in the routing table covers {fqdn}.", details={"fqdn": fqdn}
+            )
+        return route

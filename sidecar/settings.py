@@ -1,0 +1,110 @@
+"""Process settings: one frozen root of small groups, read from the environment once (in ``cli``).
+
+Variables carry the ``DNS_SIDECAR_`` prefix; the guide's ``PORT``, ``HMAC_SECRET``,
+``HMAC_ALGORITHM`` and ``CLOUDFLARE_*`` names are accepted too (the prefixed name wins when both
+are set). Command-line flags override both, by being passed to the constructors.
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Port = Annotated[int, Field(ge=0, le=65535)]
+
+
+def _env(name: str, *legacy: str) -> AliasChoices:
+    return AliasChoices(f"DNS_SIDECAR_{name}", *legacy)
+
+
+class _Group(BaseSettings):
+    model_config = SettingsConfigDict(
+        frozen=True, extra="ignore", populate_by_name=True, env_ignore_empty=True
+    )
+
+
+class ServerSettings(_Group):
+    """Where and how the two HTTP servers listen."""
+
+    host: str = Field("127.0.0.1", validation_alias=_env("HOST"))
+    port: Port = Field(7100, validation_alias=_env("PORT", "PORT"))
+    management_host: str = Field("127.0.0.1", validation_alias=_env("MANAGEMENT_HOST"))
+    management_port: Port = Field(8080, validation_alias=_env("MANAGEMENT_PORT"))
+    allow_unauthenticated: bool = Field(False, validation_alias=_env("ALLOW_UNAUTHENTICATED"))
+    max_body_bytes: int = Field(64 * 1024, ge=1024, validation_alias=_env("MAX_BODY_BYTES"))
+    shutdown_timeout: float = Field(25.0, ge=0, validation_alias=_env("SHUTDOWN_TIMEOUT"))
+    health_cache_seconds: float = Field(5.0, ge=0, validation_alias=_env("HEALTH_CACHE_SECONDS"))
+
+
+class AuthSettings(_Group):
+    """HMAC verification; clients come from the routing table, or from these for one client."""
+
+    hmac_secret: SecretStr | None = Field(None, validation_alias=_env("HMAC_SECRET", "HMAC_SECRET"))
+    hmac_algorithm: str = Field(
+        "SHA256", validation_alias=_env("HMAC_ALGORITHM", "HMAC_ALGORITHM")
+    )
+    timestamp_skew: float = Field(300.0, gt=0, validation_alias=_env("TIMESTAMP_SKEW"))
+    replay_cache_size: int = Field(100_000, ge=1, validation_alias=_env("REPLAY_CACHE_SIZE"))
+
+
+class LogFormat(enum.StrEnum):
+    AUTO = "auto"  # JSON unless stderr is a terminal
+    JSON = "json"
+    CONSOLE = "console"
+
+
+class LogSettings(_Group):
+    format: LogFormat = Field(LogFormat.AUTO, validation_alias=_env("LOG_FORMAT"))
+    level: str = Field("INFO", validation_alias=_env("LOG_LEVEL"))
+
+
+class TableSettings(_Group):
+    """The routing table file, and what serves when there is none."""
+
+    config: Path | None = Field(None, validation_alias=_env("CONFIG"))
+    memory_file: Path | None = Field(None, validation_alias=_env("MEMORY_FILE"))
+
+
+class CloudflareSeedSettings(_Group):
+    """The guide's ``CLOUDFLARE_*`` variables: with no routing table, one Cloudflare account."""
+
+    api_token: SecretStr | None = Field(None, validation_alias=AliasChoices("CLOUDFLARE_API_TOKEN"))
+    api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("CLOUDFLARE_API_KEY"))
+    email: str | None = Field(None, validation_alias=AliasChoices("CLOUDFLARE_EMAIL"))
+
+
+class Settings(BaseModel):
+    """The root; build it once with :meth:`from_env` and pass it down."""
+
+    model_config = ConfigDict(frozen=True)
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    table: TableSettings = Field(default_factory=TableSettings)
+    cloudflare: CloudflareSeedSettings = Field(default_factory=CloudflareSeedSettings)
+
+    @classmethod
+    def from_env(
+        cls,
+        *,
+        server: dict[str, object] | None = None,
+        table: dict[str, object] | None = None,
+        log: dict[str, object] | None = None,
+    ) -> Settings:
+        """Environment first, then the given overrides (the command-line flags) on top."""
+        return cls(
+            server=ServerSettings(**_set(server)),
+            auth=AuthSettings(),
+            log=LogSettings(**_set(log)),
+            table=TableSettings(**_set(table)),
+            cloudflare=CloudflareSeedSettings(),
+        )
+
+
+def _set(overrides: dict[str, object] | None) -> dict[str, object]:
+    return {key: value for key, value in (overrides or {}).items() if value is not None}
