@@ -14,6 +14,7 @@ from sidecar.clock import Clock, SystemClock
 from sidecar.config import loader, runtime
 from sidecar.config.live import LiveConfig
 from sidecar.management import ManagementApi
+from sidecar.observability.inflight import InFlight
 from sidecar.observability.metrics import Metrics
 from sidecar.protocol.handlers import ProtocolApi
 from sidecar.protocol.middleware import authenticate, observe
@@ -25,6 +26,7 @@ METRICS = web.AppKey("metrics", Metrics)
 VERIFIER = web.AppKey("verifier", Verifier)
 MANAGEMENT = web.AppKey("management", web.Application)
 MANAGEMENT_API = web.AppKey("management_api", ManagementApi)
+IN_FLIGHT = web.AppKey("in_flight", InFlight)
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +74,12 @@ def create_app(
     metrics.watch_replay_cache(lambda: len(verifier.replay))
     metrics.config_generation.set_function(lambda: float(live.generation))
     health = HealthCache(clock, settings.server.health_cache_seconds)
+    in_flight = InFlight(metrics.in_flight)
 
     app = web.Application(
         client_max_size=settings.server.max_body_bytes,
         middlewares=[
-            observe(metrics),
+            observe(metrics, in_flight),
             authenticate(verifier, live, metrics, settings.server.max_body_bytes),
         ],
     )
@@ -84,6 +87,7 @@ def create_app(
     app[LIVE] = live
     app[METRICS] = metrics
     app[VERIFIER] = verifier
+    app[IN_FLIGHT] = in_flight
 
     management = web.Application()
     management_api = ManagementApi(live, health, verifier, metrics)

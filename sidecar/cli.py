@@ -90,15 +90,15 @@ def _serve(args: argparse.Namespace) -> int:
     try:
         app = create_app(settings)
     except ConfigError as err:
-        log.error("invalid routing table, not starting: %s", err)  # noqa: TRY400
+        log.error("invalid routing table, not starting: %s", err)
         return EXIT_USAGE
     except (StartupError, ValueError) as err:
-        log.error("not starting: %s", err)  # noqa: TRY400
+        log.error("not starting: %s", err)
         return EXIT_USAGE
     try:
         asyncio.run(serve(app, settings))
     except OSError as err:
-        log.error("cannot listen: %s", err)  # noqa: TRY400
+        log.error("cannot listen: %s", err)
         return EXIT_FAILED
     return EXIT_OK
 
@@ -119,8 +119,8 @@ def _check(args: argparse.Namespace) -> int:
 def _request(args: argparse.Namespace) -> int:
     from sidecar.client import send  # noqa: PLC0415 - only this command needs the HTTP client
 
-    secret = args.secret or os.environ.get("DNS_SIDECAR_HMAC_SECRET") or os.environ.get(
-        "HMAC_SECRET"
+    secret = (
+        args.secret or os.environ.get("DNS_SIDECAR_HMAC_SECRET") or os.environ.get("HMAC_SECRET")
     )
     try:
         algorithm = Algorithm.parse(args.algorithm)

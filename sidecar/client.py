@@ -30,7 +30,7 @@ async def send(
     data: bytes = b"",
     secret: bytes | None = None,
     algorithm: Algorithm = Algorithm.SHA256,
-    timeout: float = 30.0,
+    seconds: float = 30.0,
 ) -> Reply:
     """Send ``method path`` to ``url``, signed with ``secret`` when one is given."""
     method = method.upper()
@@ -39,7 +39,7 @@ async def send(
         signed_path = unquote(urlsplit(path).path)
         headers.update(hmac.sign(secret, algorithm, method, signed_path, data))
     async with (
-        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session,
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=seconds)) as session,
         session.request(method, url.rstrip("/") + path, data=data or None, headers=headers) as r,
     ):
         raw = await r.read()

@@ -27,7 +27,7 @@ bad routing table from replacing a good one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 
@@ -92,7 +92,7 @@ class MethodNotAllowed(ClientError):
     status = 405
     code = "METHOD_NOT_ALLOWED"
 
-    def __init__(self, message: str, *, allowed: Sequence[str]) -> None:
+    def __init__(self, message: str, *, allowed: Iterable[str]) -> None:
         super().__init__(message, details={"allowed": sorted(allowed)})
         self.allowed = sorted(allowed)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,7 +34,9 @@ class ServerSettings(_Group):
     port: Port = Field(7100, validation_alias=_env("PORT", "PORT"))
     management_host: str = Field("127.0.0.1", validation_alias=_env("MANAGEMENT_HOST"))
     management_port: Port = Field(8080, validation_alias=_env("MANAGEMENT_PORT"))
-    allow_unauthenticated: bool = Field(False, validation_alias=_env("ALLOW_UNAUTHENTICATED"))
+    allow_unauthenticated: bool = Field(
+        default=False, validation_alias=_env("ALLOW_UNAUTHENTICATED")
+    )
     max_body_bytes: int = Field(64 * 1024, ge=1024, validation_alias=_env("MAX_BODY_BYTES"))
     shutdown_timeout: float = Field(25.0, ge=0, validation_alias=_env("SHUTDOWN_TIMEOUT"))
     health_cache_seconds: float = Field(5.0, ge=0, validation_alias=_env("HEALTH_CACHE_SECONDS"))
@@ -44,9 +46,7 @@ class AuthSettings(_Group):
     """HMAC verification; clients come from the routing table, or from these for one client."""
 
     hmac_secret: SecretStr | None = Field(None, validation_alias=_env("HMAC_SECRET", "HMAC_SECRET"))
-    hmac_algorithm: str = Field(
-        "SHA256", validation_alias=_env("HMAC_ALGORITHM", "HMAC_ALGORITHM")
-    )
+    hmac_algorithm: str = Field("SHA256", validation_alias=_env("HMAC_ALGORITHM", "HMAC_ALGORITHM"))
     timestamp_skew: float = Field(300.0, gt=0, validation_alias=_env("TIMESTAMP_SKEW"))
     replay_cache_size: int = Field(100_000, ge=1, validation_alias=_env("REPLAY_CACHE_SIZE"))
 
@@ -92,9 +92,9 @@ class Settings(BaseModel):
     def from_env(
         cls,
         *,
-        server: dict[str, object] | None = None,
-        table: dict[str, object] | None = None,
-        log: dict[str, object] | None = None,
+        server: dict[str, Any] | None = None,
+        table: dict[str, Any] | None = None,
+        log: dict[str, Any] | None = None,
     ) -> Settings:
         """Environment first, then the given overrides (the command-line flags) on top."""
         return cls(
@@ -106,5 +106,5 @@ class Settings(BaseModel):
         )
 
 
-def _set(overrides: dict[str, object] | None) -> dict[str, object]:
+def _set(overrides: dict[str, Any] | None) -> dict[str, Any]:
     return {key: value for key, value in (overrides or {}).items() if value is not None}

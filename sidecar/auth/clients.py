@@ -71,7 +71,9 @@ class Verifier:
         if unsigned and (not signing or (signature is None and timestamp is None and not nonce)):
             return unsigned[0]
         if not signing:
-            raise AuthFailed(f"No client can be authenticated: {refused}", reason="client_unavailable")
+            raise AuthFailed(
+                f"No client can be authenticated: {refused}", reason="client_unavailable"
+            )
         missing = [
             name
             for name, value in (
@@ -86,7 +88,9 @@ class Verifier:
                 f"The request is not signed: missing header(s) {', '.join(missing)}.",
                 reason="missing_header",
             )
-        assert timestamp is not None and nonce is not None and signature is not None
+        assert timestamp is not None
+        assert nonce is not None
+        assert signature is not None
         now = self.clock.time()
         expires = self._check_timestamp(timestamp, now)
         if not 1 <= len(nonce) <= MAX_NONCE or not all(" " <= ch <= "~" for ch in nonce):

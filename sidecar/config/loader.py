@@ -35,15 +35,15 @@ def parse(text: str, source: str) -> RoutingTableSpec:
         _index(node, (), lines, problems)
     if not isinstance(data, dict):
         raise ConfigError(source, ["the routing table must be a YAML mapping (version, zones...)"])
+    spec: RoutingTableSpec | None = None
     try:
         spec = RoutingTableSpec.model_validate(data)
     except ValidationError as err:
         for error in err.errors():
-            where = _where(data, error["loc"])
+            where = _where(data, error["loc"], missing=error["type"] == "missing")
             problems.append(f"{_describe(where, lines)}: {_message(error)}")
-        raise ConfigError(source, problems) from None
-    problems += [f"{_describe(where, lines)}: {why}" for where, why in cross_check(spec)]
-    if problems:
+    problems += [f"{_describe(where, lines)}: {why}" for where, why in cross_check(data)]
+    if problems or spec is None:
         raise ConfigError(source, problems)
     return spec
 
@@ -65,19 +65,19 @@ def _index(node: yaml.Node, path: _Path, lines: dict[_Path, int], problems: list
             _index(item, (*path, index), lines, problems)
 
 
-def _where(data: Any, loc: tuple[str | int, ...]) -> _Path:
+def _where(data: Any, loc: tuple[str | int, ...], *, missing: bool) -> _Path:
     """The error location as a path in the data.
 
     pydantic puts union tags (``cloudflare``, ``secretRef``...) in the location; they are not
-    keys of the data and are skipped, except as the last element (a missing key).
+    keys of the data and are skipped; a missing key is the one part not found that is kept.
     """
     path: list[str | int] = []
     current = data
     for position, part in enumerate(loc):
-        last = position == len(loc) - 1
-        if isinstance(current, dict) and part in current:
-            current = current[part]
-        elif isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current):
+        last = missing and position == len(loc) - 1
+        in_dict = isinstance(current, dict) and part in current
+        in_list = isinstance(current, list) and isinstance(part, int) and 0 <= part < len(current)
+        if in_dict or in_list:
             current = current[part]
         elif last:
             pass

@@ -7,7 +7,8 @@ errors. Checks that span entries (duplicate names, references between sections) 
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -43,7 +44,13 @@ def _algorithm(raw: object) -> object:
     return Algorithm.parse(raw) if isinstance(raw, str) else raw
 
 
+def _ownership(raw: object) -> object:
+    # YAML 1.1 reads a bare `off` as false; that is what the author meant.
+    return "off" if raw is False else raw
+
+
 ZoneName = Annotated[str, AfterValidator(_zone_name)]
+OwnershipField = Annotated[Ownership, BeforeValidator(_ownership)]
 EntryName = Annotated[
     str, StringConstraints(min_length=1, max_length=63, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 ]
@@ -58,7 +65,7 @@ class _Strict(BaseModel):
 class Defaults(_Strict):
     ttl: Ttl = 300
     proxied: bool = False
-    ownership: Ownership = Ownership.STRICT
+    ownership: OwnershipField = Ownership.STRICT
     comment: Annotated[str, StringConstraints(max_length=100)] = DEFAULT_COMMENT
 
 
@@ -126,7 +133,7 @@ class ZoneSpec(_Strict):
     )
     ttl: Ttl | None = None
     proxied: bool | None = None
-    ownership: Ownership | None = None
+    ownership: OwnershipField | None = None
     comment: Annotated[str, StringConstraints(max_length=100)] | None = None
 
 
@@ -138,42 +145,69 @@ class RoutingTableSpec(_Strict):
     zones: Annotated[list[ZoneSpec], Field(min_length=1)]
 
 
-def cross_check(spec: RoutingTableSpec) -> list[tuple[tuple[str | int, ...], str]]:
-    """Findings that span entries, each with the key path it concerns."""
+def cross_check(data: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
+    """Findings that span entries, each with the key path it concerns.
+
+    Works on the raw data, best effort, so that ``check`` lists these problems too when the
+    schema itself has failed elsewhere.
+    """
     problems: list[tuple[tuple[str | int, ...], str]] = []
-    for section, entries in (
-        ("clients", spec.clients),
-        ("accounts", spec.accounts),
-        ("zones", spec.zones),
-    ):
+    names: dict[str, list[str]] = {}
+    for section in ("clients", "accounts", "zones"):
         first: dict[str, int] = {}
-        for index, entry in enumerate(entries):
-            if entry.name in first:
+        for index, entry in _entries(data, section):
+            name = _canonical(entry.get("name"), zone=section == "zones")
+            if name is None:
+                continue
+            if name in first:
                 problems.append(
                     (
                         (section, index, "name"),
-                        f"duplicate name {entry.name!r} (first at {section}[{first[entry.name]}])",
+                        f"duplicate name {name!r} (first at {section}[{first[name]}])",
                     )
                 )
-            first.setdefault(entry.name, index)
-    accounts = {account.name for account in spec.accounts}
-    for index, zone in enumerate(spec.zones):
-        if zone.account not in accounts:
+            first.setdefault(name, index)
+        names[section] = list(first)
+    accounts = names["accounts"]
+    for index, zone in _entries(data, "zones"):
+        account = zone.get("account")
+        if isinstance(account, str) and account not in accounts:
             problems.append(
                 (
                     ("zones", index, "account"),
-                    f"zone {zone.name!r} names account {zone.account!r}, which is not defined "
-                    f"(accounts: {', '.join(sorted(accounts))})",
+                    (
+                        f"zone {zone.get('name')!r} names account {account!r}, which is not "
+                        f"defined (accounts: {', '.join(sorted(accounts)) or 'none'})"
+                    ),
                 )
             )
-    routed = [zone.name for zone in spec.zones]
-    for index, client in enumerate(spec.clients):
-        for z_index, name in enumerate(client.zones or []):
-            if not any(is_within(name, zone) for zone in routed):
+    for index, client in _entries(data, "clients"):
+        zones = client.get("zones")
+        for z_index, raw in enumerate(zones if isinstance(zones, list) else []):
+            name = _canonical(raw, zone=True)
+            if name is not None and not any(is_within(name, zone) for zone in names["zones"]):
                 problems.append(
                     (
                         ("clients", index, "zones", z_index),
-                        f"client {client.name!r} may change {name!r}, but no zone routes it",
+                        f"client {client.get('name')!r} may change {name!r}, but no zone routes it",
                     )
                 )
     return problems
+
+
+def _entries(data: Mapping[str, Any], section: str) -> list[tuple[int, Mapping[str, Any]]]:
+    entries = data.get(section)
+    if not isinstance(entries, list):
+        return []
+    return [(index, entry) for index, entry in enumerate(entries) if isinstance(entry, dict)]
+
+
+def _canonical(raw: object, *, zone: bool) -> str | None:
+    if not isinstance(raw, str):
+        return None
+    if not zone:
+        return raw
+    try:
+        return _zone_name(raw)
+    except ValueError:
+        return None

@@ -61,7 +61,12 @@ _SOURCES = ("secretRef", "env", "file", "value")
 
 def _source(data: Any) -> str | None:
     if isinstance(data, BaseModel):
-        return {FromSecret: "secretRef", FromEnv: "env", FromFile: "file"}.get(type(data), "value")
+        tags: dict[type[BaseModel], str] = {
+            FromSecret: "secretRef",
+            FromEnv: "env",
+            FromFile: "file",
+        }
+        return tags.get(type(data), "value")
     if isinstance(data, dict):
         found = [key for key in _SOURCES if key in data]
         return found[0] if len(found) == 1 else None

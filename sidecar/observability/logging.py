@@ -34,7 +34,8 @@ class ConsoleFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         stamp = datetime.fromtimestamp(record.created, UTC).strftime("%H:%M:%S")
         fields = " ".join(
-            f"{key}={value}" for key, value in getattr(record, "fields", {}).items()
+            f"{key}={value}"
+            for key, value in getattr(record, "fields", {}).items()
             if value is not None
         )
         text = f"{stamp} {record.levelname:<7} {record.getMessage()} {fields}".rstrip()

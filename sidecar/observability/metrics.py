@@ -25,6 +25,11 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.in_flight = Gauge(
+            "dns_sidecar_requests_in_flight",
+            "Protocol requests being handled now.",
+            registry=self.registry,
+        )
         self.auth_failures = Counter(
             "dns_sidecar_auth_failures",
             "Requests refused by HMAC verification, by reason.",

@@ -18,8 +18,8 @@ from sidecar.errors import DomainNotAllowed, RecordNotFound
 from sidecar.observability import context
 from sidecar.observability.metrics import Metrics
 from sidecar.protocol import wire
-from sidecar.protocol.middleware import BODY, CLIENT
 from sidecar.protocol.json import json_response
+from sidecar.protocol.middleware import BODY, CLIENT
 from sidecar.providers.base import Outcome
 from sidecar.records import RecordKey, RecordSet
 from sidecar.routing.health import HealthCache
@@ -55,8 +55,11 @@ class ProtocolApi:
         stamp = datetime.fromtimestamp(self.clock.time(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         if failing:
             listed = "; ".join(f"{name}: {why}" for name, why in sorted(failing.items()))
-            body = {"status": "unhealthy", "message": f"Unhealthy accounts: {listed}",
-                    "timestamp": stamp}
+            body = {
+                "status": "unhealthy",
+                "message": f"Unhealthy accounts: {listed}",
+                "timestamp": stamp,
+            }
             return json_response(body, status=503)
         body = {"status": "healthy", "message": "DNS server is operational", "timestamp": stamp}
         return json_response(body)

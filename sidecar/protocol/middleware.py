@@ -11,9 +11,9 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
 
 from sidecar.auth.clients import Client, Verifier
 from sidecar.config.live import LiveConfig
@@ -26,6 +26,7 @@ from sidecar.errors import (
     SidecarError,
 )
 from sidecar.observability import context
+from sidecar.observability.inflight import InFlight
 from sidecar.observability.logging import ACCESS_LOGGER
 from sidecar.observability.metrics import Metrics
 from sidecar.protocol.json import error_response
@@ -35,13 +36,12 @@ BODY = web.RequestKey("body", bytes)
 CLIENT = web.RequestKey("client", Client)
 
 _ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 log = logging.getLogger(__name__)
 access = logging.getLogger(ACCESS_LOGGER)
 
 
-def observe(metrics: Metrics) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+def observe(metrics: Metrics, in_flight: InFlight) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         given = request.headers.get(REQUEST_ID, "")
@@ -49,6 +49,7 @@ def observe(metrics: Metrics) -> Callable[[web.Request, Handler], Awaitable[web.
         facts = context.begin(request_id)
         started = time.perf_counter()
         error: SidecarError | None = None
+        in_flight.enter()
         try:
             response = await handler(request)
         except SidecarError as err:
@@ -61,6 +62,8 @@ def observe(metrics: Metrics) -> Callable[[web.Request, Handler], Awaitable[web.
                 f"An internal error occurred; it was logged with request id {request_id}.",
                 details={"requestId": request_id},
             )
+        finally:
+            in_flight.leave()
         if error is not None:
             response = error_response(error)
         response.headers[REQUEST_ID] = request_id
@@ -96,7 +99,7 @@ def observe(metrics: Metrics) -> Callable[[web.Request, Handler], Awaitable[web.
 
 def authenticate(
     verifier: Verifier, live: LiveConfig, metrics: Metrics, max_body: int
-) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+) -> Middleware:
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
         unmatched = request.match_info.http_exception

@@ -15,9 +15,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from sidecar.errors import ProviderUnavailable, RecordConflict
+from sidecar.errors import ProviderUnavailable, RecordConflict, SidecarError
 from sidecar.providers.base import DeleteResult, Health, Outcome, UpsertResult, ZonePolicy
-from sidecar.records import RecordKey, RecordName, RecordSet
+from sidecar.records import RecordKey, RecordSet
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +51,7 @@ class MemoryProvider:
         current = at_name.get(record.key.type)
         if current is not None and current.same_content(record):
             return UpsertResult(Outcome.UNCHANGED, current)
-        self._records.setdefault(record.key.fqdn, {})[record.key.type] = record
-        await self._persist()
+        await self._commit(record.key, record)
         return UpsertResult(Outcome.CREATED if current is None else Outcome.UPDATED, record)
 
     async def get(self, zone: ZonePolicy, key: RecordKey) -> RecordSet | None:
@@ -63,13 +62,10 @@ class MemoryProvider:
         return RecordSet(key, stored.values, stored.ttl)
 
     async def delete(self, zone: ZonePolicy, key: RecordKey) -> DeleteResult:
-        at_name = self._records.get(key.fqdn)
-        if not at_name or key.type not in at_name:
+        removed = self._records.get(key.fqdn, {}).get(key.type)
+        if removed is None:
             return DeleteResult(removed=0)
-        removed = at_name.pop(key.type)
-        if not at_name:
-            del self._records[key.fqdn]
-        await self._persist()
+        await self._commit(key, None)
         return DeleteResult(removed=len(removed.values))
 
     async def health(self) -> Health:
@@ -86,7 +82,19 @@ class MemoryProvider:
             for fqdn, types in sorted(self._records.items())
         }
 
-    async def _persist(self) -> None:
+    def _set(self, key: RecordKey, record: RecordSet | None) -> None:
+        at_name = self._records.setdefault(key.fqdn, {})
+        if record is None:
+            at_name.pop(key.type, None)
+        else:
+            at_name[key.type] = record
+        if not at_name:
+            del self._records[key.fqdn]
+
+    async def _commit(self, key: RecordKey, record: RecordSet | None) -> None:
+        """Apply one change; with a snapshot, undo it again if it cannot be persisted."""
+        before = self._records.get(key.fqdn, {}).get(key.type)
+        self._set(key, record)
         if self._snapshot is None:
             return
         async with self._write_lock:
@@ -94,6 +102,8 @@ class MemoryProvider:
             try:
                 await asyncio.to_thread(_atomic_write, self._snapshot, payload)
             except OSError as err:
+                if self._records.get(key.fqdn, {}).get(key.type) is record:
+                    self._set(key, before)
                 raise ProviderUnavailable(
                     f"The memory provider could not write its snapshot {self._snapshot}: "
                     f"{err.strerror or err}.",
@@ -125,12 +135,18 @@ def _encode(records: _Store) -> bytes:
 
 
 def _load(path: Path) -> _Store:
-    data = json.loads(path.read_bytes())
     store: _Store = {}
-    for row in data.get("records", []):
-        key = RecordKey(row["type"], RecordName.parse(row["domain"], row["subdomain"]))
-        store.setdefault(key.fqdn, {})[key.type] = RecordSet(key, tuple(row["values"]), row["ttl"])
-    log.info("memory provider loaded %d record sets from %s", len(data["records"]), path)
+    try:
+        rows = json.loads(path.read_bytes())["records"]
+        for row in rows:
+            key = RecordKey.parse(row["type"], row["domain"], row["subdomain"])
+            record = RecordSet.build(key, row["values"], row["ttl"])
+            store.setdefault(key.fqdn, {})[key.type] = record
+    except (OSError, ValueError, KeyError, TypeError, SidecarError) as err:
+        raise ValueError(
+            f"the memory provider's snapshot {path} cannot be read ({err}); fix or remove it"
+        ) from err
+    log.info("memory provider loaded %d record sets from %s", len(rows), path)
     return store
 
 

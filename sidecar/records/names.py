@@ -119,4 +119,4 @@ class RecordName:
 
 def is_within(name: str, zone: str) -> bool:
     """Whether ``name`` is ``zone`` or below it, on label boundaries (``.`` is the root)."""
-    return zone == "." or name == zone or name.endswith("." + zone)
+    return zone in (".", name) or name.endswith("." + zone)

@@ -91,7 +91,9 @@ def _srv(value: str) -> str:
 def _caa(value: str) -> str:
     match = _CAA.fullmatch(value.strip())
     if match is None:
-        raise _fail("CAA", value, "expected 'flags tag \"value\"', e.g. '0 issue \"letsencrypt.org\"'")
+        raise _fail(
+            "CAA", value, "expected 'flags tag \"value\"', e.g. '0 issue \"letsencrypt.org\"'"
+        )
     flags = _uint(match[1], "CAA", value, "flags", 255)
     inner = match[3] if match[3] is not None else match[4]
     return f'{flags} {match[2].lower()} "{inner}"'

@@ -45,6 +45,6 @@ async def _probe(account: Account) -> Health:
     try:
         return await asyncio.wait_for(account.provider.health(), HEALTH_TIMEOUT)
     except TimeoutError:
-        return Health(False, f"no answer within {HEALTH_TIMEOUT:g} s")
+        return Health(healthy=False, message=f"no answer within {HEALTH_TIMEOUT:g} s")
     except Exception as err:  # noqa: BLE001 - any failure is "unhealthy", with its reason
-        return Health(False, str(err) or type(err).__name__)
+        return Health(healthy=False, message=str(err) or type(err).__name__)

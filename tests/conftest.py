@@ -1,0 +1,199 @@
+"""Shared fixtures: a real sidecar on a loopback port, and a caller that signs like the operator."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from multidict import CIMultiDict
+
+from sidecar.app import LIVE, MANAGEMENT, MANAGEMENT_API, create_app
+from sidecar.auth import hmac
+from sidecar.auth.hmac import Algorithm
+from sidecar.clock import Clock
+from sidecar.config.runtime import Runtime
+from sidecar.settings import (
+    AuthSettings,
+    CloudflareSeedSettings,
+    LogSettings,
+    ServerSettings,
+    Settings,
+    TableSettings,
+)
+
+SECRET = b"test-hmac-secret-0123456789abcdef"
+_ENV_PREFIXES = ("DNS_SIDECAR_", "HMAC_", "CLOUDFLARE_")
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings come from the environment; tests start from none of ours."""
+    for name in list(os.environ):
+        if name.startswith(_ENV_PREFIXES) or name == "PORT":
+            monkeypatch.delenv(name)
+
+
+def make_settings(**auth: Any) -> Settings:
+    server = auth.pop("server", {})
+    table = auth.pop("table", {})
+    return Settings(
+        server=ServerSettings(**server),
+        auth=AuthSettings(**auth),
+        log=LogSettings(),
+        table=TableSettings(**table),
+        cloudflare=CloudflareSeedSettings(),
+    )
+
+
+@dataclass
+class Reply:
+    status: int
+    body: Any
+    headers: CIMultiDict[str] = field(default_factory=CIMultiDict)
+
+    @property
+    def code(self) -> str | None:
+        error = self.body.get("error") if isinstance(self.body, dict) else None
+        return error.get("code") if error else None
+
+    @property
+    def message(self) -> str:
+        return str(self.body["error"]["message"])
+
+
+@dataclass
+class Caller:
+    """Talks to a running sidecar the way the operator does."""
+
+    session: aiohttp.ClientSession
+    base: str
+    secret: bytes | None = None
+    algorithm: Algorithm = Algorithm.SHA256
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        raw: bytes | None = None,
+        sign: bool = True,
+        secret: bytes | None = None,
+        algorithm: Algorithm | None = None,
+        timestamp: str | None = None,
+        nonce: str | None = None,
+        signed_path: str | None = None,
+        signed_body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
+        sent = {"Content-Type": "application/json"} if data else {}
+        key = secret or self.secret
+        if sign and key is not None:
+            sent.update(
+                hmac.sign(
+                    key,
+                    algorithm or self.algorithm,
+                    method,
+                    signed_path or path,
+                    data if signed_body is None else signed_body,
+                    timestamp=timestamp,
+                    nonce=nonce,
+                )
+            )
+        sent.update(headers or {})
+        payload: bytes | io.BytesIO = io.BytesIO(data) if len(data) > 1 << 20 else data
+        async with self.session.request(method, self.base + path, data=payload, headers=sent) as r:
+            text = await r.read()
+            try:
+                parsed: Any = json.loads(text)
+            except ValueError:
+                parsed = text.decode(errors="replace")
+            return Reply(r.status, parsed, CIMultiDict(r.headers))
+
+    async def upsert(self, kind: str, domain: str, sub: str, values: list[str], **kw: Any) -> Reply:
+        record: dict[str, Any] = {"type": kind, "domain": domain, "subdomain": sub}
+        record["values"] = values
+        if "ttl" in kw:
+            record["ttl"] = kw.pop("ttl")
+        return await self.call("POST", "/records", {"record": record, "operation": "upsert"}, **kw)
+
+
+@dataclass
+class Sidecar:
+    app: web.Application
+    server: TestServer
+    caller: Caller
+
+    @property
+    def runtime(self) -> Runtime:
+        return self.app[LIVE].current
+
+
+StartSidecar = Callable[..., Awaitable[Sidecar]]
+StartManagement = Callable[[Sidecar], Awaitable[Caller]]
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as client_session:
+        yield client_session
+
+
+@pytest.fixture
+async def start_sidecar(session: aiohttp.ClientSession) -> AsyncIterator[StartSidecar]:
+    """Start a sidecar on a free loopback port; every one started is stopped after the test."""
+    servers: list[TestServer] = []
+
+    async def start(
+        settings: Settings | None = None,
+        *,
+        runtime: Runtime | None = None,
+        clock: Clock | None = None,
+        secret: bytes | None = None,
+        algorithm: Algorithm = Algorithm.SHA256,
+    ) -> Sidecar:
+        app = create_app(settings or make_settings(), clock=clock, initial=runtime)
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        servers.append(server)
+        base = f"http://127.0.0.1:{server.port}"
+        return Sidecar(app, server, Caller(session, base, secret, algorithm))
+
+    yield start
+    for server in reversed(servers):
+        await server.close()
+
+
+@pytest.fixture
+async def start_management(
+    session: aiohttp.ClientSession,
+) -> AsyncIterator[Callable[[Sidecar], Awaitable[Caller]]]:
+    servers: list[TestServer] = []
+
+    async def start(sidecar: Sidecar) -> Caller:
+        sidecar.app[MANAGEMENT_API].ready = True
+        server = TestServer(sidecar.app[MANAGEMENT], host="127.0.0.1")
+        await server.start_server()
+        servers.append(server)
+        return Caller(session, f"http://127.0.0.1:{server.port}")
+
+    yield start
+    for server in servers:
+        await server.close()
+
+
+@pytest.fixture
+def restore_env() -> Iterator[None]:
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)

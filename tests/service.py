@@ -1,0 +1,108 @@
+"""Run the real ``dns-sidecar`` command in a subprocess on free loopback ports."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Service:
+    process: subprocess.Popen[str]
+    port: int
+    management_port: int
+    log: Path  # stderr goes to a file: a pipe nobody reads would block the server when full
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def management_url(self) -> str:
+        return f"http://127.0.0.1:{self.management_port}"
+
+    def stop(self, timeout: float = 20) -> tuple[int, str]:
+        """SIGTERM, then the exit code and everything it logged."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=timeout)
+        return self.process.returncode, self.logged()
+
+    def logged(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+
+def command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "sidecar", *args]
+
+
+def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DNS_SIDECAR_", "HMAC_", "CLOUDFLARE_")) and k != "PORT"
+    }
+    env["DNS_SIDECAR_LOG_FORMAT"] = "json"
+    env.update(extra or {})
+    return env
+
+
+def wait_ready(service: Service, deadline: float = 20.0) -> None:
+    """Poll /readyz until 200, the process dies, or the deadline passes."""
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if service.process.poll() is not None:
+            code, logged = service.process.returncode, service.logged()
+            raise RuntimeError(f"dns-sidecar exited with {code}: {logged}")
+        try:
+            with urllib.request.urlopen(service.management_url + "/readyz", timeout=1) as reply:
+                if reply.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.05)  # polling with a deadline, not synchronising on a guess
+    raise TimeoutError("dns-sidecar did not become ready")
+
+
+@contextlib.contextmanager
+def running(args: Sequence[str] = (), env: dict[str, str] | None = None) -> Iterator[Service]:
+    port, management = free_port(), free_port()
+    with tempfile.TemporaryDirectory(prefix="dns-sidecar-") as tmp:
+        log = Path(tmp) / "stderr.log"
+        with log.open("w") as sink:
+            process = subprocess.Popen(
+                command("serve", "--port", str(port), "--management-port", str(management), *args),
+                env=clean_env(env),
+                cwd=ROOT,
+                stdin=subprocess.DEVNULL,
+                stdout=sink,
+                stderr=sink,
+                text=True,
+            )
+        service = Service(process, port, management, log)
+        try:
+            wait_ready(service)
+            yield service
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()

@@ -1,0 +1,182 @@
+"""A corpus of bad requests: each gets the right 4xx, never a 500, and changes nothing."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from sidecar.providers.memory import MemoryProvider
+from tests.conftest import Sidecar, StartSidecar
+
+
+def body(record: dict[str, Any] | None = None, operation: Any = "upsert", **extra: Any) -> bytes:
+    base = {"type": "A", "domain": "example.com", "subdomain": "www", "values": ["192.0.2.1"]}
+    return json.dumps(
+        {"record": {**base, **(record or {})}, "operation": operation, **extra}
+    ).encode()
+
+
+LONG_LABEL = "a" * 300
+CORPUS: list[tuple[str, bytes, int, str]] = [
+    ("empty body", b"", 400, "INVALID_REQUEST"),
+    ("malformed JSON", b'{"record": {', 400, "INVALID_REQUEST"),
+    ("not UTF-8", b'{"record": "\xff\xfe"}', 400, "INVALID_REQUEST"),
+    ("JSON array", b"[1, 2, 3]", 400, "INVALID_REQUEST"),
+    ("JSON string", b'"upsert"', 400, "INVALID_REQUEST"),
+    (
+        "record is a list",
+        json.dumps({"record": [], "operation": "upsert"}).encode(),
+        400,
+        "INVALID_REQUEST",
+    ),
+    ("values is a string", body({"values": "192.0.2.1"}), 400, "INVALID_REQUEST"),
+    ("value is a number", body({"values": [3232235777]}), 400, "INVALID_REQUEST"),
+    ("ttl is a string", body({"ttl": "300"}), 400, "INVALID_REQUEST"),
+    ("ttl is a boolean", body({"ttl": True}), 400, "INVALID_REQUEST"),
+    ("ttl is a float", body({"ttl": 300.5}), 400, "INVALID_REQUEST"),
+    ("type is null", body({"type": None}), 400, "INVALID_REQUEST"),
+    ("operation missing", json.dumps({"record": {"type": "A"}}).encode(), 400, "INVALID_REQUEST"),
+    ("unknown operation", body(operation="delete"), 400, "INVALID_REQUEST"),
+    ("operation is a number", body(operation=1), 400, "INVALID_REQUEST"),
+    ("unknown type", body({"type": "HINFO"}), 400, "INVALID_RECORD"),
+    ("empty type", body({"type": ""}), 400, "INVALID_RECORD"),
+    ("bad IPv4", body({"values": ["192.0.2.256"]}), 400, "INVALID_RECORD"),
+    ("IPv4 with leading zero", body({"values": ["192.0.2.01"]}), 400, "INVALID_RECORD"),
+    ("IPv6 in an A record", body({"values": ["2001:db8::1"]}), 400, "INVALID_RECORD"),
+    (
+        "IPv4 in an AAAA record",
+        body({"type": "AAAA", "values": ["192.0.2.1"]}),
+        400,
+        "INVALID_RECORD",
+    ),
+    ("scoped IPv6", body({"type": "AAAA", "values": ["fe80::1%eth0"]}), 400, "INVALID_RECORD"),
+    ("no values", body({"values": []}), 400, "INVALID_RECORD"),
+    (
+        "CNAME with two values",
+        body({"type": "CNAME", "values": ["a.example.net", "b.example.net"]}),
+        400,
+        "INVALID_RECORD",
+    ),
+    (
+        "CNAME to a bad name",
+        body({"type": "CNAME", "values": ["bad..name"]}),
+        400,
+        "INVALID_RECORD",
+    ),
+    (
+        "MX without priority",
+        body({"type": "MX", "values": ["mail.example.com"]}),
+        400,
+        "INVALID_RECORD",
+    ),
+    (
+        "MX priority too big",
+        body({"type": "MX", "values": ["70000 mail.example.com"]}),
+        400,
+        "INVALID_RECORD",
+    ),
+    (
+        "SRV with three fields",
+        body({"type": "SRV", "values": ["10 5 sip.example.com"]}),
+        400,
+        "INVALID_RECORD",
+    ),
+    ("CAA without a tag", body({"type": "CAA", "values": ["0"]}), 400, "INVALID_RECORD"),
+    (
+        "NS at the apex",
+        body({"type": "NS", "subdomain": "@", "values": ["ns1.example.net"]}),
+        400,
+        "INVALID_RECORD",
+    ),
+    ("TXT with a newline", body({"type": "TXT", "values": ["a\nb"]}), 400, "INVALID_RECORD"),
+    ("TXT too long", body({"type": "TXT", "values": ["x" * 5000]}), 400, "INVALID_RECORD"),
+    ("zero TTL", body({"ttl": 0}), 400, "INVALID_RECORD"),
+    ("negative TTL", body({"ttl": -1}), 400, "INVALID_RECORD"),
+    ("huge TTL", body({"ttl": 2**40}), 400, "INVALID_RECORD"),
+    ("300-character label", body({"subdomain": LONG_LABEL}), 400, "INVALID_RECORD"),
+    (
+        "name over 253 characters",
+        body({"subdomain": ".".join(["a" * 60] * 4)}),
+        400,
+        "INVALID_RECORD",
+    ),
+    ("empty domain", body({"domain": ""}), 400, "INVALID_RECORD"),
+    ("wildcard in the domain", body({"domain": "*.example.com"}), 400, "INVALID_RECORD"),
+    ("wildcard not leftmost", body({"subdomain": "a.*.b"}), 400, "INVALID_RECORD"),
+    ("space in a label", body({"subdomain": "my host"}), 400, "INVALID_RECORD"),
+    ("label starting with a hyphen", body({"subdomain": "-www"}), 400, "INVALID_RECORD"),
+    ("invalid non-ASCII name", body({"subdomain": "a\u200db"}), 400, "INVALID_RECORD"),
+    ("emoji name", body({"domain": "\U0001f600.example"}), 400, "INVALID_RECORD"),
+    ("control character in name", body({"subdomain": "a\tb"}), 400, "INVALID_RECORD"),
+    ("10 MB body", b"{" + b" " * (10 * 1024 * 1024) + b"}", 413, "PAYLOAD_TOO_LARGE"),
+]
+
+PATH_CORPUS: list[tuple[str, str, str, int, str]] = [
+    ("unknown type in path", "GET", "/records/BOGUS/example.com/www", 400, "INVALID_RECORD"),
+    ("bad domain in path", "GET", "/records/A/exa..mple.com/www", 400, "INVALID_RECORD"),
+    (
+        "300-character label in path",
+        "DELETE",
+        f"/records/A/example.com/{LONG_LABEL}",
+        400,
+        "INVALID_RECORD",
+    ),
+    ("too few path parts", "GET", "/records/A/example.com", 404, "NOT_FOUND"),
+    ("too many path parts", "DELETE", "/records/A/example.com/www/extra", 404, "NOT_FOUND"),
+    ("POST to a record path", "POST", "/records/A/example.com/www", 405, "METHOD_NOT_ALLOWED"),
+    ("GET /records", "GET", "/records", 405, "METHOD_NOT_ALLOWED"),
+    ("DELETE /health", "DELETE", "/health", 405, "METHOD_NOT_ALLOWED"),
+]
+
+
+@pytest.fixture
+async def seeded(start_sidecar: StartSidecar) -> Sidecar:
+    sidecar = await start_sidecar()
+    for kind, sub, values in (("A", "www", ["192.0.2.1"]), ("TXT", "@", ["hello"])):
+        assert (await sidecar.caller.upsert(kind, "example.com", sub, values)).status == 200
+    return sidecar
+
+
+def _state(sidecar: Sidecar) -> object:
+    provider = sidecar.runtime.accounts["memory"].provider
+    assert isinstance(provider, MemoryProvider)
+    return provider.dump()
+
+
+@pytest.mark.parametrize(("name", "raw", "status", "code"), CORPUS, ids=[c[0] for c in CORPUS])
+async def test_bad_body(seeded: Sidecar, name: str, raw: bytes, status: int, code: str) -> None:
+    """The documented 4xx, a JSON error body with a message, and no change to the records."""
+    before = _state(seeded)
+    reply = await seeded.caller.call("POST", "/records", raw=raw)
+    assert (reply.status, reply.code) == (status, code), reply.body
+    assert reply.body["success"] is False
+    assert reply.message.endswith(".")
+    assert _state(seeded) == before
+
+
+@pytest.mark.parametrize(
+    ("name", "method", "path", "status", "code"), PATH_CORPUS, ids=[c[0] for c in PATH_CORPUS]
+)
+async def test_bad_path(  # noqa: PLR0917 - pytest passes parameters positionally
+    seeded: Sidecar, name: str, method: str, path: str, status: int, code: str
+) -> None:
+    """Bad record paths and wrong methods get their 4xx and change nothing."""
+    before = _state(seeded)
+    reply = await seeded.caller.call(method, path)
+    assert (reply.status, reply.code) == (status, code), reply.body
+    assert _state(seeded) == before
+
+
+async def test_chunked_body_over_the_limit(seeded: Sidecar) -> None:
+    """Without Content-Length the limit still holds: 413 once the body passes 64 KiB."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(100):
+            yield b" " * 4096
+
+    async with seeded.caller.session.post(seeded.caller.base + "/records", data=chunks()) as r:
+        assert r.status == 413
+        assert (await r.json())["error"]["code"] == "PAYLOAD_TOO_LARGE"

@@ -1,0 +1,241 @@
+"""The ``dns-sidecar`` command as a user runs it: serve, SIGTERM, loopback rule, request, check."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.service import ROOT, clean_env, command, free_port, running
+
+RECORD = json.dumps(
+    {
+        "record": {
+            "type": "A",
+            "domain": "example.com",
+            "subdomain": "www",
+            "values": ["192.0.2.1", "192.0.2.2"],
+            "ttl": 600,
+        },
+        "operation": "upsert",
+    }
+)
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        command(*args),
+        env=clean_env(env),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_request_signs_like_the_operator() -> None:
+    """`dns-sidecar request` with --secret talks to a server with HMAC_SECRET; without, refused."""
+    with running(env={"HMAC_SECRET": "s3cret", "HMAC_ALGORITHM": "SHA512"}) as service:
+        created = run(
+            "request",
+            "POST",
+            "/records",
+            "--data",
+            RECORD,
+            "--url",
+            service.url,
+            "--secret",
+            "s3cret",
+            "--algorithm",
+            "SHA512",
+        )
+        assert created.returncode == 0, created.stderr
+        assert created.stdout.startswith("HTTP 200\n")
+        assert json.loads(created.stdout.split("\n", 1)[1])["record"]["values"] == [
+            "192.0.2.1",
+            "192.0.2.2",
+        ]
+        got = run(
+            "request",
+            "GET",
+            "/records/A/example.com/www",
+            "--url",
+            service.url,
+            env={"HMAC_SECRET": "s3cret", "HMAC_ALGORITHM": "SHA512"},
+        )
+        assert got.returncode == 1  # env secret found, but --algorithm defaults to SHA256
+        assert "AUTH_FAILED" in got.stdout
+        unsigned = run("request", "GET", "/health", "--url", service.url)
+        assert unsigned.returncode == 1
+        assert "missing header(s)" in unsigned.stdout
+        code, logged = service.stop()
+    assert code == 0
+    assert "s3cret" not in logged  # secrets are never logged
+    lines = [json.loads(line) for line in logged.splitlines()]
+    access = [line for line in lines if line["logger"] == "sidecar.access"]
+    assert [(a["method"], a["status"]) for a in access] == [
+        ("POST", 200),
+        ("GET", 401),
+        ("GET", 401),
+    ]
+    assert access[0]["fqdn"] == "www.example.com"
+    assert access[0]["account"] == "memory"
+    assert access[0]["client"] == "env"
+    assert {"request_id", "duration_ms", "path", "provider_calls"} <= set(access[0])
+
+
+def test_sigterm_drains_in_flight_request_and_exits_zero() -> None:
+    """A request still sending its body at SIGTERM is answered; then the process exits 0."""
+    with running() as service:
+        body = RECORD.encode()
+        with socket.create_connection(("127.0.0.1", service.port), timeout=10) as conn:
+            conn.sendall(
+                b"POST /records HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+                + body[:10]
+            )
+            _wait_for(
+                lambda: (
+                    "dns_sidecar_requests_in_flight 1.0"
+                    in _get(service.management_url + "/metrics")
+                )
+            )
+            service.process.send_signal(signal.SIGTERM)
+            _wait_for_log(service.log, "shutting down", 10)
+            conn.sendall(body[10:])
+            reply = b""
+            while chunk := conn.recv(65536):
+                reply += chunk
+        assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
+        assert b'"Record created successfully"' in reply
+        assert service.process.wait(timeout=30) == 0
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=5) as reply:
+        return str(reply.read().decode())
+
+
+def _wait_for(condition: Callable[[], bool], deadline: float = 10) -> None:
+    end = time.monotonic() + deadline
+    while not condition():
+        if time.monotonic() > end:
+            raise TimeoutError("condition not met in time")
+        time.sleep(0.02)
+
+
+def _wait_for_log(log: Path, text: str, deadline: float) -> None:
+    _wait_for(lambda: text in log.read_text(), deadline)
+
+
+def test_refuses_non_loopback_without_secret() -> None:
+    """0.0.0.0 without a secret exits 2 with a clear error, unless --allow-unauthenticated."""
+    refused = run(
+        "serve",
+        "--host",
+        "0.0.0.0",  # noqa: S104 - the point of the test
+        "--port",
+        str(free_port()),
+        "--management-port",
+        str(free_port()),
+    )
+    assert refused.returncode == 2
+    assert "Refusing to listen on 0.0.0.0 without an HMAC secret" in refused.stderr
+    with (
+        running(["--host", "0.0.0.0", "--allow-unauthenticated"]) as service,  # noqa: S104
+        urllib.request.urlopen(service.url + "/health", timeout=5) as reply,
+    ):
+        assert reply.status == 200
+    with running(["--host", "0.0.0.0"], env={"DNS_SIDECAR_HMAC_SECRET": "x"}):  # noqa: S104
+        pass  # a secret makes any address acceptable
+
+
+def test_guide_environment_names() -> None:
+    """PORT is honoured like DNS_SIDECAR_PORT (flags still win)."""
+    port, management = free_port(), free_port()
+    process = subprocess.Popen(
+        command("serve", "--management-port", str(management)),
+        env=clean_env({"PORT": str(port)}),
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        end = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
+                    assert r.status == 200
+                    break
+            except OSError:
+                if time.monotonic() > end or process.poll() is not None:
+                    raise
+                time.sleep(0.05)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+
+
+def test_check_accepts_the_example_table() -> None:
+    """`check` exits 0 on the shipped example routing table."""
+    result = run("check", "config/routing.example.yaml")
+    assert result.returncode == 0, result.stderr
+    assert "OK" in result.stdout
+
+
+def test_check_lists_every_problem(tmp_path: Path) -> None:
+    """`check` exits 1 and names each problem with its key path and line."""
+    table = tmp_path / "bad.yaml"
+    table.write_text(
+        "version: 1\n"
+        "accounts:\n"
+        "  - {name: a, provider: memory}\n"
+        "  - {name: a, provider: memory, colour: red}\n"
+        "zones:\n"
+        "  - {name: example.com, account: b}\n"
+    )
+    result = run("check", str(table))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"{table}: 3 problem(s)",
+        "  - accounts[1].colour (line 4): unknown key",
+        "  - accounts[1].name (line 4): duplicate name 'a' (first at accounts[0])",
+        (
+            "  - zones[0].account (line 6): zone 'example.com' names account 'b', which is not "
+            "defined (accounts: a)"
+        ),
+    ]
+
+
+def test_serve_refuses_an_invalid_table(tmp_path: Path) -> None:
+    """A broken routing table at start is an error exit, not a half-configured server."""
+    table = tmp_path / "bad.yaml"
+    table.write_text("version: 2\n")
+    result = run(
+        "serve",
+        "--config",
+        str(table),
+        "--port",
+        str(free_port()),
+        "--management-port",
+        str(free_port()),
+    )
+    assert result.returncode == 2
+    assert "invalid routing table" in result.stderr
+
+
+@pytest.mark.parametrize("args", [["--version"], ["serve", "--help"]])
+def test_help_and_version(args: list[str]) -> None:
+    """The command explains itself."""
+    result = run(*args)
+    assert result.returncode == 0
+    assert "dns-sidecar" in result.stdout

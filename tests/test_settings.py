@@ -1,0 +1,63 @@
+"""Settings from the environment: DNS_SIDECAR_* names, the guide's names, and flag overrides."""
+
+from __future__ import annotations
+
+import pytest
+
+from sidecar.settings import LogFormat, Settings
+
+
+def test_defaults() -> None:
+    """Safe defaults: loopback, 7100/8080, 64 KiB bodies, ±300 s, 100 000 nonces."""
+    settings = Settings.from_env()
+    assert (settings.server.host, settings.server.port, settings.server.management_port) == (
+        "127.0.0.1",
+        7100,
+        8080,
+    )
+    assert settings.server.max_body_bytes == 65536
+    assert (settings.auth.timestamp_skew, settings.auth.replay_cache_size) == (300.0, 100_000)
+    assert settings.auth.hmac_secret is None
+    assert settings.table.config is None
+
+
+def test_guide_names_and_prefixed_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PORT, HMAC_SECRET and HMAC_ALGORITHM work; DNS_SIDECAR_* wins when both are set."""
+    monkeypatch.setenv("PORT", "9000")
+    monkeypatch.setenv("HMAC_SECRET", "guide")
+    monkeypatch.setenv("HMAC_ALGORITHM", "SHA512")
+    monkeypatch.setenv("DNS_SIDECAR_LOG_FORMAT", "json")
+    monkeypatch.setenv("DNS_SIDECAR_CONFIG", "/etc/dns-sidecar/routing.yaml")
+    settings = Settings.from_env()
+    assert settings.server.port == 9000
+    assert settings.auth.hmac_secret is not None
+    assert settings.auth.hmac_secret.get_secret_value() == "guide"
+    assert settings.auth.hmac_algorithm == "SHA512"
+    assert settings.log.format is LogFormat.JSON
+    assert str(settings.table.config) == "/etc/dns-sidecar/routing.yaml"
+    monkeypatch.setenv("DNS_SIDECAR_PORT", "9100")
+    monkeypatch.setenv("DNS_SIDECAR_HMAC_SECRET", "prefixed")
+    settings = Settings.from_env()
+    assert settings.server.port == 9100
+    assert settings.auth.hmac_secret is not None
+    assert settings.auth.hmac_secret.get_secret_value() == "prefixed"
+
+
+def test_flags_override_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the command line says wins over the environment; unset flags leave it alone."""
+    monkeypatch.setenv("DNS_SIDECAR_PORT", "9100")
+    monkeypatch.setenv("DNS_SIDECAR_HOST", "0.0.0.0")  # noqa: S104
+    settings = Settings.from_env(server={"port": 7200, "host": None})
+    assert (settings.server.port, settings.server.host) == (7200, "0.0.0.0")  # noqa: S104
+
+
+def test_empty_variables_are_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HMAC_SECRET= (empty) means no secret, not an empty one."""
+    monkeypatch.setenv("HMAC_SECRET", "")
+    assert Settings.from_env().auth.hmac_secret is None
+
+
+def test_secret_is_not_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Secrets stay out of reprs (and so out of logs)."""
+    monkeypatch.setenv("HMAC_SECRET", "hunter2")
+    assert "hunter2" not in repr(Settings.from_env())
