@@ -104,12 +104,20 @@ zones:
         "accounts[1] (line 8): a Cloudflare account needs exactly one of apiToken or apiKey",
         "accounts[2].apiToken (line 9): unknown key",
         "zones[0].zoneId (line 11): String should match pattern '^[0-9a-f]{32}$'",
-        "zones[2].name (line 13): zone name 'bad name' has a label 'bad name' with characters a "
-        "DNS name cannot hold (letters, digits, '-' and '_' only; no leading or trailing '-').",
+        (
+            "zones[2].name (line 13): zone name 'bad name' has a label 'bad name' with "
+            "characters a DNS name cannot hold (letters, digits, '-' and '_' only; no leading "
+            "or trailing '-')."
+        ),
         "zones[1].name (line 12): duplicate name 'example.com' (first at zones[0])",
-        "zones[2].account (line 13): zone 'bad name' names account 'gone', which is not defined "
-        "(accounts: cf, cf2, m)",
-        "clients[1].zones[0] (line 5): client 'd' may change 'elsewhere.net', but no zone routes it",
+        (
+            "zones[2].account (line 13): zone 'bad name' names account 'gone', which is not "
+            "defined (accounts: cf, cf2, m)"
+        ),
+        (
+            "clients[1].zones[0] (line 5): client 'd' may change 'elsewhere.net', but no zone "
+            "routes it"
+        ),
     ]
 
 

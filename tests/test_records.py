@@ -98,7 +98,7 @@ async def test_memory_snapshot_is_valid_json_and_rejects_corruption(tmp_path: Pa
     await provider.delete(ZonePolicy(name="."), key)
     assert json.loads(path.read_text())["records"] == []
     path.write_text("{broken")
-    with pytest.raises(ValueError, match="snapshot .* cannot be read"):
+    with pytest.raises(ValueError, match=r"snapshot .* cannot be read"):
         MemoryProvider(snapshot=path)
 
 
