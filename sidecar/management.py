@@ -13,7 +13,6 @@ from sidecar import __version__
 from sidecar.auth.clients import Verifier
 from sidecar.config.live import LiveConfig
 from sidecar.observability.metrics import Metrics
-from sidecar.protocol.json import json_response
 from sidecar.routing.health import HealthCache
 
 
@@ -36,12 +35,12 @@ class ManagementApi:
         ]
 
     async def livez(self, request: web.Request) -> web.Response:
-        return json_response({"status": "alive"})
+        return web.json_response({"status": "alive"})
 
     async def readyz(self, request: web.Request) -> web.Response:
         if not self.ready:
-            return json_response({"status": "starting"}, status=503)
-        return json_response({"status": "ready", "generation": self.live.generation})
+            return web.json_response({"status": "starting"}, status=503)
+        return web.json_response({"status": "ready", "generation": self.live.generation})
 
     async def prometheus(self, request: web.Request) -> web.Response:
         response = web.Response(body=self.metrics.render())
@@ -70,7 +69,7 @@ class ManagementApi:
             }
             for client in runtime.clients
         ]
-        return json_response(
+        return web.json_response(
             {
                 "version": __version__,
                 "ready": self.ready,
