@@ -35,12 +35,12 @@ class StartupError(Exception):
     """The service must not start as configured; the message says why and what to do."""
 
 
-def load_runtime(settings: Settings) -> runtime.Runtime:
-    """The routing table file when one is set, else the embedded default."""
+def load_runtime(settings: Settings, clock: Clock | None = None) -> runtime.Runtime:
+    """The routing table file when one is set, else seed-compatible mode or the default."""
     path = settings.table.config
     if path is None:
-        return runtime.embedded_default(settings)
-    return runtime.build(loader.load(path), settings, source=str(path))
+        return runtime.without_table(settings, clock)
+    return runtime.build(loader.load(path), settings, source=str(path), clock=clock)
 
 
 def check_exposure(settings: Settings, current: runtime.Runtime) -> None:
@@ -62,7 +62,7 @@ def create_app(
 ) -> web.Application:
     """The protocol app; the management app hangs off it under ``MANAGEMENT``."""
     clock = clock or SystemClock()
-    current = initial or load_runtime(settings)
+    current = initial or load_runtime(settings, clock)
     check_exposure(settings, current)
     live = LiveConfig(current, config_file=str(settings.table.config or "") or None)
     metrics = Metrics()

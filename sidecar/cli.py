@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,7 +30,12 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    command = {"serve": _serve, "check": _check, "request": _request}[args.command]
+    command = {
+        "serve": _serve,
+        "check": _check,
+        "request": _request,
+        "cloudflare-emulator": _emulator,
+    }[args.command]
     return command(args)
 
 
@@ -67,6 +73,18 @@ def _parser() -> argparse.ArgumentParser:
         "--secret", help="HMAC secret (default: env HMAC_SECRET or DNS_SIDECAR_HMAC_SECRET)"
     )
     request.add_argument("--algorithm", default="SHA256", help="SHA256 or SHA512")
+
+    emulator = commands.add_parser(
+        "cloudflare-emulator", help="run the stateful Cloudflare API emulator (development)"
+    )
+    emulator.add_argument("--host", default="127.0.0.1")
+    emulator.add_argument("--port", type=int, default=8787)
+    emulator.add_argument(
+        "--zone", action="append", default=[], help="a zone to create (repeat; default example.com)"
+    )
+    emulator.add_argument("--token", action="append", default=[], help="an accepted API token")
+    emulator.add_argument("--api-key", help="an accepted global API key (with --email)")
+    emulator.add_argument("--email", help="the email that goes with --api-key")
     return parser
 
 
@@ -146,3 +164,35 @@ def _request(args: argparse.Namespace) -> int:
     body = reply.body if isinstance(reply.body, str) else json.dumps(reply.body, indent=2)
     print(body)  # noqa: T201
     return EXIT_OK if 200 <= reply.status < 300 else EXIT_FAILED
+
+
+def _emulator(args: argparse.Namespace) -> int:
+    from sidecar.emulator.app import Emulator, run  # noqa: PLC0415 - a development tool
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    emulator = Emulator()
+    tokens = args.token or ["emulator-token"]
+    for token in tokens:
+        emulator.add_token(token)
+    if args.api_key and args.email:
+        emulator.add_key(args.email, args.api_key)
+    for name in args.zone or ["example.com"]:
+        zone = emulator.state.add_zone(name)
+        log.info("zone %s id %s", zone.name, zone.id)
+    log.info(
+        "Cloudflare API emulator on http://%s:%d/client/v4 (tokens: %s); "
+        "request counts at /__emulator/stats",
+        args.host,
+        args.port,
+        ", ".join(tokens),
+    )
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run(emulator, args.host, args.port, stop)
+
+    asyncio.run(main())
+    return EXIT_OK

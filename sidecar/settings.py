@@ -40,6 +40,7 @@ class ServerSettings(_Group):
     max_body_bytes: int = Field(64 * 1024, ge=1024, validation_alias=_env("MAX_BODY_BYTES"))
     shutdown_timeout: float = Field(25.0, ge=0, validation_alias=_env("SHUTDOWN_TIMEOUT"))
     health_cache_seconds: float = Field(5.0, ge=0, validation_alias=_env("HEALTH_CACHE_SECONDS"))
+    provider_timeout: float = Field(10.0, gt=0, validation_alias=_env("PROVIDER_TIMEOUT"))
 
 
 class AuthSettings(_Group):
@@ -75,6 +76,11 @@ class CloudflareSeedSettings(_Group):
     api_token: SecretStr | None = Field(None, validation_alias=AliasChoices("CLOUDFLARE_API_TOKEN"))
     api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("CLOUDFLARE_API_KEY"))
     email: str | None = Field(None, validation_alias=AliasChoices("CLOUDFLARE_EMAIL"))
+    base_url: str | None = Field(None, validation_alias=AliasChoices("CLOUDFLARE_BASE_URL"))
+
+    @property
+    def configured(self) -> bool:
+        return self.api_token is not None or (self.api_key is not None and self.email is not None)
 
 
 class Settings(BaseModel):

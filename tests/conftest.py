@@ -20,6 +20,7 @@ from sidecar.auth import hmac
 from sidecar.auth.hmac import Algorithm
 from sidecar.clock import Clock
 from sidecar.config.runtime import Runtime
+from sidecar.emulator import Emulator
 from sidecar.settings import (
     AuthSettings,
     CloudflareSeedSettings,
@@ -197,3 +198,40 @@ def restore_env() -> Iterator[None]:
     yield
     os.environ.clear()
     os.environ.update(saved)
+
+
+@dataclass
+class RunningEmulator:
+    emulator: Emulator
+    server: TestServer
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server.port}/client/v4"
+
+    @property
+    def root(self) -> str:
+        return f"http://127.0.0.1:{self.server.port}"
+
+    def calls(self) -> dict[str, int]:
+        return dict(self.emulator.stats)
+
+    def total(self) -> int:
+        return sum(self.emulator.stats.values())
+
+    def records(self, zone: str) -> list[dict[str, Any]]:
+        found = [z for z in self.emulator.state.zones.values() if z.name == zone]
+        return sorted(found[0].records.values(), key=lambda r: (r["type"], r["content"]))
+
+
+@pytest.fixture
+async def cf() -> AsyncIterator[RunningEmulator]:
+    """The Cloudflare API emulator on a loopback port, with two zones and a token."""
+    emulator = Emulator()
+    emulator.add_token("cf-token")
+    emulator.state.add_zone("example.com", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+    emulator.state.add_zone("example.org", "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb")
+    server = TestServer(emulator.app(), host="127.0.0.1")
+    await server.start_server()
+    yield RunningEmulator(emulator, server)
+    await server.close()

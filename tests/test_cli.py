@@ -239,3 +239,45 @@ def test_help_and_version(args: list[str]) -> None:
     result = run(*args)
     assert result.returncode == 0
     assert "dns-sidecar" in result.stdout
+
+
+def test_emulator_command_and_seed_compatible_mode(tmp_path: Path) -> None:
+    """`cloudflare-emulator` runs; with only CLOUDFLARE_* set, serve uses it for every zone."""
+    port = free_port()
+    log = tmp_path / "emulator.log"
+    with log.open("w") as sink:
+        emulator = subprocess.Popen(
+            command(
+                "cloudflare-emulator",
+                "--port",
+                str(port),
+                "--zone",
+                "example.com",
+                "--zone",
+                "example.net",
+                "--token",
+                "dev-token",
+            ),
+            env=clean_env(),
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=sink,
+        )
+    try:
+        _wait_for_log(log, "Cloudflare API emulator on", 20)
+        base = f"http://127.0.0.1:{port}/client/v4"
+        seed = {"CLOUDFLARE_API_TOKEN": "dev-token", "CLOUDFLARE_BASE_URL": base}
+        with running(env=seed) as service:
+            created = run("request", "POST", "/records", "--data", RECORD, "--url", service.url)
+            assert created.returncode == 0, created.stdout
+            outside = run("request", "GET", "/records/A/example.org/www", "--url", service.url)
+            assert outside.returncode == 1
+            assert "DOMAIN_NOT_ALLOWED" in outside.stdout
+            status = json.loads(_get(service.management_url + "/status"))
+            assert status["config"]["source"].startswith("CLOUDFLARE_* environment")
+        stats = json.loads(_get(f"http://127.0.0.1:{port}/__emulator/stats"))
+        assert stats["requests"]["POST /zones/{zone_id}/dns_records/batch"] == 1
+    finally:
+        emulator.send_signal(signal.SIGTERM)
+        assert emulator.wait(timeout=20) == 0

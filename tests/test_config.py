@@ -8,9 +8,10 @@ import pytest
 
 from sidecar.auth.hmac import Algorithm
 from sidecar.config import loader
-from sidecar.config.runtime import UnavailableProvider, build
+from sidecar.config.runtime import build
 from sidecar.errors import ConfigError, DomainNotAllowed
 from sidecar.providers.base import Ownership
+from sidecar.providers.cloudflare.provider import CloudflareProvider
 from sidecar.providers.memory import MemoryProvider
 from tests.conftest import make_settings
 
@@ -43,7 +44,7 @@ def test_example_table_routes_by_longest_suffix(monkeypatch: pytest.MonkeyPatch)
     org = runtime.table.resolve("www.example.org")
     assert (org.zone.proxied, org.zone.comment) == (True, "owned by dns-sidecar (work)")
     assert isinstance(lab.account.provider, MemoryProvider)
-    assert isinstance(org.account.provider, UnavailableProvider)
+    assert isinstance(org.account.provider, CloudflareProvider)
     with pytest.raises(DomainNotAllowed):
         runtime.table.resolve("notexample.com")  # a suffix, but not on a label boundary
 

@@ -6,20 +6,22 @@ keeps the one it started with.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sidecar.auth.clients import Client
 from sidecar.auth.hmac import Algorithm
+from sidecar.clock import Clock, SystemClock
 from sidecar.config.schema import (
     ClientSpec,
     CloudflareAccount,
     Defaults,
     MemoryAccount,
+    RateLimit,
     RoutingTableSpec,
 )
-from sidecar.credentials.sources import CredentialUnavailable, FromSecret, read_local
+from sidecar.credentials.sources import Credential, CredentialUnavailable, FromSecret, read_local
 from sidecar.errors import ProviderUnavailable
 from sidecar.providers.base import (
     DeleteResult,
@@ -28,12 +30,16 @@ from sidecar.providers.base import (
     UpsertResult,
     ZonePolicy,
 )
+from sidecar.providers.cloudflare.budget import Budget
+from sidecar.providers.cloudflare.client import Auth, CloudflareApi
+from sidecar.providers.cloudflare.provider import CloudflareProvider
 from sidecar.providers.memory import MemoryProvider
 from sidecar.records import RecordKey, RecordSet
 from sidecar.routing.table import ROOT, Account, Route, RoutingTable
 from sidecar.settings import Settings
 
 EMBEDDED_DEFAULT = "embedded default (in-memory provider serving every zone)"
+SEED_MODE = "CLOUDFLARE_* environment (one Cloudflare account serving every zone it can see)"
 
 
 @dataclass(frozen=True)
@@ -52,8 +58,11 @@ class Runtime:
             await account.provider.aclose()
 
 
-def build(spec: RoutingTableSpec, settings: Settings, *, source: str) -> Runtime:
-    accounts = {spec_account.name: _account(spec_account) for spec_account in spec.accounts}
+def build(
+    spec: RoutingTableSpec, settings: Settings, *, source: str, clock: Clock | None = None
+) -> Runtime:
+    clock = clock or SystemClock()
+    accounts = {entry.name: _account(entry, settings, clock) for entry in spec.accounts}
     routes = [
         Route(
             ZonePolicy(
@@ -77,8 +86,37 @@ def build(spec: RoutingTableSpec, settings: Settings, *, source: str) -> Runtime
     )
 
 
+def without_table(settings: Settings, clock: Clock | None = None) -> Runtime:
+    """No routing table: the seed-compatible Cloudflare account when ``CLOUDFLARE_*`` are set
+    (one account serving every zone it can see, like the guide's backend), else the embedded
+    default: one in-memory account serving every zone.
+    """
+    seed = settings.cloudflare
+    if not seed.configured:
+        return embedded_default(settings)
+    token = seed.api_token.get_secret_value() if seed.api_token else None
+    key = seed.api_key.get_secret_value() if seed.api_key and not token else None
+    auth = Auth(token=token, key=key, email=seed.email if key else None)
+    provider = _cloudflare(
+        "cloudflare",
+        lambda: auth,
+        settings,
+        clock=clock,
+        limit=RateLimit(),
+        base_url=seed.base_url,
+    )
+    account = Account("cloudflare", provider)
+    zone = ZonePolicy(name=ROOT, ttl=Defaults().ttl)
+    return Runtime(
+        source=SEED_MODE,
+        table=RoutingTable([Route(zone, account)]),
+        clients=_env_clients(settings),
+        accounts={account.name: account},
+    )
+
+
 def embedded_default(settings: Settings) -> Runtime:
-    """No routing table: one in-memory account serving every zone."""
+    """One in-memory account serving every zone."""
     memory = Account("memory", MemoryProvider(snapshot=settings.table.memory_file))
     defaults = Defaults()
     zone = ZonePolicy(name=ROOT, ttl=defaults.ttl, ownership=defaults.ownership)
@@ -123,17 +161,62 @@ def _client(spec: ClientSpec) -> Client:
     return Client(spec.name, spec.hmac_algorithm, tuple(secrets), zones)
 
 
-def _account(spec: CloudflareAccount | MemoryAccount) -> Account:
+def _account(spec: CloudflareAccount | MemoryAccount, settings: Settings, clock: Clock) -> Account:
     if isinstance(spec, MemoryAccount):
         snapshot = Path(spec.file) if spec.file else None
         return Account(spec.name, MemoryProvider(snapshot=snapshot))
-    return Account(
+    base_url = str(spec.base_url).rstrip("/") if spec.base_url else None
+    provider = _cloudflare(
         spec.name,
-        UnavailableProvider(
-            "cloudflare",
-            f"Account {spec.name!r}: the Cloudflare provider is not part of this build yet.",
-        ),
+        _auth_source(spec),
+        settings,
+        clock=clock,
+        limit=spec.rate_limit,
+        base_url=base_url,
+        read_cache_seconds=spec.read_cache_seconds,
     )
+    return Account(spec.name, provider)
+
+
+def _cloudflare(
+    name: str,
+    credentials: Callable[[], Auth],
+    settings: Settings,
+    *,
+    clock: Clock | None,
+    limit: RateLimit,
+    base_url: str | None,
+    read_cache_seconds: float = 0.0,
+) -> CloudflareProvider:
+    clock = clock or SystemClock()
+    budget = Budget(name, limit.requests, limit.per_seconds, clock)
+    api = CloudflareApi(
+        name, credentials, budget, base_url=base_url, timeout=settings.server.provider_timeout
+    )
+    return CloudflareProvider(api, clock, read_cache_seconds=read_cache_seconds)
+
+
+def _auth_source(spec: CloudflareAccount) -> Callable[[], Auth]:
+    """Reads the account's credentials at each call, so a changed source takes effect."""
+
+    def read(credential: Credential) -> str:
+        if isinstance(credential, FromSecret):
+            raise CredentialUnavailable(
+                f"Account {spec.name!r}: {credential.describe()} needs the Kubernetes API, "
+                "which this build does not use yet."
+            )
+        try:
+            return read_local(credential)
+        except CredentialUnavailable as err:
+            raise CredentialUnavailable(f"Account {spec.name!r}: {err.message}") from err
+
+    def current() -> Auth:
+        if spec.api_token is not None:
+            return Auth(token=read(spec.api_token))
+        assert spec.api_key is not None  # the schema allows exactly one auth mode
+        return Auth(key=read(spec.api_key), email=spec.email)
+
+    return current
 
 
 class UnavailableProvider:

@@ -104,6 +104,9 @@ class CloudflareAccount(_Strict):
     email: Annotated[str, StringConstraints(pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
     base_url: HttpUrl | None = Field(default=None, alias="baseUrl")
     rate_limit: RateLimit = Field(default_factory=RateLimit, alias="rateLimit")
+    read_cache_seconds: Annotated[float, Field(ge=0, le=3600)] = Field(
+        default=0.0, alias="readCacheSeconds"
+    )  # > 0: GETs read whole zones, cached this long (reconcile sweeps cost a call per zone)
 
     @model_validator(mode="after")
     def _one_auth_mode(self) -> CloudflareAccount:

@@ -1,0 +1,333 @@
+"""The emulator's state: zones, DNS records and the rules Cloudflare applies to them.
+
+Only the subset of the v4 API that dns-sidecar uses, but with Cloudflare's behaviour: names are
+stored as FQDNs (``@`` and relative names accepted on input), one record per value, structured
+``data`` for SRV and CAA, ``priority`` for MX, the documented error codes, and batches that
+apply deletes, patches, puts, posts in that order, all or nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import ipaddress
+import itertools
+import re
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+SUPPORTED = ("A", "AAAA", "CNAME", "TXT", "MX", "SRV", "CAA", "NS")
+PROXIABLE = ("A", "AAAA", "CNAME")
+MAX_COMMENT = 100
+_HOST = re.compile(
+    r"(?=.{1,253}$)(\*\.)?([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_-]{1,63}"
+)
+
+Record = dict[str, Any]
+
+
+class CloudflareError(Exception):
+    """An error as Cloudflare reports it: HTTP status, numeric code, message."""
+
+    def __init__(self, status: int, code: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def _invalid(code: int, message: str) -> CloudflareError:
+    return CloudflareError(400, code, message)
+
+
+@dataclass
+class Zone:
+    id: str
+    name: str
+    records: dict[str, Record] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "status": "active",
+            "paused": False,
+            "type": "full",
+            "account": {"id": "emulated-account", "name": "Emulated account"},
+            "name_servers": ["ada.ns.cloudflare.com", "bob.ns.cloudflare.com"],
+        }
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _new_id() -> str:
+    return secrets.token_hex(16)
+
+
+class State:
+    def __init__(self) -> None:
+        self.zones: dict[str, Zone] = {}
+
+    def add_zone(self, name: str, zone_id: str | None = None) -> Zone:
+        zone = Zone(zone_id or _new_id(), name.lower().rstrip("."))
+        self.zones[zone.id] = zone
+        return zone
+
+    def zone(self, zone_id: str) -> Zone:
+        found = self.zones.get(zone_id)
+        if found is None:
+            raise CloudflareError(404, 7003, "Could not route to /zones/" + zone_id)
+        return found
+
+    # --- records ------------------------------------------------------------------------
+
+    def create(self, zone: Zone, body: Mapping[str, Any]) -> Record:
+        record = self._validated(zone, dict(body), existing=None)
+        zone.records[record["id"]] = record
+        return copy.deepcopy(record)
+
+    def update(
+        self, zone: Zone, record_id: str, body: Mapping[str, Any], *, partial: bool
+    ) -> Record:
+        current = self._record(zone, record_id)
+        merged = {**_input_view(current), **body} if partial else dict(body)
+        record = self._validated(zone, merged, existing=current)
+        zone.records[record_id] = record
+        return copy.deepcopy(record)
+
+    def delete(self, zone: Zone, record_id: str) -> Record:
+        self._record(zone, record_id)
+        return {"id": zone.records.pop(record_id)["id"]}
+
+    def get(self, zone: Zone, record_id: str) -> Record:
+        return copy.deepcopy(self._record(zone, record_id))
+
+    def batch(self, zone: Zone, body: Mapping[str, Any]) -> dict[str, list[Record]]:
+        """Deletes, patches, puts, posts, in that order; on any error nothing is applied."""
+        saved = copy.deepcopy(zone.records)
+        result: dict[str, list[Record]] = {"deletes": [], "patches": [], "puts": [], "posts": []}
+        try:
+            for item in _items(body, "deletes"):
+                result["deletes"].append(self.get(zone, _id_of(item)))
+                self.delete(zone, _id_of(item))
+            for item in _items(body, "patches"):
+                result["patches"].append(self.update(zone, _id_of(item), item, partial=True))
+            for item in _items(body, "puts"):
+                result["puts"].append(self.update(zone, _id_of(item), item, partial=False))
+            for item in _items(body, "posts"):
+                result["posts"].append(self.create(zone, item))
+        except CloudflareError:
+            zone.records = saved
+            raise
+        return result
+
+    def _record(self, zone: Zone, record_id: str) -> Record:
+        found = zone.records.get(record_id)
+        if found is None:
+            raise CloudflareError(404, 81044, "Record does not exist.")
+        return found
+
+    def _validated(self, zone: Zone, body: dict[str, Any], *, existing: Record | None) -> Record:
+        kind = str(body.get("type") or "").upper()
+        if kind not in SUPPORTED:
+            raise _invalid(9000, f"DNS record type {body.get('type')!r} is invalid.")
+        name = _fqdn(str(body.get("name") or ""), zone.name)
+        ttl = body.get("ttl", 1)
+        if (
+            not isinstance(ttl, int)
+            or isinstance(ttl, bool)
+            or not (ttl == 1 or 60 <= ttl <= 86400)
+        ):
+            raise _invalid(
+                9021, "Invalid TTL. Must be between 60 and 86400 seconds, or 1 for Automatic."
+            )
+        proxied = bool(body.get("proxied", False))
+        if proxied and kind not in PROXIABLE:
+            raise _invalid(9004, "This record type cannot be proxied.")
+        comment = body.get("comment")
+        if comment is not None and (not isinstance(comment, str) or len(comment) > MAX_COMMENT):
+            raise _invalid(
+                9101, f"DNS record comment must be a string of at most {MAX_COMMENT} characters."
+            )
+        content, extra = _content(kind, body)
+        now = _now()
+        record: Record = {
+            "id": existing["id"] if existing else _new_id(),
+            "zone_id": zone.id,
+            "zone_name": zone.name,
+            "name": name,
+            "type": kind,
+            "content": content,
+            "proxiable": kind in PROXIABLE,
+            "proxied": proxied,
+            "ttl": 1 if proxied else ttl,
+            "comment": comment,
+            "tags": list(body.get("tags") or []),
+            "settings": {},
+            "meta": {},
+            "created_on": existing["created_on"] if existing else now,
+            "modified_on": now,
+            **extra,
+        }
+        self._check_conflicts(zone, record)
+        return record
+
+    def _check_conflicts(self, zone: Zone, record: Record) -> None:
+        for other in zone.records.values():
+            if other["id"] == record["id"] or other["name"] != record["name"]:
+                continue
+            if "CNAME" in (record["type"], other["type"]) and record["type"] != other["type"]:
+                raise _invalid(81053, "An A, AAAA, or CNAME record with that host already exists.")
+            if record["type"] == "CNAME" and other["type"] == "CNAME":
+                raise _invalid(81053, "An A, AAAA, or CNAME record with that host already exists.")
+            if other["type"] == record["type"] and _same_data(other, record):
+                raise _invalid(81058, "An identical record already exists.")
+
+
+def _items(body: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    items = body.get(key) or []
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise _invalid(9207, f"Request body is invalid: {key} must be a list of objects.")
+    return items
+
+
+def _id_of(item: Mapping[str, Any]) -> str:
+    record_id = item.get("id")
+    if not isinstance(record_id, str) or not record_id:
+        raise _invalid(9207, "Request body is invalid: every batch item needs an id.")
+    return record_id
+
+
+def _input_view(record: Record) -> dict[str, Any]:
+    view = {k: record[k] for k in ("type", "name", "content", "ttl", "proxied", "comment", "tags")}
+    for key in ("priority", "data"):
+        if key in record:
+            view[key] = record[key]
+    return view
+
+
+def _same_data(a: Record, b: Record) -> bool:
+    return a["content"] == b["content"] and a.get("priority") == b.get("priority")
+
+
+def _fqdn(raw: str, zone: str) -> str:
+    name = raw.strip().lower().rstrip(".")
+    if name in ("", "@"):
+        return zone
+    if name != zone and not name.endswith("." + zone):
+        name = f"{name}.{zone}"
+    if not _HOST.fullmatch(name):
+        raise _invalid(9007, f"DNS name {raw!r} is invalid.")
+    return name
+
+
+def _host(value: Any, what: str) -> str:
+    text = str(value or "").strip().lower().rstrip(".")
+    if not _HOST.fullmatch(text):
+        raise _invalid(9007, f"Content for {what} record must be a valid hostname.")
+    return text
+
+
+def _uint(value: Any, top: int, message: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= top:
+        raise _invalid(9101, message)
+    return value
+
+
+def _content(kind: str, body: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    raw = body.get("content")
+    if kind == "A":
+        try:
+            return str(ipaddress.IPv4Address(str(raw))), {}
+        except ValueError:
+            raise _invalid(9005, "Content for A record must be a valid IPv4 address.") from None
+    if kind == "AAAA":
+        try:
+            return ipaddress.IPv6Address(str(raw)).compressed, {}
+        except ValueError:
+            raise _invalid(9006, "Content for AAAA record must be a valid IPv6 address.") from None
+    if kind in ("CNAME", "NS"):
+        return _host(raw, kind), {}
+    if kind == "TXT":
+        if not isinstance(raw, str) or not raw or len(raw) > 4096:
+            raise _invalid(9101, "Content for TXT record must be 1 to 4096 characters.")
+        return raw, {}
+    if kind == "MX":
+        priority = _uint(body.get("priority"), 65535, "MX records need a priority from 0 to 65535.")
+        target = "." if str(raw).strip() == "." else _host(raw, "MX")
+        return target, {"priority": priority}
+    data = body.get("data")
+    if not isinstance(data, Mapping):
+        raise _invalid(9101, f"{kind} records need a data object.")
+    if kind == "SRV":
+        numbers = {
+            key: _uint(data.get(key), 65535, f"SRV data.{key} must be from 0 to 65535.")
+            for key in ("priority", "weight", "port")
+        }
+        target = "." if str(data.get("target")).strip() == "." else _host(data.get("target"), "SRV")
+        fields = {**numbers, "target": target}
+        return f"{numbers['weight']} {numbers['port']} {target}", {
+            "priority": numbers["priority"],
+            "data": fields,
+        }
+    flags = _uint(data.get("flags"), 255, "CAA data.flags must be from 0 to 255.")
+    tag, value = data.get("tag"), data.get("value")
+    if (
+        not isinstance(tag, str)
+        or not re.fullmatch(r"[A-Za-z0-9]+", tag)
+        or not isinstance(value, str)
+    ):
+        raise _invalid(9101, "CAA data needs a tag (letters and digits) and a value.")
+    return f'{flags} {tag} "{value}"', {"data": {"flags": flags, "tag": tag, "value": value}}
+
+
+def matches(record: Record, query: Mapping[str, str]) -> bool:
+    """Cloudflare's list filters used by dns-sidecar (match=all)."""
+    checks: Iterable[tuple[str, str]] = query.items()
+    for key, wanted in checks:
+        field_name, _, op = key.partition(".")
+        if field_name not in ("name", "content", "comment", "type"):
+            continue
+        if field_name == "type":
+            if record["type"] != wanted.upper():
+                return False
+            continue
+        have = record.get(field_name) or ""
+        if not _compare(str(have), wanted, op or "exact", field_name):
+            return False
+    return True
+
+
+def _compare(have: str, wanted: str, op: str, field_name: str) -> bool:
+    if field_name == "name":
+        have, wanted = have.lower(), wanted.lower().rstrip(".")
+    if op == "exact":
+        return have == wanted
+    if op == "contains":
+        return wanted in have
+    if op == "startswith":
+        return have.startswith(wanted)
+    if op == "endswith":
+        return have.endswith(wanted)
+    if op == "present":
+        return bool(have)
+    if op == "absent":
+        return not have
+    return True
+
+
+def paginate(items: list[Record], page: int, per_page: int) -> tuple[list[Record], dict[str, int]]:
+    total = len(items)
+    start = (page - 1) * per_page
+    chunk = list(itertools.islice(items, start, start + per_page)) if start < total else []
+    return chunk, {
+        "page": page,
+        "per_page": per_page,
+        "count": len(chunk),
+        "total_count": total,
+        "total_pages": max(1, -(-total // per_page)),
+    }

@@ -1,0 +1,250 @@
+"""The Cloudflare API as this provider uses it, on the official SDK's async client.
+
+One place for the SDK's pitfalls:
+
+- **Credentials.** ``AsyncCloudflare`` fills every credential it was not given from
+  ``CLOUDFLARE_*`` variables, and its auth header picks ``X-Auth-Email`` over a token: with a
+  token given and ``CLOUDFLARE_EMAIL`` in the environment it sends no ``Authorization`` at all.
+  Each client here holds exactly its account's credentials and nothing from the environment.
+- **Retries.** The SDK retries 409, 429 and 5xx twice by default, sleeping in between; here
+  ``max_retries=0``: a 429 blocks the account's budget and fails fast, anything else is
+  answered at once and the operator's reconcile loop retries.
+- **Pagination.** The SDK's auto-pager asks for one page past the end every time; pages are
+  read here until one comes back short, so one page costs one call.
+
+Every call spends the account's budget, counts as a provider call in the request's log line,
+and has a timeout; every failure is classified into the sidecar's error tree in ``_classify``.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+import cloudflare
+import httpx
+
+from sidecar.errors import (
+    InvalidRecord,
+    ProviderError,
+    ProviderUnavailable,
+    RateLimited,
+    RecordConflict,
+    SidecarError,
+)
+from sidecar.observability.context import count_provider_call
+from sidecar.providers.cloudflare.budget import Budget
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
+LIST_PAGE = 5000  # records per page when reading a name or a whole zone
+ZONES_PAGE = 50  # Cloudflare's largest page of zones
+AUTH_CODES = frozenset({6003, 6111, 9103, 9106, 9109, 10000, 10001})
+RECORD_CODES = frozenset({1004, 9000, 9004, 9005, 9006, 9007, 9021, 9101, 9207})
+CONFLICT_CODES = frozenset({81053, 81054, 81057, 81058})
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Auth:
+    """An account's credentials: an API token, or a global API key with its email."""
+
+    token: str | None = None
+    key: str | None = None
+    email: str | None = None
+
+    def __repr__(self) -> str:
+        return "Auth(token)" if self.token else f"Auth(key, email={self.email})"
+
+
+class CloudflareApi:
+    """The calls the provider makes, for one account."""
+
+    def __init__(
+        self,
+        account: str,
+        credentials: Callable[[], Auth],
+        budget: Budget,
+        *,
+        base_url: str | None = None,
+        timeout: float = 10.0,
+        list_page: int = LIST_PAGE,
+    ) -> None:
+        self.account = account
+        self.list_page = list_page
+        self.budget = budget
+        self._credentials = credentials
+        self._base_url = base_url or DEFAULT_BASE_URL
+        self._timeout = timeout
+        self._clients: dict[Auth, cloudflare.AsyncCloudflare] = {}
+
+    def client(self) -> cloudflare.AsyncCloudflare:
+        """The SDK client for the credentials in force now.
+
+        A rotated credential gets a new client; the old ones stay open (requests may still be
+        using them) until the provider closes. Rotations are rare, so they stay few.
+        """
+        auth = self._credentials()
+        client = self._clients.get(auth)
+        if client is None:
+            client = self._clients[auth] = _make_client(auth, self._base_url, self._timeout)
+        return client
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.close()
+        self._clients.clear()
+
+    async def _call(
+        self, what: str, call: Callable[[cloudflare.AsyncCloudflare], Awaitable[T]]
+    ) -> T:
+        client = self.client()
+        self.budget.spend()
+        count_provider_call()
+        try:
+            return await call(client)
+        except cloudflare.APIError as err:
+            raise self._classify(err, what) from err
+
+    # --- the calls --------------------------------------------------------------------------
+
+    async def verify_token(self) -> str:
+        result = await self._call("verify the token", lambda c: c.user.tokens.verify())
+        return str(getattr(result, "status", "active"))
+
+    async def list_zones(self, name: str | None = None) -> list[dict[str, Any]]:
+        return await self._paged(
+            "list zones",
+            ZONES_PAGE,
+            lambda page, c: c.zones.list(
+                name=name or cloudflare.omit, page=page, per_page=ZONES_PAGE
+            ),
+        )
+
+    async def list_records(
+        self, zone_id: str, *, name: str | None = None, kind: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every record matching the filters (a name exactly, a type), one call per page."""
+        filters: dict[str, Any] = {}
+        if name is not None:
+            filters["name"] = {"exact": name}
+        if kind is not None:
+            filters["type"] = kind
+        return await self._paged(
+            "list DNS records",
+            self.list_page,
+            lambda page, c: c.dns.records.list(
+                zone_id=zone_id, page=page, per_page=self.list_page, **filters
+            ),
+        )
+
+    async def _paged(
+        self,
+        what: str,
+        per_page: int,
+        fetch: Callable[[int, cloudflare.AsyncCloudflare], Awaitable[Any]],
+    ) -> list[dict[str, Any]]:
+        """Pages until one comes back short: no call for the empty page past the end."""
+        found: list[dict[str, Any]] = []
+        for page in itertools.count(1):
+            result = await self._call(what, functools.partial(fetch, page))
+            items = [cast(Any, item).model_dump(mode="json") for item in result.result]
+            found += items
+            if len(items) < per_page:
+                break
+        return found
+
+    async def batch(
+        self,
+        zone_id: str,
+        *,
+        deletes: list[dict[str, str]],
+        patches: list[dict[str, Any]],
+        posts: list[dict[str, Any]],
+    ) -> None:
+        await self._call(
+            "apply the DNS record batch",
+            lambda c: c.dns.records.batch(
+                zone_id=zone_id,
+                deletes=cast(Any, deletes) or cloudflare.omit,
+                patches=cast(Any, patches) or cloudflare.omit,
+                posts=cast(Any, posts) or cloudflare.omit,
+            ),
+        )
+
+    # --- errors -----------------------------------------------------------------------------
+
+    def _classify(self, err: cloudflare.APIError, what: str) -> SidecarError:
+        """Every SDK failure becomes one of the sidecar's errors, here and nowhere else."""
+        where = f"Cloudflare account {self.account!r}"
+        if isinstance(err, cloudflare.APITimeoutError):
+            return ProviderUnavailable(
+                f"{where} did not answer within {self._timeout:g} s when asked to {what}."
+            )
+        if isinstance(err, cloudflare.APIConnectionError):
+            return ProviderUnavailable(f"{where} could not be reached to {what}: {err}.")
+        if not isinstance(err, cloudflare.APIStatusError):
+            return ProviderError(f"{where} failed to {what}: {err}.")
+        status = err.status_code
+        codes, message = _errors_of(err)
+        said = f"{message} (code {', '.join(map(str, codes))})" if codes else message
+        if status == 429:
+            wait = self.budget.block(_retry_after(err.response))
+            return RateLimited(
+                f"{where} is rate-limited by Cloudflare; retry after {wait:.0f} s.",
+                retry_after=wait,
+                details={"account": self.account},
+            )
+        if status >= 500:
+            return ProviderUnavailable(f"{where}: Cloudflare failed to {what} (HTTP {status}).")
+        if codes & CONFLICT_CODES:
+            return RecordConflict(f"Cloudflare refused the change: {said}.")
+        if codes & RECORD_CODES:
+            return InvalidRecord(f"Cloudflare rejected the record: {said}.")
+        if codes & AUTH_CODES or status in (401, 403):
+            return ProviderError(
+                f"{where}: Cloudflare refused the credentials or their permissions when asked "
+                f"to {what}: {said}."
+            )
+        return ProviderError(f"{where}: Cloudflare failed to {what}: {said} (HTTP {status}).")
+
+
+def _make_client(auth: Auth, base_url: str, timeout: float) -> cloudflare.AsyncCloudflare:
+    client = cloudflare.AsyncCloudflare(
+        api_token=auth.token or "",
+        api_key=auth.key or "",
+        api_email=auth.email or "",
+        user_service_key="",
+        base_url=base_url,
+        max_retries=0,
+        timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+    )
+    # Empty strings above keep the SDK from reading CLOUDFLARE_* for what this account lacks;
+    # None makes its auth headers skip them (an empty X-Auth-Email would still win over a token).
+    client.api_token = auth.token
+    client.api_key = auth.key
+    client.api_email = auth.email
+    client.user_service_key = None
+    return client
+
+
+def _errors_of(err: cloudflare.APIStatusError) -> tuple[set[int], str]:
+    body = err.body if isinstance(err.body, dict) else {}
+    listed = body.get("errors")
+    errors: list[Any] = listed if isinstance(listed, list) else []
+    codes = {int(e["code"]) for e in errors if isinstance(e, dict) and "code" in e}
+    messages = [str(e.get("message")) for e in errors if isinstance(e, dict) and e.get("message")]
+    return codes, "; ".join(messages) or str(err.message)
+
+
+def _retry_after(response: httpx.Response) -> float:
+    try:
+        return float(response.headers.get("Retry-After", "60"))
+    except ValueError:
+        return 60.0

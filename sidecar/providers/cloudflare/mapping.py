@@ -1,0 +1,128 @@
+"""Between record-set values and Cloudflare's one-record-per-value shapes.
+
+Cloudflare keeps MX priority in ``priority``, SRV and CAA in structured ``data``, and may hand
+TXT content back quoted (``"v=spf1 -all"``, long ones split into ``"..." "..."``). Values read
+back are canonicalised by ``sidecar.records.values``, the same code that canonicalises what the
+operator sends, so equal data compares equal and an unchanged upsert writes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from sidecar.errors import InvalidRecord, SidecarError
+from sidecar.records.values import canonical_values
+
+PROXIABLE = frozenset({"A", "AAAA", "CNAME"})
+AUTO_TTL = 1
+_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
+@dataclass(frozen=True, slots=True)
+class CloudflareRecord:
+    """One Cloudflare record, its value in our canonical presentation form."""
+
+    id: str
+    type: str
+    name: str
+    value: str
+    ttl: int
+    proxied: bool
+    comment: str | None
+
+    def describe(self) -> str:
+        return f"{self.type} {self.value}"
+
+
+def from_api(raw: dict[str, Any]) -> CloudflareRecord:
+    kind = str(raw.get("type", "")).upper()
+    return CloudflareRecord(
+        id=str(raw["id"]),
+        type=kind,
+        name=str(raw.get("name", "")).lower().rstrip("."),
+        value=_value(kind, raw),
+        ttl=int(raw.get("ttl") or AUTO_TTL),
+        proxied=bool(raw.get("proxied")),
+        comment=raw.get("comment") or None,
+    )
+
+
+def _value(kind: str, raw: dict[str, Any]) -> str:
+    content = str(raw.get("content") or "")
+    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+    if kind == "MX":
+        text = f"{_num(raw.get('priority'))} {content}"
+    elif kind == "SRV" and data:
+        numbers = " ".join(_num(data.get(key)) for key in ("priority", "weight", "port"))
+        text = f"{numbers} {data.get('target')}"
+    elif kind == "SRV":
+        text = f"{_num(raw.get('priority'))} {content}"
+    elif kind == "CAA" and data:
+        text = f'{_num(data.get("flags"))} {data.get("tag")} "{data.get("value")}"'
+    elif kind == "TXT":
+        text = unquote_txt(content)
+    else:
+        text = content
+    try:
+        return canonical_values(kind, [text])[0]
+    except (SidecarError, KeyError):
+        return text  # a record we could not have written; compared as it is
+
+
+def _num(value: Any) -> str:
+    """The SDK's models hold these numbers as floats (10.0); the wire form is an integer."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and float(value).is_integer():
+        return str(int(value))
+    return str(value if value is not None else 0)
+
+
+def unquote_txt(content: str) -> str:
+    """``"a" "b"`` -> ``ab``: Cloudflare's quoted form of a TXT value; bare text is kept."""
+    stripped = content.strip()
+    if not (stripped.startswith('"') and stripped.endswith('"')):
+        return content
+    parts = _QUOTED.findall(stripped)
+    if not parts or _QUOTED.sub("", stripped).strip():
+        return content
+    return "".join(re.sub(r"\\(.)", r"\1", part) for part in parts)
+
+
+def to_api(
+    kind: str, name: str, value: str, *, ttl: int, proxied: bool, comment: str | None
+) -> dict[str, Any]:
+    """The request body for one record holding ``value``."""
+    body: dict[str, Any] = {"type": kind, "name": name, "ttl": ttl, "proxied": proxied}
+    if comment is not None:
+        body["comment"] = comment
+    return body | _fields(kind, value)
+
+
+def _fields(kind: str, value: str) -> dict[str, Any]:
+    if kind == "MX":
+        priority, host = value.split(" ", 1)
+        return {"content": host, "priority": int(priority)}
+    if kind == "SRV":
+        priority, weight, port, target = value.split(" ", 3)
+        data = {"priority": int(priority), "weight": int(weight), "port": int(port)}
+        return {"data": data | {"target": target}}
+    if kind == "CAA":
+        flags, tag, quoted = value.split(" ", 2)
+        return {"data": {"flags": int(flags), "tag": tag, "value": quoted[1:-1]}}
+    return {"content": value}
+
+
+def effective(kind: str, ttl: int, zone_proxied: bool) -> tuple[int, bool]:
+    """The TTL and proxied flag Cloudflare will hold: proxied only where it can be, and then
+    the TTL is automatic (1), so the desired state matches what is read back and nothing loops.
+    """
+    proxied = zone_proxied and kind in PROXIABLE
+    if proxied:
+        return AUTO_TTL, True
+    if ttl != AUTO_TTL and not 60 <= ttl <= 86400:
+        raise InvalidRecord(
+            f"Invalid TTL {ttl} for Cloudflare: use 1 (automatic) or 60 to 86400 seconds.",
+            details={"field": "ttl"},
+        )
+    return ttl, False

@@ -1,0 +1,159 @@
+"""The Cloudflare provider: record sets as one record per value, changed in one batch.
+
+An upsert reads the name once (every type, so a CNAME in the way is seen), checks ownership,
+plans the difference and applies it in one ``dns_records/batch`` call: 2 calls for a change,
+1 and no write for an unchanged set. A delete removes only what it may, in one batch. Writes to
+the same name and type are serialised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sidecar.clock import Clock
+from sidecar.errors import RecordConflict
+from sidecar.providers.base import (
+    DeleteResult,
+    Health,
+    Outcome,
+    Ownership,
+    UpsertResult,
+    ZonePolicy,
+)
+from sidecar.providers.cloudflare import diff
+from sidecar.providers.cloudflare.client import CloudflareApi
+from sidecar.providers.cloudflare.mapping import CloudflareRecord, effective, from_api
+from sidecar.providers.cloudflare.readcache import ZoneReadCache
+from sidecar.providers.cloudflare.zones import CloudflareZone, ZoneDirectory
+from sidecar.providers.locks import KeyedLocks
+from sidecar.records import RecordKey, RecordSet
+
+
+@dataclass(frozen=True, slots=True)
+class _AtName:
+    same_type: list[CloudflareRecord]
+    in_the_way: list[CloudflareRecord]  # a CNAME beside others, or others beside a CNAME
+
+
+class CloudflareProvider:
+    kind = "cloudflare"
+
+    def __init__(
+        self, api: CloudflareApi, clock: Clock, *, read_cache_seconds: float = 0.0
+    ) -> None:
+        self.api = api
+        self.zones = ZoneDirectory(api, clock)
+        self.read_cache = ZoneReadCache(read_cache_seconds, clock)
+        self._locks = KeyedLocks()
+        self._token_auth: bool | None = None
+
+    async def upsert(self, zone: ZonePolicy, record: RecordSet) -> UpsertResult:
+        kind, fqdn = record.key.type, record.key.fqdn
+        ttl, proxied = effective(kind, record.ttl, zone.proxied)
+        target = await self.zones.zone_for(zone, fqdn)
+        async with self._locks.hold((target.id, fqdn, kind)):
+            at_name = await self._read_name(target, kind, fqdn)
+            if at_name.in_the_way:
+                raise _in_the_way(fqdn, kind, at_name.in_the_way)
+            mine, foreign = _split(at_name.same_type, zone)
+            if foreign:
+                raise RecordConflict(
+                    f"{fqdn} has {kind} records not managed by dns-sidecar (no "
+                    f"{zone.comment!r} comment): {', '.join(r.value for r in foreign)}. "
+                    "Remove them, or set ownership: adopt for this zone.",
+                    details={"fqdn": fqdn, "foreign": [r.value for r in foreign]},
+                )
+            want = diff.Desired(
+                kind,
+                fqdn,
+                record.values,
+                ttl,
+                proxied,
+                zone.comment,
+                mark_existing=zone.ownership is Ownership.ADOPT,
+            )
+            plan = diff.plan(mine, want)
+            result = RecordSet(record.key, record.values, ttl)
+            if plan.empty:
+                return UpsertResult(Outcome.UNCHANGED, result)
+            await self.api.batch(
+                target.id, deletes=plan.deletes, patches=plan.patches, posts=plan.posts
+            )
+            self.read_cache.invalidate(target.id)
+            return UpsertResult(Outcome.UPDATED if mine else Outcome.CREATED, result)
+
+    async def get(self, zone: ZonePolicy, key: RecordKey) -> RecordSet | None:
+        target = await self.zones.zone_for(zone, key.fqdn)
+        if self.read_cache.enabled:
+            raw = await self.read_cache.records(target.id, lambda: self.api.list_records(target.id))
+            found = [from_api(r) for r in raw]
+            found = [r for r in found if r.name == key.fqdn and r.type == key.type]
+        else:
+            raw = await self.api.list_records(target.id, name=key.fqdn, kind=key.type)
+            found = [from_api(r) for r in raw]
+        if not found:
+            return None
+        values = tuple(dict.fromkeys(r.value for r in found))
+        return RecordSet(key, values, min(r.ttl for r in found))
+
+    async def delete(self, zone: ZonePolicy, key: RecordKey) -> DeleteResult:
+        target = await self.zones.zone_for(zone, key.fqdn)
+        async with self._locks.hold((target.id, key.fqdn, key.type)):
+            raw = await self.api.list_records(target.id, name=key.fqdn, kind=key.type)
+            mine, foreign = _split([from_api(r) for r in raw], zone)
+            if mine:
+                await self.api.batch(
+                    target.id, deletes=[{"id": r.id} for r in mine], patches=[], posts=[]
+                )
+                self.read_cache.invalidate(target.id)
+            return DeleteResult(removed=len(mine), left=tuple(r.describe() for r in foreign))
+
+    async def health(self) -> Health:
+        try:
+            if self.api.client().api_token is not None:
+                status = await self.api.verify_token()
+                if status != "active":
+                    return Health(healthy=False, message=f"API token is {status}")
+            else:
+                await self.api.list_zones()
+        except Exception as err:  # noqa: BLE001 - any failure is "unhealthy", with its reason
+            return Health(healthy=False, message=getattr(err, "message", str(err)))
+        budget = self.api.budget
+        return Health(
+            healthy=True,
+            message=f"API reachable; {budget.remaining}/{budget.requests} requests left in the "
+            f"{budget.per_seconds:g} s window",
+        )
+
+    async def aclose(self) -> None:
+        await self.zones.aclose()
+        await self.read_cache.aclose()
+        await self.api.aclose()
+
+    async def _read_name(self, zone: CloudflareZone, kind: str, fqdn: str) -> _AtName:
+        records = [from_api(r) for r in await self.api.list_records(zone.id, name=fqdn)]
+        same = [r for r in records if r.type == kind]
+        if kind == "CNAME":
+            way = [r for r in records if r.type != "CNAME"]
+        else:
+            way = [r for r in records if r.type == "CNAME"]
+        return _AtName(same, way)
+
+
+def _split(
+    records: list[CloudflareRecord], zone: ZonePolicy
+) -> tuple[list[CloudflareRecord], list[CloudflareRecord]]:
+    """(ours, foreign) under the zone's ownership mode."""
+    if zone.ownership is not Ownership.STRICT:
+        return records, []
+    mine = [r for r in records if r.comment == zone.comment]
+    return mine, [r for r in records if r.comment != zone.comment]
+
+
+def _in_the_way(fqdn: str, kind: str, records: list[CloudflareRecord]) -> RecordConflict:
+    listed = ", ".join(r.describe() for r in records)
+    why = "a CNAME cannot share its name with other records"
+    return RecordConflict(
+        f"Cannot put {kind} at {fqdn}: {listed} already there, and {why}.",
+        details={"fqdn": fqdn, "existing": [r.describe() for r in records]},
+    )

@@ -1,0 +1,102 @@
+"""Zone ids: from the routing table, else looked up once by name and cached.
+
+With a zone named ``.`` (seed-compatible mode: one account serving every zone it can see) the
+account's zones are listed, cached for a while, and a name goes to the longest matching one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from sidecar.clock import Clock
+from sidecar.errors import DomainNotAllowed, ProviderError
+from sidecar.providers.base import ZonePolicy
+from sidecar.providers.cloudflare.client import CloudflareApi
+from sidecar.records.names import is_within
+
+ROOT = "."
+LISTING_TTL = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class CloudflareZone:
+    id: str
+    name: str
+
+
+class ZoneDirectory:
+    def __init__(self, api: CloudflareApi, clock: Clock) -> None:
+        self._api = api
+        self._clock = clock
+        self._by_name: dict[str, asyncio.Task[CloudflareZone]] = {}
+        self._listing: asyncio.Task[list[CloudflareZone]] | None = None
+        self._listed_at = float("-inf")
+
+    async def zone_for(self, policy: ZonePolicy, fqdn: str) -> CloudflareZone:
+        if policy.zone_id:
+            return CloudflareZone(policy.zone_id, policy.name)
+        if policy.name != ROOT:
+            return await self._shared(policy.name)
+        zones = await self._all()
+        matching = [zone for zone in zones if is_within(fqdn, zone.name)]
+        if not matching:
+            raise DomainNotAllowed(
+                f"Cloudflare account {self._api.account!r} has no zone covering {fqdn}.",
+                details={"fqdn": fqdn},
+            )
+        return max(matching, key=lambda zone: len(zone.name))
+
+    async def _shared(self, name: str) -> CloudflareZone:
+        task = self._by_name.get(name)
+        if task is None:  # concurrent first requests share one lookup
+            task = self._by_name[name] = asyncio.ensure_future(self._lookup(name))
+        try:
+            return await asyncio.shield(task)
+        except BaseException:
+            if task.done() and self._by_name.get(name) is task:
+                del self._by_name[name]  # failures are not cached
+            raise
+
+    async def _lookup(self, name: str) -> CloudflareZone:
+        try:
+            zones = await self._api.list_zones(name)
+        except ProviderError as err:
+            raise ProviderError(
+                f"{err.message} A zone-scoped token cannot look zones up: set zoneId for "
+                f"{name} in the routing table.",
+                details={"zone": name},
+            ) from err
+        for zone in zones:
+            if str(zone.get("name", "")).lower() == name:
+                return CloudflareZone(str(zone["id"]), name)
+        raise ProviderError(
+            f"Cloudflare account {self._api.account!r} has no zone {name!r} (or its token may "
+            "not read zones; set zoneId in the routing table for zone-scoped tokens).",
+            details={"zone": name},
+        )
+
+    async def _all(self) -> list[CloudflareZone]:
+        fresh = self._clock.monotonic() - self._listed_at < LISTING_TTL
+        if self._listing is None or (self._listing.done() and not fresh):
+            self._listing = asyncio.ensure_future(self._list_all())
+        try:
+            zones = await asyncio.shield(self._listing)
+        except BaseException:
+            self._listing = None
+            raise
+        return zones
+
+    async def _list_all(self) -> list[CloudflareZone]:
+        zones = [
+            CloudflareZone(str(z["id"]), str(z["name"]).lower())
+            for z in await self._api.list_zones()
+        ]
+        self._listed_at = self._clock.monotonic()
+        return zones
+
+    async def aclose(self) -> None:
+        tasks = [*self._by_name.values(), *([self._listing] if self._listing else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
