@@ -5,14 +5,19 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
 
 from aiohttp import web
 
-from sidecar.auth.clients import AuthSettings, Verifier
+from sidecar.auth.clients import AuthSettings, ClientAuth, Verifier
 from sidecar.auth.replay import ReplayCache
 from sidecar.clock import Clock, SystemClock
-from sidecar.config import loader, runtime
+from sidecar.config import runtime
 from sidecar.config.live import LiveConfig
+from sidecar.config.reload import Reloader, parse_table, read_table
+from sidecar.credentials.kubernetes import KubernetesObjects
+from sidecar.credentials.store import CredentialStore
 from sidecar.management import ManagementApi
 from sidecar.observability.inflight import InFlight
 from sidecar.observability.metrics import Metrics
@@ -24,9 +29,11 @@ from sidecar.settings import Settings
 LIVE = web.AppKey("live", LiveConfig)
 METRICS = web.AppKey("metrics", Metrics)
 VERIFIER = web.AppKey("verifier", Verifier)
+STORE = web.AppKey("store", CredentialStore)
 MANAGEMENT = web.AppKey("management", web.Application)
 MANAGEMENT_API = web.AppKey("management_api", ManagementApi)
 IN_FLIGHT = web.AppKey("in_flight", InFlight)
+RELOADER = web.AppKey("reloader", Reloader)
 
 log = logging.getLogger(__name__)
 
@@ -35,21 +42,41 @@ class StartupError(Exception):
     """The service must not start as configured; the message says why and what to do."""
 
 
-def load_runtime(settings: Settings, clock: Clock | None = None) -> runtime.Runtime:
+@dataclass
+class Loaded:
+    runtime: runtime.Runtime
+    digest: str | None = None  # of the routing table file, when there is one
+
+
+def load_runtime(settings: Settings, store: CredentialStore, clock: Clock) -> Loaded:
     """The routing table file when one is set, else seed-compatible mode or the default."""
     path = settings.table.config
     if path is None:
-        return runtime.without_table(settings, clock)
-    return runtime.build(loader.load(path), settings, source=str(path), clock=clock)
+        return Loaded(runtime.without_table(settings, clock))
+    data, digest = read_table(path)
+    spec = parse_table(data, path)
+    built = runtime.build(spec, settings, source=str(path), store=store, clock=clock)
+    return Loaded(built, digest)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def check_exposure(settings: Settings, current: runtime.Runtime) -> None:
     """Unsigned requests are accepted only on a loopback address, or when explicitly allowed."""
     server = settings.server
     open_to_unsigned = not current.clients or any(
-        not client.signs and not client.refusal for client in current.clients
+        isinstance(state := client.state(), ClientAuth) and not state.secrets
+        for client in current.clients
+        if not client.source.startswith("DNSClass")  # read only once the API is reachable
     )
-    if open_to_unsigned and not _is_loopback(server.host) and not server.allow_unauthenticated:
+    if open_to_unsigned and not is_loopback(server.host) and not server.allow_unauthenticated:
         raise StartupError(
             f"Refusing to listen on {server.host} without an HMAC secret: anyone who can reach "
             "the port could change DNS records. Set HMAC_SECRET (or clients in the routing "
@@ -58,18 +85,36 @@ def check_exposure(settings: Settings, current: runtime.Runtime) -> None:
 
 
 def create_app(
-    settings: Settings, *, clock: Clock | None = None, initial: runtime.Runtime | None = None
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    initial: runtime.Runtime | None = None,
+    store: CredentialStore | None = None,
 ) -> web.Application:
     """The protocol app; the management app hangs off it under ``MANAGEMENT``."""
     clock = clock or SystemClock()
-    current = initial or load_runtime(settings, clock)
-    check_exposure(settings, current)
-    live = LiveConfig(current, config_file=str(settings.table.config or "") or None)
     metrics = Metrics()
+    k8s = settings.kubernetes
+    store = store or CredentialStore(
+        KubernetesObjects(
+            kubeconfig=k8s.kubeconfig,
+            namespace=k8s.namespace,
+            on_change=lambda kind: metrics.kubernetes_changes.labels(kind).inc(),
+        )
+    )
+    loaded = Loaded(initial) if initial else load_runtime(settings, store, clock)
+    if store.kubernetes is not None:  # a DNSClass may now name another Secret: follow it
+        store.kubernetes.on_change(
+            lambda kind: store.track(live.current.credentials, live.current.dns_classes)
+        )
+    check_exposure(settings, loaded.runtime)
+    config_file = str(settings.table.config) if settings.table.config else None
+    live = LiveConfig(loaded.runtime, config_file=config_file)
+    allow_unsigned = is_loopback(settings.server.host) or settings.server.allow_unauthenticated
     verifier = Verifier(
         ReplayCache(settings.auth.replay_cache_size),
         clock,
-        AuthSettings(skew=settings.auth.timestamp_skew),
+        AuthSettings(skew=settings.auth.timestamp_skew, allow_unsigned=allow_unsigned),
     )
     metrics.watch_replay_cache(lambda: len(verifier.replay))
     metrics.config_generation.set_function(lambda: float(live.generation))
@@ -83,30 +128,42 @@ def create_app(
             authenticate(verifier, live, metrics, settings.server.max_body_bytes),
         ],
     )
-    app.add_routes(ProtocolApi(live, health, metrics, clock).routes())
+    app.add_routes(ProtocolApi(health, metrics, clock).routes())
     app[LIVE] = live
     app[METRICS] = metrics
     app[VERIFIER] = verifier
     app[IN_FLIGHT] = in_flight
+    app[STORE] = store
 
     management = web.Application()
-    management_api = ManagementApi(live, health, verifier, metrics)
+    management_api = ManagementApi(live, health, verifier, metrics, store)
     management.add_routes(management_api.routes())
     app[MANAGEMENT] = management
     app[MANAGEMENT_API] = management_api
 
-    async def providers(app: web.Application) -> AsyncIterator[None]:
-        yield
-        await app[LIVE].current.aclose()
+    if settings.table.config is not None:
+        app[RELOADER] = Reloader(
+            live,
+            settings.table.config,
+            settings,
+            store,
+            clock,
+            loaded_digest=loaded.digest,
+            on_result=lambda ok: metrics.reloads.labels("success" if ok else "failure").inc(),
+        )
 
-    app.cleanup_ctx.append(providers)
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            await store.start()
+            stack.push_async_callback(store.stop)
+            current = app[LIVE].current
+            store.track(current.credentials, current.dns_classes)
+            if store.kubernetes is not None:
+                await store.kubernetes.wait_synced(settings.kubernetes.sync_timeout)
+            stack.push_async_callback(lambda: app[LIVE].current.aclose())
+            if RELOADER in app:
+                await stack.enter_async_context(app[RELOADER].running())
+            yield
+
+    app.cleanup_ctx.append(lifecycle)
     return app
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

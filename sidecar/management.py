@@ -6,21 +6,30 @@ reach it.
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from sidecar import __version__
-from sidecar.auth.clients import Verifier
+from sidecar.auth.clients import Client, ClientAuth, Verifier
 from sidecar.config.live import LiveConfig
+from sidecar.credentials.store import CredentialStore
 from sidecar.observability.metrics import Metrics
 from sidecar.routing.health import HealthCache
 
 
 class ManagementApi:
     def __init__(
-        self, live: LiveConfig, health: HealthCache, verifier: Verifier, metrics: Metrics
+        self,
+        live: LiveConfig,
+        health: HealthCache,
+        verifier: Verifier,
+        metrics: Metrics,
+        store: CredentialStore,
     ) -> None:
         self.live = live
+        self.store = store
         self.health = health
         self.verifier = verifier
         self.metrics = metrics
@@ -58,17 +67,7 @@ class ManagementApi:
             }
             for name, account in runtime.accounts.items()
         }
-        clients = [
-            {
-                "name": client.name,
-                "algorithm": client.algorithm.value if client.signs else None,
-                "signed": client.signs,
-                "secrets": len(client.secrets),
-                "zones": list(client.zones) if client.zones is not None else "all",
-                "refused": client.refusal,
-            }
-            for client in runtime.clients
-        ]
+        clients = [_client_status(client) for client in runtime.clients]
         return web.json_response(
             {
                 "version": __version__,
@@ -92,3 +91,17 @@ class ManagementApi:
                 },
             }
         )
+
+
+def _client_status(client: Client) -> dict[str, Any]:
+    state = client.state()
+    settings = state if isinstance(state, ClientAuth) else None
+    return {
+        "name": client.name,
+        "source": client.source,
+        "algorithm": settings.algorithm.value if settings and settings.secrets else None,
+        "signed": bool(settings and settings.secrets),
+        "secrets": len(settings.secrets) if settings else 0,
+        "zones": list(client.zones) if client.zones is not None else "all",
+        "refused": state if isinstance(state, str) else None,
+    }

@@ -68,6 +68,16 @@ class TableSettings(_Group):
 
     config: Path | None = Field(None, validation_alias=_env("CONFIG"))
     memory_file: Path | None = Field(None, validation_alias=_env("MEMORY_FILE"))
+    reload_interval: float = Field(30.0, gt=0, validation_alias=_env("RELOAD_INTERVAL"))
+    reload_debounce_ms: int = Field(100, ge=1, validation_alias=_env("RELOAD_DEBOUNCE_MS"))
+
+
+class KubernetesSettings(_Group):
+    """Where Secrets and DNSClasses are read from (only when the routing table names them)."""
+
+    kubeconfig: Path | None = Field(None, validation_alias=_env("KUBECONFIG", "KUBECONFIG"))
+    namespace: str | None = Field(None, validation_alias=_env("NAMESPACE", "POD_NAMESPACE"))
+    sync_timeout: float = Field(10.0, ge=0, validation_alias=_env("KUBERNETES_SYNC_TIMEOUT"))
 
 
 class CloudflareSeedSettings(_Group):
@@ -93,6 +103,7 @@ class Settings(BaseModel):
     log: LogSettings = Field(default_factory=LogSettings)
     table: TableSettings = Field(default_factory=TableSettings)
     cloudflare: CloudflareSeedSettings = Field(default_factory=CloudflareSeedSettings)
+    kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
 
     @classmethod
     def from_env(
@@ -109,6 +120,7 @@ class Settings(BaseModel):
             log=LogSettings(**_set(log)),
             table=TableSettings(**_set(table)),
             cloudflare=CloudflareSeedSettings(),
+            kubernetes=KubernetesSettings(),
         )
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from sidecar.auth.clients import ClientAuth
 from sidecar.auth.hmac import Algorithm
 from sidecar.config import loader
 from sidecar.config.runtime import build
@@ -69,14 +70,12 @@ zones: [{{name: example.com, account: m}}]
         "t.yaml",
     )
     a, b = build(spec, make_settings(), source="t.yaml").clients
-    assert (a.algorithm, a.secrets, a.refusal) == (
-        Algorithm.SHA512,
-        (b"from-env", b"from-file"),
-        None,
-    )
-    assert b.refusal == (
+    assert a.state() == ClientAuth(Algorithm.SHA512, (b"from-env", b"from-file"))
+    assert b.state() == (
         "client 'b': The credential environment variable UNSET_VARIABLE is empty or unset."
     )
+    secret_file.write_text("rotated\n")  # read again at the next use: rotation needs no reload
+    assert a.state() == ClientAuth(Algorithm.SHA512, (b"from-env", b"rotated"))
 
 
 def test_every_problem_is_listed_with_its_line() -> None:

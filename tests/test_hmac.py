@@ -11,11 +11,12 @@ import pytest
 
 from sidecar.app import METRICS
 from sidecar.auth import hmac
-from sidecar.auth.clients import Client
+from sidecar.auth.clients import Client, ClientAuth
 from sidecar.auth.hmac import Algorithm
 from sidecar.auth.replay import ReplayCache
 from sidecar.clock import FrozenClock
 from sidecar.config.runtime import Runtime
+from sidecar.credentials.sources import CredentialUnavailable
 from sidecar.providers.base import ZonePolicy
 from sidecar.providers.memory import MemoryProvider
 from sidecar.routing.table import ROOT, Account, Route, RoutingTable
@@ -35,6 +36,10 @@ def _runtime(*clients: Client) -> Runtime:
     )
 
 
+def _missing() -> ClientAuth:
+    raise CredentialUnavailable("Secret dns/x key k is missing")
+
+
 def stamp(clock: FrozenClock, offset: float = 0) -> str:
     return hmac.format_timestamp(datetime.fromtimestamp(clock.time() + offset, UTC))
 
@@ -47,8 +52,8 @@ def clock() -> FrozenClock:
 @pytest.fixture
 async def sidecar(start_sidecar: StartSidecar, clock: FrozenClock) -> Sidecar:
     clients = (
-        Client("cloudflare", Algorithm.SHA256, (SECRET, OLD_SECRET)),
-        Client("home", Algorithm.SHA512, (OTHER_SECRET,), zones=("home.example",)),
+        Client.fixed("cloudflare", Algorithm.SHA256, (SECRET, OLD_SECRET)),
+        Client.fixed("home", Algorithm.SHA512, (OTHER_SECRET,), zones=("home.example",)),
     )
     return await start_sidecar(runtime=_runtime(*clients), clock=clock, secret=SECRET)
 
@@ -280,8 +285,8 @@ async def test_auth_failures_are_counted_by_reason(sidecar: Sidecar, clock: Froz
 async def test_refused_client_is_explained(start_sidecar: StartSidecar, clock: FrozenClock) -> None:
     """A client whose settings cannot be had is refused with the reason, others still work."""
     runtime = _runtime(
-        Client("broken", refusal="client 'broken': Secret dns/x key k is missing"),
-        Client("ok", Algorithm.SHA256, (SECRET,)),
+        Client("broken", _missing),
+        Client.fixed("ok", Algorithm.SHA256, (SECRET,)),
     )
     caller = (await start_sidecar(runtime=runtime, clock=clock, secret=SECRET)).caller
     assert (await caller.call("GET", "/health", timestamp=stamp(clock))).status == 200

@@ -67,6 +67,7 @@ async def test_status_page(start_sidecar: StartSidecar, start_management: StartM
     assert status["clients"] == [
         {
             "name": "env",
+            "source": "HMAC_SECRET environment",
             "algorithm": "SHA512",
             "signed": True,
             "secrets": 1,

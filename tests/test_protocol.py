@@ -9,7 +9,8 @@ from pydantic import SecretStr
 
 from sidecar.auth.clients import Client
 from sidecar.auth.hmac import Algorithm
-from sidecar.config.runtime import Runtime, UnavailableProvider
+from sidecar.config.accounts import UnavailableProvider
+from sidecar.config.runtime import Runtime
 from sidecar.errors import ProviderError
 from sidecar.providers.base import DeleteResult, Health, UpsertResult, ZonePolicy
 from sidecar.providers.memory import MemoryProvider
@@ -216,7 +217,7 @@ async def test_auth_failed(start_sidecar: StartSidecar) -> None:
 
 async def test_domain_not_allowed(start_sidecar: StartSidecar) -> None:
     """403 DOMAIN_NOT_ALLOWED: no zone covers the name, or the client may not change it."""
-    client = Client("home", Algorithm.SHA256, (SECRET,), zones=("lab.example.com",))
+    client = Client.fixed("home", Algorithm.SHA256, (SECRET,), zones=("lab.example.com",))
     caller = (
         await start_sidecar(
             runtime=runtime_with(MemoryProvider(), clients=(client,)), secret=SECRET

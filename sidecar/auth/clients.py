@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hmac as _hmac
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sidecar.auth import hmac
 from sidecar.auth.hmac import Algorithm
 from sidecar.auth.replay import ReplayCache
 from sidecar.clock import Clock
+from sidecar.credentials.sources import CredentialUnavailable
 from sidecar.errors import AuthFailed, RateLimited
 from sidecar.records.names import is_within
 
@@ -17,18 +18,47 @@ MAX_NONCE = 128
 
 
 @dataclass(frozen=True, slots=True)
-class Client:
-    """One caller. No secrets means it sends unsigned requests (loopback only, see ``cli``)."""
+class ClientAuth:
+    """A client's HMAC settings in force: its algorithm and secrets (none: unsigned requests)."""
 
-    name: str
     algorithm: Algorithm = Algorithm.SHA256
     secrets: tuple[bytes, ...] = field(default=(), repr=False)
-    zones: tuple[str, ...] | None = None  # None: every zone
-    refusal: str | None = None  # set when the client's settings cannot be had: refuse it
 
-    @property
-    def signs(self) -> bool:
-        return bool(self.secrets)
+
+def _unsigned() -> ClientAuth:
+    return ClientAuth()
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """One caller (one per DNSClass). ``resolve`` gives its settings now, reading them from their
+    sources at each call (so rotations apply at once), or raises ``CredentialUnavailable``: then
+    the client's requests are refused, saying why.
+    """
+
+    name: str
+    resolve: Callable[[], ClientAuth] = _unsigned
+    zones: tuple[str, ...] | None = None  # None: every zone
+    source: str = "routing table"
+
+    @classmethod
+    def fixed(
+        cls,
+        name: str,
+        algorithm: Algorithm = Algorithm.SHA256,
+        secrets: tuple[bytes, ...] = (),
+        zones: tuple[str, ...] | None = None,
+        source: str = "routing table",
+    ) -> Client:
+        auth = ClientAuth(algorithm, secrets)
+        return cls(name, lambda: auth, zones, source)
+
+    def state(self) -> ClientAuth | str:
+        """The settings in force, or why there are none."""
+        try:
+            return self.resolve()
+        except CredentialUnavailable as err:
+            return f"client {self.name!r}: {err.message}"
 
     def may_change(self, fqdn: str) -> bool:
         return self.zones is None or any(is_within(fqdn, zone) for zone in self.zones)
@@ -37,6 +67,7 @@ class Client:
 @dataclass(frozen=True, slots=True)
 class AuthSettings:
     skew: float = 300.0  # seconds a timestamp may be off, either way
+    allow_unsigned: bool = True  # loopback listener, or --allow-unauthenticated
 
 
 class Verifier:
@@ -60,19 +91,18 @@ class Verifier:
         body: bytes,
     ) -> Client | None:
         """The client that sent the request; ``None`` when nobody is configured at all."""
-        if not clients:
+        if not clients and self.settings.allow_unsigned:
             return None
         signature = headers.get(hmac.HEADER_SIGNATURE)
         timestamp = headers.get(hmac.HEADER_TIMESTAMP)
         nonce = headers.get(hmac.HEADER_NONCE)
-        signing = [c for c in clients if c.signs and not c.refusal]
-        unsigned = [c for c in clients if not c.signs and not c.refusal]
-        refused = "; ".join(c.refusal for c in clients if c.refusal)
-        if unsigned and (not signing or (signature is None and timestamp is None and not nonce)):
+        signing, unsigned, refused = self._sort(clients)
+        bare = signature is None and timestamp is None and nonce is None
+        if unsigned and (not signing or bare):
             return unsigned[0]
         if not signing:
             raise AuthFailed(
-                f"No client can be authenticated: {refused}", reason="client_unavailable"
+                f"The request cannot be authenticated: {refused}.", reason="client_unavailable"
             )
         missing = [
             name
@@ -102,7 +132,7 @@ class Verifier:
             given = bytes.fromhex(signature)
         except ValueError:
             given = b""
-        lengths = {c.algorithm.digest_size for c in signing}
+        lengths = {auth.algorithm.digest_size for _, auth in signing}
         if len(given) not in lengths:
             raise AuthFailed(
                 f"Header {hmac.HEADER_SIGNATURE} must be a hex HMAC of "
@@ -114,7 +144,7 @@ class Verifier:
             raise AuthFailed(
                 "The signature does not match: wrong secret or algorithm, or the method, path, "
                 "timestamp, nonce or body was changed in transit."
-                + (f" Also refused: {refused}" if refused else ""),
+                + (f" Also refused: {refused}." if refused else ""),
                 reason="bad_signature",
             )
         if self.replay.seen(nonce, now):
@@ -131,6 +161,33 @@ class Verifier:
                 details={"replayCacheCapacity": self.replay.capacity},
             )
         return client
+
+    def _sort(
+        self, clients: Sequence[Client]
+    ) -> tuple[list[tuple[Client, ClientAuth]], list[Client], str]:
+        """The clients that sign (with their settings now), those that do not, and refusals."""
+        signing: list[tuple[Client, ClientAuth]] = []
+        unsigned: list[Client] = []
+        refusals: list[str] = []
+        for client in clients:
+            state = client.state()
+            if isinstance(state, str):
+                refusals.append(state)
+            elif state.secrets:
+                signing.append((client, state))
+            elif self.settings.allow_unsigned:
+                unsigned.append(client)
+            else:
+                refusals.append(
+                    f"client {client.name!r} has no HMAC secret, and unsigned requests are "
+                    "accepted only on a loopback address"
+                )
+        if not clients:
+            refusals.append(
+                "no HMAC client is configured, and unsigned requests are accepted only on a "
+                "loopback address"
+            )
+        return signing, unsigned, "; ".join(refusals)
 
     def _check_timestamp(self, raw: str, now: float) -> float:
         moment = hmac.parse_timestamp(raw)
@@ -156,12 +213,14 @@ class Verifier:
         return moment + skew
 
 
-def _match(clients: Sequence[Client], signed: bytes, given: bytes) -> Client | None:
+def _match(
+    signing: Sequence[tuple[Client, ClientAuth]], signed: bytes, given: bytes
+) -> Client | None:
     found: Client | None = None
-    for client in clients:
-        if client.algorithm.digest_size != len(given):
+    for client, auth in signing:
+        if auth.algorithm.digest_size != len(given):
             continue
-        for secret in client.secrets:
-            if _hmac.compare_digest(hmac.mac(secret, client.algorithm, signed), given):
+        for secret in auth.secrets:
+            if _hmac.compare_digest(hmac.mac(secret, auth.algorithm, signed), given):
                 found = found or client
     return found

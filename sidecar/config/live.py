@@ -1,10 +1,22 @@
-"""The routing table in force: read by every request, replaced whole by a reload."""
+"""The routing table in force: read by every request, replaced whole by a reload.
+
+A request pins the :class:`Runtime` it starts with (``use``) and finishes on it, whatever
+reloads happen meanwhile. Providers that a new runtime no longer uses are closed only once no
+request pins the runtime that had them (``retire``).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 from sidecar.config.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 
 class LiveConfig:
@@ -15,10 +27,28 @@ class LiveConfig:
         self.config_file = config_file
         self.last_error: str | None = None
         self.failed_reloads = 0
+        self._users: Counter[int] = Counter()
+        self._drained: dict[int, asyncio.Event] = {}
 
     @property
     def generation(self) -> int:
         return self.current.generation
+
+    @contextmanager
+    def use(self) -> Iterator[Runtime]:
+        """The runtime in force now, pinned until the block ends."""
+        runtime = self.current
+        generation = runtime.generation
+        self._users[generation] += 1
+        try:
+            yield runtime
+        finally:
+            self._users[generation] -= 1
+            if not self._users[generation]:
+                del self._users[generation]
+                drained = self._drained.pop(generation, None)
+                if drained is not None:
+                    drained.set()
 
     def swap(self, new: Runtime) -> Runtime:
         """Put ``new`` in force with the next generation number; returns the old one."""
@@ -31,3 +61,16 @@ class LiveConfig:
         """A reload failed: keep serving the current table, remember why."""
         self.last_error = error
         self.failed_reloads += 1
+
+    async def retire(self, old: Runtime) -> None:
+        """Close ``old``'s providers that are not in use now, once no request pins ``old``."""
+        if self._users[old.generation]:
+            drained = self._drained.setdefault(old.generation, asyncio.Event())
+            await drained.wait()
+        keep = {id(account.provider) for account in self.current.accounts.values()}
+        for account in old.accounts.values():
+            if id(account.provider) not in keep:
+                try:
+                    await account.provider.aclose()
+                except Exception:
+                    log.exception("closing the provider of account %s failed", account.name)

@@ -53,6 +53,19 @@ class Metrics:
             registry=self.registry,
         )
 
+        self.reloads = Counter(
+            "dns_sidecar_config_reloads",
+            "Routing-table reloads by result (a failure keeps the old table serving).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.kubernetes_changes = Counter(
+            "dns_sidecar_kubernetes_object_changes",
+            "Changes seen to watched Kubernetes objects (Secrets, DNSClasses), by kind.",
+            ["kind"],
+            registry=self.registry,
+        )
+
     def watch_replay_cache(self, size: Callable[[], int]) -> None:
         self.replay_cache.set_function(lambda: float(size()))
 

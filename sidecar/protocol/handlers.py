@@ -13,13 +13,12 @@ from aiohttp import web
 
 from sidecar.auth.clients import Client
 from sidecar.clock import Clock
-from sidecar.config.live import LiveConfig
 from sidecar.errors import DomainNotAllowed, RecordNotFound
 from sidecar.observability import context
 from sidecar.observability.metrics import Metrics
 from sidecar.protocol import wire
 from sidecar.protocol.json import json_response
-from sidecar.protocol.middleware import BODY, CLIENT
+from sidecar.protocol.middleware import BODY, CLIENT, RUNTIME
 from sidecar.providers.base import Outcome
 from sidecar.records import RecordKey, RecordSet
 from sidecar.routing.health import HealthCache
@@ -33,10 +32,7 @@ UPSERT_MESSAGES = {
 
 
 class ProtocolApi:
-    def __init__(
-        self, live: LiveConfig, health: HealthCache, metrics: Metrics, clock: Clock
-    ) -> None:
-        self.live = live
+    def __init__(self, health: HealthCache, metrics: Metrics, clock: Clock) -> None:
         self.health_cache = health
         self.metrics = metrics
         self.clock = clock
@@ -50,7 +46,7 @@ class ProtocolApi:
         ]
 
     async def health(self, request: web.Request) -> web.Response:
-        results = await self.health_cache.check(self.live.current.accounts)
+        results = await self.health_cache.check(request[RUNTIME].accounts)
         failing = {name: h.message for name, h in results.items() if not h.healthy}
         stamp = datetime.fromtimestamp(self.clock.time(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         if failing:
@@ -112,7 +108,7 @@ class ProtocolApi:
         facts = context.current()
         if facts is not None:
             facts.fqdn = key.fqdn
-        route = self.live.current.table.resolve(key.fqdn)
+        route = request[RUNTIME].table.resolve(key.fqdn)
         client: Client | None = request.get(CLIENT)
         if client is not None and not client.may_change(key.fqdn):
             raise DomainNotAllowed(

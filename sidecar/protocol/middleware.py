@@ -17,6 +17,7 @@ from aiohttp.typedefs import Handler, Middleware
 
 from sidecar.auth.clients import Client, Verifier
 from sidecar.config.live import LiveConfig
+from sidecar.config.runtime import Runtime
 from sidecar.errors import (
     AuthFailed,
     InvalidRequest,
@@ -34,6 +35,7 @@ from sidecar.protocol.json import error_response
 REQUEST_ID = "X-Request-Id"
 BODY = web.RequestKey("body", bytes)
 CLIENT = web.RequestKey("client", Client)
+RUNTIME = web.RequestKey("runtime", Runtime)
 
 _ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
@@ -107,19 +109,21 @@ def authenticate(
             raise unmatched
         body = await _read_body(request, max_body)
         request[BODY] = body
-        try:
-            client = verifier.verify(
-                live.current.clients, request.method, request.path, request.headers, body
-            )
-        except AuthFailed as err:
-            metrics.auth_failures.labels(err.reason).inc()
-            raise
-        if client is not None:
-            request[CLIENT] = client
-            facts = context.current()
-            if facts is not None:
-                facts.client = client.name
-        return await handler(request)
+        with live.use() as runtime:  # the request finishes on the table it started with
+            request[RUNTIME] = runtime
+            try:
+                client = verifier.verify(
+                    runtime.clients, request.method, request.path, request.headers, body
+                )
+            except AuthFailed as err:
+                metrics.auth_failures.labels(err.reason).inc()
+                raise
+            if client is not None:
+                request[CLIENT] = client
+                facts = context.current()
+                if facts is not None:
+                    facts.client = client.name
+            return await handler(request)
 
     return middleware
 

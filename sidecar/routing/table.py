@@ -17,6 +17,7 @@ class Account:
 
     name: str
     provider: Provider
+    fingerprint: str = ""  # the routing-table entry it was built from (reloads reuse equal ones)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,122 @@
+"""Provider accounts from the routing table: a provider object for each ``accounts`` entry.
+
+An account whose entry is unchanged by a reload keeps its provider (with its zone-id cache,
+read cache, request budget and connections); only new or changed entries get new ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+from sidecar.clock import Clock
+from sidecar.config.schema import CloudflareAccount, MemoryAccount, RateLimit
+from sidecar.credentials.sources import CredentialUnavailable
+from sidecar.credentials.store import CredentialStore
+from sidecar.errors import ProviderUnavailable
+from sidecar.providers.base import DeleteResult, Health, Provider, UpsertResult, ZonePolicy
+from sidecar.providers.cloudflare.budget import Budget
+from sidecar.providers.cloudflare.client import Auth, CloudflareApi
+from sidecar.providers.cloudflare.provider import CloudflareProvider
+from sidecar.providers.memory import MemoryProvider
+from sidecar.records import RecordKey, RecordSet
+from sidecar.routing.table import Account
+from sidecar.settings import Settings
+
+AccountSpec = CloudflareAccount | MemoryAccount
+
+
+def build_accounts(
+    specs: list[AccountSpec],
+    settings: Settings,
+    store: CredentialStore,
+    clock: Clock,
+    previous: Mapping[str, Account],
+) -> dict[str, Account]:
+    accounts: dict[str, Account] = {}
+    for spec in specs:
+        fingerprint = spec.model_dump_json()
+        old = previous.get(spec.name)
+        if old is not None and old.fingerprint == fingerprint:
+            accounts[spec.name] = old
+            continue
+        accounts[spec.name] = Account(
+            spec.name, _provider(spec, settings, store, clock), fingerprint
+        )
+    return accounts
+
+
+def _provider(
+    spec: AccountSpec, settings: Settings, store: CredentialStore, clock: Clock
+) -> Provider:
+    if isinstance(spec, MemoryAccount):
+        return MemoryProvider(snapshot=Path(spec.file) if spec.file else None)
+    return cloudflare_provider(
+        spec.name,
+        _auth_source(spec, store),
+        settings,
+        clock=clock,
+        limit=spec.rate_limit,
+        base_url=str(spec.base_url).rstrip("/") if spec.base_url else None,
+        read_cache_seconds=spec.read_cache_seconds,
+    )
+
+
+def cloudflare_provider(
+    name: str,
+    credentials: Callable[[], Auth],
+    settings: Settings,
+    *,
+    clock: Clock,
+    limit: RateLimit,
+    base_url: str | None,
+    read_cache_seconds: float = 0.0,
+) -> CloudflareProvider:
+    budget = Budget(name, limit.requests, limit.per_seconds, clock)
+    api = CloudflareApi(
+        name, credentials, budget, base_url=base_url, timeout=settings.server.provider_timeout
+    )
+    return CloudflareProvider(api, clock, read_cache_seconds=read_cache_seconds)
+
+
+def _auth_source(spec: CloudflareAccount, store: CredentialStore) -> Callable[[], Auth]:
+    """Reads the account's credentials at each call, so a rotation takes effect at once."""
+
+    def read(credential: object) -> str:
+        try:
+            return store.read(credential)  # type: ignore[arg-type]
+        except CredentialUnavailable as err:
+            raise CredentialUnavailable(f"Account {spec.name!r}: {err.message}") from err
+
+    def current() -> Auth:
+        if spec.api_token is not None:
+            return Auth(token=read(spec.api_token))
+        return Auth(key=read(spec.api_key), email=spec.email)
+
+    return current
+
+
+class UnavailableProvider:
+    """Stands in for an account that cannot serve; every call says why."""
+
+    def __init__(self, kind: str, reason: str) -> None:
+        self.kind = kind
+        self.reason = reason
+
+    async def upsert(self, zone: ZonePolicy, record: RecordSet) -> UpsertResult:
+        raise ProviderUnavailable(self.reason)
+
+    async def get(self, zone: ZonePolicy, key: RecordKey) -> RecordSet | None:
+        raise ProviderUnavailable(self.reason)
+
+    async def delete(self, zone: ZonePolicy, key: RecordKey) -> DeleteResult:
+        raise ProviderUnavailable(self.reason)
+
+    async def health(self) -> Health:
+        return Health(healthy=False, message=self.reason)
+
+    async def aclose(self) -> None:
+        return None
+
+
+_: type[Provider] = UnavailableProvider

@@ -1,0 +1,70 @@
+"""HMAC clients from the routing table (``clients``), a DNSClass, or ``HMAC_SECRET``.
+
+Each client's ``resolve`` reads its settings from their sources at every request, so a rotated
+Secret or an edited DNSClass takes effect on the next request without a rebuild.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sidecar.auth.clients import Client, ClientAuth
+from sidecar.auth.hmac import Algorithm
+from sidecar.config.schema import ClientSpec
+from sidecar.credentials.sources import CredentialUnavailable
+from sidecar.credentials.store import CredentialStore
+from sidecar.settings import Settings
+
+ENV_CLIENT = "env"
+
+
+def build_clients(
+    specs: list[ClientSpec], settings: Settings, store: CredentialStore
+) -> tuple[Client, ...]:
+    clients = [_client(spec, store) for spec in specs]
+    return (*clients, *env_clients(settings))
+
+
+def env_clients(settings: Settings) -> tuple[Client, ...]:
+    """``HMAC_SECRET`` (+ ``HMAC_ALGORITHM``), the guide's way to configure one client."""
+    secret = settings.auth.hmac_secret
+    if secret is None:
+        return ()
+    algorithm = Algorithm.parse(settings.auth.hmac_algorithm)
+    value = (secret.get_secret_value().encode(),)
+    return (Client.fixed(ENV_CLIENT, algorithm, value, source="HMAC_SECRET environment"),)
+
+
+def _client(spec: ClientSpec, store: CredentialStore) -> Client:
+    zones = tuple(spec.zones) if spec.zones is not None else None
+    if spec.dns_class is not None:
+        return Client(
+            spec.name, _from_dns_class(spec.dns_class, store), zones, f"DNSClass {spec.dns_class}"
+        )
+    algorithm = spec.hmac_algorithm
+    credentials = list(spec.secrets or [])
+
+    def resolve() -> ClientAuth:
+        return ClientAuth(algorithm, tuple(store.read(c).encode() for c in credentials))
+
+    return Client(spec.name, resolve, zones, "routing table")
+
+
+def _from_dns_class(name: str, store: CredentialStore) -> Callable[[], ClientAuth]:
+    def resolve() -> ClientAuth:
+        found = store.dns_class(name)
+        if found.secret is None:
+            return ClientAuth()
+        try:
+            algorithm = Algorithm.parse(found.algorithm or "SHA256")
+        except ValueError as err:
+            raise CredentialUnavailable(
+                f"DNSClass {name}: spec.hmacAuth.algorithm: {err}."
+            ) from err
+        try:
+            secret = store.read(found.secret)
+        except CredentialUnavailable as err:
+            raise CredentialUnavailable(f"DNSClass {name}: {err.message}") from err
+        return ClientAuth(algorithm, (secret.encode(),))
+
+    return resolve

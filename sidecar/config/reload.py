@@ -1,0 +1,161 @@
+"""Live reload of the routing table file.
+
+The file is usually a mounted ConfigMap, which the kubelet updates by swapping a ``..data``
+symlink in its directory, any number of times; watching the file itself would stop working
+after the first swap, so the directory is watched. Events are debounced, the content hashed
+(an unchanged file is not rebuilt), the new table validated and built in full, and only then
+swapped in. A file that fails keeps the old table serving; the error is logged, counted and
+shown on ``/status``. A periodic re-check catches anything the watcher missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import watchfiles
+
+from sidecar.clock import Clock
+from sidecar.config import loader, runtime
+from sidecar.config.live import LiveConfig
+from sidecar.config.schema import RoutingTableSpec
+from sidecar.credentials.store import CredentialStore
+from sidecar.errors import ConfigError
+from sidecar.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_table(path: Path) -> tuple[bytes, str]:
+    """The file's bytes and their digest; ``ConfigError`` when it cannot be read."""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise ConfigError(str(path), [f"cannot read the file: {err.strerror or err}"]) from err
+    return data, digest(data)
+
+
+def parse_table(data: bytes, path: Path) -> RoutingTableSpec:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(str(path), [f"not UTF-8 text: {err}"]) from err
+    return loader.parse(text, str(path))
+
+
+class Reloader:
+    def __init__(
+        self,
+        live: LiveConfig,
+        path: Path,
+        settings: Settings,
+        store: CredentialStore,
+        clock: Clock,
+        *,
+        loaded_digest: str | None,
+        on_result: Callable[[bool], None] = lambda ok: None,
+    ) -> None:
+        self.live = live
+        self.path = path
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self.loaded_digest = loaded_digest
+        self.on_result = on_result
+        self._lock = asyncio.Lock()
+        self._retiring: set[asyncio.Task[None]] = set()
+
+    async def reload_once(self) -> bool:
+        """Re-read the file; swap in a new table if it changed and is valid."""
+        async with self._lock:
+            try:
+                data, new_digest = read_table(self.path)
+                if new_digest == self.loaded_digest:
+                    return False
+                spec = parse_table(data, self.path)
+                new = runtime.build(
+                    spec,
+                    self.settings,
+                    source=str(self.path),
+                    store=self.store,
+                    clock=self.clock,
+                    previous=self.live.current,
+                )
+            except (ConfigError, ValueError) as err:
+                return self._rejected(str(err))
+            old = self.live.swap(new)
+            self.loaded_digest = new_digest
+            self.store.track(new.credentials, new.dns_classes)
+            self._retire(old)
+        log.info(
+            "routing table reloaded",
+            extra={"fields": {"file": str(self.path), "generation": self.live.generation}},
+        )
+        self.on_result(True)
+        return True
+
+    def _rejected(self, error: str) -> bool:
+        if error != self.live.last_error:
+            log.error("routing table not reloaded, the old one keeps serving: %s", error)
+        self.live.reject(error)
+        self.on_result(False)
+        return False
+
+    def _retire(self, old: runtime.Runtime) -> None:
+        task = asyncio.get_running_loop().create_task(self.live.retire(old))
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
+
+    async def watch_forever(self, stop: asyncio.Event) -> None:
+        """Reload on every change in the file's directory until ``stop`` is set."""
+        table = self.settings.table
+        async for _ in watchfiles.awatch(
+            self.path.parent,
+            debounce=table.reload_debounce_ms,
+            step=min(50, table.reload_debounce_ms),
+            stop_event=stop,
+            recursive=False,
+        ):
+            await self.reload_once()
+
+    async def recheck_forever(self, stop: asyncio.Event) -> None:
+        """The safety net: look at the file every ``reload_interval`` seconds."""
+        interval = self.settings.table.reload_interval
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), interval)
+            except TimeoutError:
+                await self.reload_once()
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Watch and re-check in owned tasks while the block runs; their failures are logged."""
+        stop = asyncio.Event()
+        tasks = [
+            asyncio.get_running_loop().create_task(_logged(loop(stop)), name=loop.__name__)
+            for loop in (self.watch_forever, self.recheck_forever)
+        ]
+        try:
+            yield
+        finally:
+            stop.set()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, *self._retiring, return_exceptions=True)
+
+
+async def _logged(work: Awaitable[None]) -> None:
+    try:
+        await work
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("the routing-table watcher failed; the periodic re-check goes on")
