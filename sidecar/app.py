@@ -149,7 +149,7 @@ def create_app(
             store,
             clock,
             loaded_digest=loaded.digest,
-            on_result=lambda ok: metrics.reloads.labels("success" if ok else "failure").inc(),
+            on_result=lambda result: metrics.reloads.labels(result).inc(),
         )
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -160,7 +160,8 @@ def create_app(
             store.track(current.credentials, current.dns_classes)
             if store.kubernetes is not None:
                 await store.kubernetes.wait_synced(settings.kubernetes.sync_timeout)
-            stack.push_async_callback(lambda: app[LIVE].current.aclose())
+            # the runtime current at exit, not now: a lambda on purpose
+            stack.push_async_callback(lambda: app[LIVE].current.aclose())  # noqa: PLW0108
             if RELOADER in app:
                 await stack.enter_async_context(app[RELOADER].running())
             yield

@@ -104,4 +104,5 @@ def _client_status(client: Client) -> dict[str, Any]:
         "secrets": len(settings.secrets) if settings else 0,
         "zones": list(client.zones) if client.zones is not None else "all",
         "refused": state if isinstance(state, str) else None,
+        **client.details(),
     }

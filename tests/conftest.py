@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -24,11 +26,13 @@ from sidecar.emulator import Emulator
 from sidecar.settings import (
     AuthSettings,
     CloudflareSeedSettings,
+    KubernetesSettings,
     LogSettings,
     ServerSettings,
     Settings,
     TableSettings,
 )
+from tests.fake_kube import FakeKube
 
 SECRET = b"test-hmac-secret-0123456789abcdef"
 _ENV_PREFIXES = ("DNS_SIDECAR_", "HMAC_", "CLOUDFLARE_")
@@ -45,12 +49,14 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def make_settings(**auth: Any) -> Settings:
     server = auth.pop("server", {})
     table = auth.pop("table", {})
+    kubernetes = auth.pop("kubernetes", {})
     return Settings(
         server=ServerSettings(**server),
         auth=AuthSettings(**auth),
         log=LogSettings(),
         table=TableSettings(**table),
         cloudflare=CloudflareSeedSettings(),
+        kubernetes=KubernetesSettings(**kubernetes),
     )
 
 
@@ -235,3 +241,36 @@ async def cf() -> AsyncIterator[RunningEmulator]:
     await server.start_server()
     yield RunningEmulator(emulator, server)
     await server.close()
+
+
+@dataclass
+class RunningKube:
+    fake: FakeKube
+    server: TestServer
+    kubeconfig: Path
+
+
+@pytest.fixture
+async def kube(tmp_path: Path) -> AsyncIterator[RunningKube]:
+    """The fake Kubernetes API server on a loopback port, and a kubeconfig pointing at it."""
+    fake = FakeKube()
+    server = TestServer(fake.app(), host="127.0.0.1")
+    await server.start_server()
+    config = fake.kubeconfig(tmp_path / "kubeconfig", server.port)  # type: ignore[arg-type]
+    yield RunningKube(fake, server, config)
+    fake.drop_watches()
+    await server.close()
+
+
+async def eventually(check: Callable[[], Any], seconds: float = 10.0) -> None:
+    """Poll ``check`` until it holds (sync or async), with a deadline: no blind sleeps."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {seconds} s")
+        await asyncio.sleep(0.01)

@@ -40,6 +40,7 @@ class Client:
     resolve: Callable[[], ClientAuth] = _unsigned
     zones: tuple[str, ...] | None = None  # None: every zone
     source: str = "routing table"
+    details: Callable[[], dict[str, str | None]] = dict  # more to show on /status
 
     @classmethod
     def fixed(

@@ -38,9 +38,15 @@ def env_clients(settings: Settings) -> tuple[Client, ...]:
 def _client(spec: ClientSpec, store: CredentialStore) -> Client:
     zones = tuple(spec.zones) if spec.zones is not None else None
     if spec.dns_class is not None:
-        return Client(
-            spec.name, _from_dns_class(spec.dns_class, store), zones, f"DNSClass {spec.dns_class}"
-        )
+        name = spec.dns_class
+
+        def details() -> dict[str, str | None]:
+            try:
+                return {"server": store.dns_class(name).server}
+            except CredentialUnavailable:
+                return {"server": None}
+
+        return Client(spec.name, _from_dns_class(name, store), zones, f"DNSClass {name}", details)
     algorithm = spec.hmac_algorithm
     credentials = list(spec.secrets or [])
 

@@ -61,7 +61,7 @@ class Reloader:
         clock: Clock,
         *,
         loaded_digest: str | None,
-        on_result: Callable[[bool], None] = lambda ok: None,
+        on_result: Callable[[str], None] = lambda result: None,  # success | failure
     ) -> None:
         self.live = live
         self.path = path
@@ -99,14 +99,14 @@ class Reloader:
             "routing table reloaded",
             extra={"fields": {"file": str(self.path), "generation": self.live.generation}},
         )
-        self.on_result(True)
+        self.on_result("success")
         return True
 
     def _rejected(self, error: str) -> bool:
         if error != self.live.last_error:
             log.error("routing table not reloaded, the old one keeps serving: %s", error)
         self.live.reject(error)
-        self.on_result(False)
+        self.on_result("failure")
         return False
 
     def _retire(self, old: runtime.Runtime) -> None:

@@ -97,7 +97,7 @@ class ObjectWatch:
         await self._watch()
 
     async def _list(self) -> None:
-        reply = await self._request(watch=False, timeout=self.settings.list_timeout)
+        reply = await self._request(watch=False, limit=self.settings.list_timeout)
         async with reply:
             body = await reply.json()
         items = body.get("items") or []
@@ -109,20 +109,21 @@ class ObjectWatch:
     async def _watch(self) -> None:
         reply = await self._request(
             watch=True,
-            timeout=aiohttp.ClientTimeout(
+            limit=aiohttp.ClientTimeout(
                 connect=self.settings.list_timeout, sock_read=self.settings.watch_seconds + 30
             ),
         )
         async with reply:
+            self.error = None  # connected again
             async for line in reply.content:
                 if line.strip():
                     self._event(json.loads(line))
 
-    async def _request(self, *, watch: bool, timeout: Any) -> aiohttp.ClientResponse:
+    async def _request(self, *, watch: bool, limit: Any) -> aiohttp.ClientResponse:
         kwargs: dict[str, Any] = {
             "field_selector": f"metadata.name={self.name}",
             "_preload_content": False,
-            "_request_timeout": timeout,
+            "_request_timeout": limit,
         }
         if watch:
             kwargs |= {
@@ -213,12 +214,15 @@ class KubernetesObjects:
         self._listeners: list[Callable[[str], None]] = [on_change]
         self._api: k8s.ApiClient | None = None
         self._setup_error: str | None = None
+        self._context_namespace: str | None = None
         self._watches: dict[tuple[str, ...], tuple[ObjectWatch, asyncio.Task[None]]] = {}
 
     @property
     def default_namespace(self) -> str:
         if self._namespace:
             return self._namespace
+        if self._context_namespace:
+            return str(self._context_namespace)
         try:
             return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
         except OSError:
@@ -233,10 +237,12 @@ class KubernetesObjects:
                     client_configuration=configuration
                 )
             else:
-                await k8s_config.load_kube_config(
+                loader = await k8s_config.load_kube_config(
                     config_file=str(self._kubeconfig) if self._kubeconfig else None,
                     client_configuration=configuration,
                 )
+                context = (loader.current_context or {}).get("context") or {}
+                self._context_namespace = context.get("namespace")
         except (ConfigException, OSError, TypeError) as err:
             self._setup_error = (
                 "no Kubernetes API: not in a cluster and no usable kubeconfig "
@@ -284,13 +290,17 @@ class KubernetesObjects:
             task.cancel()
 
     async def wait_synced(self, seconds: float) -> None:
-        """Wait (bounded) until every followed object has been listed once, or failed."""
-        pending = [w.synced.wait() for w, _ in self._watches.values() if not w.synced.is_set()]
-        if pending:
-            try:
-                await asyncio.wait_for(asyncio.gather(*pending), seconds)
-            except TimeoutError:
-                log.warning("Kubernetes objects not all read within %.0f s", seconds)
+        """Wait (bounded) until every followed object has been listed once, or failed; also
+        those whose watch starts meanwhile (the Secret a DNSClass names, once it is read)."""
+
+        async def all_synced() -> None:
+            while pending := [w for w, _ in self._watches.values() if not w.synced.is_set()]:
+                await asyncio.gather(*(w.synced.wait() for w in pending))
+
+        try:
+            await asyncio.wait_for(all_synced(), seconds)
+        except TimeoutError:
+            log.warning("Kubernetes objects not all read within %.0f s", seconds)
 
     def _notify(self, kind: str) -> None:
         for listener in self._listeners:

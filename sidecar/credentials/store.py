@@ -9,7 +9,6 @@ providers and the HMAC verifier ask at every use and a rotation takes effect on 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -133,7 +132,7 @@ class CredentialStore:
     def _file(self, credential: FromFile) -> str:
         path = credential.file
         try:
-            info = os.stat(path)  # follows the ..data symlink of a mounted Secret
+            info = path.stat()  # follows the ..data symlink of a mounted Secret
         except OSError as err:
             self._files.pop(path, None)
             raise CredentialUnavailable(

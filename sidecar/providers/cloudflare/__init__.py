@@ -1,0 +1,1 @@
+"""The Cloudflare provider, on the official SDK."""

@@ -1,0 +1,341 @@
+"""Credentials and HMAC settings from Kubernetes: the real kubernetes_asyncio client against a fake
+API server on loopback (list, watch, 410 after compaction, bookmarks, dropped connections, 403).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sidecar.app import LIVE, METRICS, STORE
+from sidecar.auth.hmac import Algorithm
+from sidecar.credentials.kubernetes import ObjectWatch
+from tests.conftest import (
+    RunningEmulator,
+    RunningKube,
+    Sidecar,
+    StartManagement,
+    StartSidecar,
+    eventually,
+    make_settings,
+)
+
+NS = "dns-system"
+
+
+async def start(
+    start_sidecar: StartSidecar, kube: RunningKube, tmp_path: Path, table: str, **kw: Any
+) -> Sidecar:
+    path = tmp_path / "routing.yaml"
+    path.write_text(table)
+    settings = make_settings(table={"config": path}, kubernetes={"kubeconfig": kube.kubeconfig})
+    return await start_sidecar(settings, **kw)
+
+
+def watch_of(sidecar: Sidecar, *key: str) -> ObjectWatch:
+    objects = sidecar.app[STORE].kubernetes
+    assert objects is not None
+    return objects._watches[key][0]
+
+
+def cloudflare_table(cf: RunningEmulator, extra_zone: str = "") -> str:
+    return f"""
+version: 1
+accounts:
+  - name: personal
+    provider: cloudflare
+    apiToken: {{secretRef: {{name: cf-personal, key: api-token}}}}
+    baseUrl: {cf.base_url}
+  - name: other
+    provider: cloudflare
+    apiToken: {{secretRef: {{namespace: elsewhere, name: cf-missing, key: api-token}}}}
+    baseUrl: {cf.base_url}
+  - name: scratch
+    provider: memory
+zones:
+  - {{name: example.com, account: personal}}
+  - {{name: example.org, account: other}}
+  - {{name: lab.example, account: scratch}}
+{extra_zone}"""
+
+
+async def test_rotated_token_reaches_the_provider(
+    kube: RunningKube, start_sidecar: StartSidecar, cf: RunningEmulator, tmp_path: Path
+) -> None:
+    """The API token comes from a Secret; a rotation is used on the next request, no restart."""
+    kube.fake.set_secret(NS, "cf-personal", {"api-token": "cf-token"})
+    sidecar = await start(start_sidecar, kube, tmp_path, cloudflare_table(cf))
+    caller = sidecar.caller
+    assert (await caller.upsert("A", "example.com", "www", ["192.0.2.1"])).status == 200
+    cf.emulator.tokens.clear()
+    cf.emulator.add_token("rotated-token")
+    kube.fake.set_secret(NS, "cf-personal", {"api-token": "rotated-token"})
+    watch = watch_of(sidecar, "Secret", NS, "cf-personal")
+    await eventually(lambda: watch.changes == 2)
+    assert (await caller.upsert("A", "example.com", "www", ["192.0.2.2"])).status == 200
+    assert [r["content"] for r in cf.records("example.com")] == ["192.0.2.2"]
+    metrics = sidecar.app[METRICS].render().decode()
+    assert 'dns_sidecar_kubernetes_object_changes_total{kind="Secret"} 2.0' in metrics
+
+
+async def test_missing_secret_fails_only_its_account(
+    kube: RunningKube, start_sidecar: StartSidecar, cf: RunningEmulator, tmp_path: Path
+) -> None:
+    """A missing Secret makes its account PROVIDER_UNAVAILABLE naming it; others keep working."""
+    kube.fake.set_secret(NS, "cf-personal", {"api-token": "cf-token"})
+    caller = (await start(start_sidecar, kube, tmp_path, cloudflare_table(cf))).caller
+    missing = await caller.upsert("A", "example.org", "www", ["192.0.2.1"])
+    assert (missing.status, missing.code) == (503, "PROVIDER_UNAVAILABLE")
+    assert missing.message == (
+        "Account 'other': Secret elsewhere/cf-missing key api-token: the Secret does not exist."
+    )
+    assert (await caller.upsert("A", "example.com", "www", ["192.0.2.1"])).status == 200
+    assert (await caller.upsert("A", "lab.example", "www", ["192.0.2.1"])).status == 200
+    kube.fake.set_secret(NS, "cf-personal", {"wrong-key": "x"})
+    await eventually(lambda: "wrong-key" in str(kube.fake.objects))
+    reply = None
+
+    async def refused() -> bool:
+        nonlocal reply
+        reply = await caller.upsert("A", "example.com", "www", ["192.0.2.3"])
+        return reply.status == 503
+
+    await eventually(refused)
+    assert reply is not None
+    assert reply.message == (
+        "Account 'personal': Secret dns-system/cf-personal key api-token: the Secret has no "
+        "such key (keys: wrong-key)."
+    )
+
+
+def hmac_table(extra: str = "") -> str:
+    return f"""
+version: 1
+clients:
+  - name: operator
+    algorithm: SHA512
+    secrets:
+      - secretRef: {{name: hmac, key: current}}
+      - secretRef: {{name: hmac, key: previous}}
+{extra}
+accounts: [{{name: m, provider: memory}}]
+zones: [{{name: example.com, account: m}}]
+"""
+
+
+async def test_rotated_hmac_secret_is_enforced(
+    kube: RunningKube, start_sidecar: StartSidecar, tmp_path: Path
+) -> None:
+    """HMAC secrets from a Secret: after rotation the new one verifies and a dropped one fails."""
+    kube.fake.set_secret(NS, "hmac", {"current": "one", "previous": "zero"})
+    sidecar = await start(start_sidecar, kube, tmp_path, hmac_table(), algorithm=Algorithm.SHA512)
+    caller = sidecar.caller
+    assert (await caller.call("GET", "/health", secret=b"one")).status == 200
+    assert (await caller.call("GET", "/health", secret=b"zero")).status == 200
+    kube.fake.set_secret(NS, "hmac", {"current": "two", "previous": "one"})
+    watch = watch_of(sidecar, "Secret", NS, "hmac")
+    await eventually(lambda: watch.changes == 2)
+    assert (await caller.call("GET", "/health", secret=b"two")).status == 200
+    assert (await caller.call("GET", "/health", secret=b"one")).status == 200
+    refused = await caller.call("GET", "/health", secret=b"zero")
+    assert (refused.status, refused.code) == (401, "AUTH_FAILED")
+
+
+async def test_watch_survives_compaction_bookmarks_and_drops(
+    kube: RunningKube, start_sidecar: StartSidecar, tmp_path: Path
+) -> None:
+    """410 Gone makes it list again; bookmarks only move the version; a drop reconnects."""
+    kube.fake.set_secret(NS, "hmac", {"current": "one", "previous": "zero"})
+    sidecar = await start(start_sidecar, kube, tmp_path, hmac_table(), algorithm=Algorithm.SHA512)
+    watch = watch_of(sidecar, "Secret", NS, "hmac")
+    await eventually(lambda: list(kube.fake.open_watches()) == [("Secret", NS, "hmac")])
+    lists = kube.fake.lists
+
+    kube.fake.bookmark()
+    await eventually(lambda: watch.resource_version == str(kube.fake.version))
+    assert watch.changes == 1  # a bookmark is not a change
+
+    kube.fake.compact()
+    kube.fake.expire_watches()  # 410 as an ERROR event
+    await eventually(lambda: kube.fake.lists > lists)
+    kube.fake.set_secret(NS, "hmac", {"current": "two", "previous": "one"})
+    await eventually(lambda: watch.changes == 2)
+
+    watches = kube.fake.watches
+    kube.fake.drop_watches()
+    await eventually(lambda: kube.fake.watches > watches and any(kube.fake.open_watches()))
+    kube.fake.set_secret(NS, "hmac", {"current": "three", "previous": "two"})
+    await eventually(lambda: watch.changes == 3)
+    caller = sidecar.caller
+    assert (await caller.call("GET", "/health", secret=b"three")).status == 200
+
+    lists = kube.fake.lists
+    kube.fake.drop_watches()
+    kube.fake.set_secret(NS, "unrelated", {"x": "y"})
+    kube.fake.compact()  # the version it reconnects from is gone by the time it does
+    await eventually(
+        lambda: (
+            kube.fake.lists > lists
+            and watch.error is None
+            and watch.resource_version == str(kube.fake.version)
+        )
+    )
+    assert watch.changes == 3  # a re-list of the same content is not a change
+    assert kube.fake.unselected == 0  # every request named its object
+
+
+async def test_forbidden_secret_is_explained(
+    kube: RunningKube,
+    start_sidecar: StartSidecar,
+    tmp_path: Path,
+    start_management: StartManagement,
+) -> None:
+    """A Secret the Role does not grant is refused with the API's reason, not a hang."""
+    kube.fake.forbidden.add(("Secret", NS, "hmac"))
+    sidecar = await start(start_sidecar, kube, tmp_path, hmac_table(), algorithm=Algorithm.SHA512)
+    reply = await sidecar.caller.call("GET", "/health", secret=b"one")
+    assert (reply.status, reply.code) == (401, "AUTH_FAILED")
+    assert "the API server forbids reading Secret dns-system/hmac" in reply.message
+    status = (await (await start_management(sidecar)).call("GET", "/status")).body
+    assert "forbids reading" in status["clients"][0]["refused"]
+
+
+def dns_class_table() -> str:
+    return """
+version: 1
+clients:
+  - {name: cloudflare, dnsClass: cloudflare}
+  - {name: home, dnsClass: home, zones: [home.example]}
+accounts: [{name: m, provider: memory}]
+zones: [{name: example.com, account: m}, {name: home.example, account: m}]
+"""
+
+
+def hmac_auth(algorithm: str, secret: str, key: str = "hmac-secret") -> dict[str, Any]:
+    return {
+        "server": "http://dns-sidecar.dns-system.svc:7100",
+        "hmacAuth": {
+            "algorithm": algorithm,
+            "secretRef": {"name": secret, "namespace": NS, "key": key},
+        },
+    }
+
+
+async def test_dns_class_settings_follow_the_dns_class(
+    kube: RunningKube,
+    start_sidecar: StartSidecar,
+    tmp_path: Path,
+    start_management: StartManagement,
+) -> None:
+    """Algorithm switched on the DNSClass, secretRef moved, DNSClass deleted: no restart."""
+    kube.fake.set_secret(NS, "cf-hmac", {"hmac-secret": "cf-secret"})
+    kube.fake.set_secret(NS, "home-hmac", {"hmac-secret": "home-secret"})
+    kube.fake.set_secret(NS, "cf-hmac-2", {"hmac-secret": "cf-secret-2"})
+    kube.fake.set_dns_class("cloudflare", hmac_auth("SHA256", "cf-hmac"))
+    kube.fake.set_dns_class("home", hmac_auth("SHA512", "home-hmac"))
+    sidecar = await start(start_sidecar, kube, tmp_path, dns_class_table())
+    caller = sidecar.caller
+    cf256 = {"secret": b"cf-secret", "algorithm": Algorithm.SHA256}
+    cf512 = {"secret": b"cf-secret", "algorithm": Algorithm.SHA512}
+    home = {"secret": b"home-secret", "algorithm": Algorithm.SHA512}
+
+    # two clients from two DNSClasses at once, each with its own algorithm
+    assert (await caller.upsert("A", "example.com", "www", ["192.0.2.1"], **cf256)).status == 200
+    assert (await caller.upsert("A", "home.example", "nas", ["192.0.2.2"], **home)).status == 200
+    assert (await caller.upsert("A", "example.com", "x", ["192.0.2.2"], **home)).code == (
+        "DOMAIN_NOT_ALLOWED"
+    )
+
+    # algorithm switched from SHA256 to SHA512 on the DNSClass
+    kube.fake.set_dns_class("cloudflare", hmac_auth("SHA512", "cf-hmac"))
+    dns_class = watch_of(sidecar, "DNSClass", "cloudflare")
+    await eventually(lambda: dns_class.changes == 2)
+    assert (await caller.call("GET", "/health", **cf512)).status == 200
+    assert (await caller.call("GET", "/health", **cf256)).code == "AUTH_FAILED"
+
+    # secretRef pointed at another Secret
+    kube.fake.set_dns_class("cloudflare", hmac_auth("SHA512", "cf-hmac-2"))
+    await eventually(lambda: dns_class.changes == 3)
+
+    async def new_secret_enforced() -> bool:
+        reply = await caller.call(
+            "GET", "/health", secret=b"cf-secret-2", algorithm=Algorithm.SHA512
+        )
+        return reply.status == 200
+
+    await eventually(new_secret_enforced)
+    assert (await caller.call("GET", "/health", **cf512)).code == "AUTH_FAILED"
+
+    status = (await (await start_management(sidecar)).call("GET", "/status")).body
+    assert status["clients"][0] == {
+        "name": "cloudflare",
+        "source": "DNSClass cloudflare",
+        "algorithm": "SHA512",
+        "signed": True,
+        "secrets": 1,
+        "zones": "all",
+        "refused": None,
+        "server": "http://dns-sidecar.dns-system.svc:7100",
+    }
+
+    # DNSClass deleted: that client is refused with a clear message; the other still works
+    kube.fake.delete("DNSClass", "", "cloudflare")
+    await eventually(lambda: dns_class.object is None)
+    gone = await caller.call("GET", "/health", secret=b"cf-secret-2", algorithm=Algorithm.SHA512)
+    assert (gone.status, gone.code) == (401, "AUTH_FAILED")
+    assert "client 'cloudflare': DNSClass cloudflare does not exist" in gone.message
+    assert (await caller.call("GET", "/health", **home)).status == 200
+    metrics = sidecar.app[METRICS].render().decode()
+    assert 'dns_sidecar_kubernetes_object_changes_total{kind="DNSClass"} 5.0' in metrics
+
+
+async def test_dns_class_without_hmac_means_unsigned(
+    kube: RunningKube, start_sidecar: StartSidecar, tmp_path: Path
+) -> None:
+    """A DNSClass without hmacAuth lets its client send unsigned requests (on loopback)."""
+    kube.fake.set_dns_class("cloudflare", {"server": "http://127.0.0.1:7100"})
+    kube.fake.set_dns_class("home", hmac_auth("SHA512", "home-hmac"))
+    sidecar = await start(start_sidecar, kube, tmp_path, dns_class_table())
+    reply = await sidecar.caller.call("GET", "/health", sign=False)
+    assert reply.status == 200
+    assert sidecar.app[LIVE].current.clients[0].source == "DNSClass cloudflare"
+
+
+@pytest.mark.parametrize("listen", ["0.0.0.0"])  # noqa: S104 - the point of the test
+async def test_unsigned_dns_class_refused_off_loopback(
+    kube: RunningKube, start_sidecar: StartSidecar, tmp_path: Path, listen: str
+) -> None:
+    """Off loopback, a DNSClass without hmacAuth does not open the door to unsigned requests."""
+    kube.fake.set_dns_class("cloudflare", {"server": "http://x"})
+    kube.fake.set_dns_class("home", hmac_auth("SHA512", "home-hmac"))
+    path = tmp_path / "routing.yaml"
+    path.write_text(dns_class_table())
+    settings = make_settings(
+        table={"config": path},
+        kubernetes={"kubeconfig": kube.kubeconfig},
+        server={"host": listen},
+    )
+    sidecar = await start_sidecar(settings)
+    reply = await sidecar.caller.call("GET", "/health", sign=False)
+    assert (reply.status, reply.code) == (401, "AUTH_FAILED")
+    assert "client 'cloudflare' has no HMAC secret" in reply.message
+
+
+async def test_fake_api_forbids_unselected_lists_like_a_resource_names_role(
+    kube: RunningKube,
+) -> None:
+    """The fake answers 403 to a list without fieldSelector, as RBAC with resourceNames does;
+    the watcher above never sends one (``unselected`` stays 0)."""
+    from kubernetes_asyncio import client, config  # noqa: PLC0415 - test-only use
+
+    configuration = client.Configuration()
+    await config.load_kube_config(
+        config_file=str(kube.kubeconfig), client_configuration=configuration
+    )
+    async with client.ApiClient(configuration) as api:
+        with pytest.raises(client.ApiException) as caught:
+            await client.CoreV1Api(api).list_namespaced_secret(NS)
+    assert caught.value.status == 403
+    assert kube.fake.unselected == 1

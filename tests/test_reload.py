@@ -1,0 +1,204 @@
+"""Live reload of the routing table from a ConfigMap-style directory (``..data`` symlink swaps)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from pathlib import Path
+
+import pytest
+
+from sidecar.app import LIVE, METRICS, RELOADER
+from tests.conftest import (
+    RunningEmulator,
+    Sidecar,
+    StartManagement,
+    StartSidecar,
+    eventually,
+    make_settings,
+)
+
+_stamps = itertools.count(1)
+
+
+class ConfigMapDir:
+    """A directory laid out like a mounted ConfigMap, updated the way the kubelet does it:
+    write a new timestamped directory, point ``..data_tmp`` at it, rename it over ``..data``.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir()
+        (root / "routing.yaml").symlink_to("..data/routing.yaml")
+
+    @property
+    def path(self) -> Path:
+        return self.root / "routing.yaml"
+
+    def publish(self, text: str) -> None:
+        version = self.root / f"..2026_11_28_{next(_stamps):06d}"
+        version.mkdir()
+        (version / "routing.yaml").write_text(text)
+        tmp = self.root / "..data_tmp"
+        tmp.symlink_to(version.name)
+        tmp.replace(self.root / "..data")  # the atomic swap
+
+
+def table(*zones: tuple[str, str]) -> str:
+    listed = "".join(f"  - {{name: {zone}, account: {account}}}\n" for zone, account in zones)
+    return (
+        "version: 1\n"
+        "accounts:\n  - {name: a, provider: memory}\n  - {name: b, provider: memory}\n"
+        f"zones:\n{listed}"
+    )
+
+
+async def start(
+    start_sidecar: StartSidecar, configmap: ConfigMapDir, **table_settings: object
+) -> Sidecar:
+    settings = make_settings(
+        table={"config": configmap.path, "reload_debounce_ms": 20, **table_settings}
+    )
+    return await start_sidecar(settings)
+
+
+async def serving(sidecar: Sidecar, fqdn_domain: str) -> int:
+    reply = await sidecar.caller.call("GET", f"/records/A/{fqdn_domain}/probe")
+    return reply.status
+
+
+@pytest.fixture
+def configmap(tmp_path: Path) -> ConfigMapDir:
+    return ConfigMapDir(tmp_path / "config")
+
+
+async def test_several_swaps_each_serve_the_new_table(
+    start_sidecar: StartSidecar, configmap: ConfigMapDir
+) -> None:
+    """Five swaps in a row: after each the new table answers (and the old zones are gone)."""
+    configmap.publish(table(("zone0.example", "a")))
+    sidecar = await start(start_sidecar, configmap)
+    assert await serving(sidecar, "zone0.example") == 404
+    for n in range(1, 6):
+        configmap.publish(table((f"zone{n}.example", "a" if n % 2 else "b")))
+        await eventually(lambda n=n: sidecar.app[LIVE].generation == n + 1)
+        assert await serving(sidecar, f"zone{n}.example") == 404  # routed: no record there
+        assert await serving(sidecar, f"zone{n - 1}.example") == 403  # DOMAIN_NOT_ALLOWED
+    metrics = sidecar.app[METRICS].render().decode()
+    assert 'dns_sidecar_config_reloads_total{result="success"} 5.0' in metrics
+    assert "dns_sidecar_config_generation 6.0" in metrics
+
+
+async def test_unchanged_accounts_keep_their_provider_and_records(
+    start_sidecar: StartSidecar, configmap: ConfigMapDir
+) -> None:
+    """An account whose entry is unchanged keeps its provider across a reload (and its data)."""
+    configmap.publish(table(("example.com", "a")))
+    sidecar = await start(start_sidecar, configmap)
+    await sidecar.caller.upsert("A", "example.com", "www", ["192.0.2.1"])
+    configmap.publish(table(("example.com", "a"), ("example.org", "b")))
+    await eventually(lambda: sidecar.app[LIVE].generation == 2)
+    got = await sidecar.caller.call("GET", "/records/A/example.com/www")
+    assert got.body["record"]["values"] == ["192.0.2.1"]
+
+
+async def test_invalid_swap_keeps_the_old_table(
+    start_sidecar: StartSidecar, configmap: ConfigMapDir, start_management: StartManagement
+) -> None:
+    """A broken file never replaces the working table; /status and a metric say why."""
+    configmap.publish(table(("example.com", "a")))
+    sidecar = await start(start_sidecar, configmap)
+    configmap.publish(table(("example.org", "missing-account")))
+    live = sidecar.app[LIVE]
+    await eventually(lambda: live.failed_reloads == 1)
+    assert live.generation == 1
+    assert await serving(sidecar, "example.com") == 404  # still the old table
+    status = (await (await start_management(sidecar)).call("GET", "/status")).body
+    assert (
+        "names account 'missing-account', which is not defined"
+        in status["config"]["lastReloadError"]
+    )
+    assert status["config"]["failedReloads"] == 1
+    metrics = sidecar.app[METRICS].render().decode()
+    assert 'dns_sidecar_config_reloads_total{result="failure"} 1.0' in metrics
+    configmap.publish(table(("example.org", "b")))  # fixed: swapped in, error cleared
+    await eventually(lambda: live.generation == 2)
+    assert live.last_error is None
+
+
+async def test_unchanged_content_is_not_rebuilt(
+    start_sidecar: StartSidecar, configmap: ConfigMapDir
+) -> None:
+    """The same bytes published again (or a re-check) do not make a new generation."""
+    configmap.publish(table(("example.com", "a")))
+    sidecar = await start(start_sidecar, configmap)
+    reloader = sidecar.app[RELOADER]
+    configmap.publish(table(("example.com", "a")))
+    assert await reloader.reload_once() is False
+    assert sidecar.app[LIVE].generation == 1
+
+
+async def test_periodic_recheck_catches_a_missed_change(
+    start_sidecar: StartSidecar, tmp_path: Path
+) -> None:
+    """With the watcher blind (a file outside the watched directory), the re-check reloads."""
+    real = tmp_path / "elsewhere" / "routing.yaml"
+    real.parent.mkdir()
+    real.write_text(table(("example.com", "a")))
+    watched = tmp_path / "watched"
+    watched.mkdir()
+    (watched / "routing.yaml").symlink_to(real)
+    settings = make_settings(table={"config": watched / "routing.yaml", "reload_interval": 0.05})
+    sidecar = await start_sidecar(settings)
+    real.write_text(table(("example.org", "a")))  # no event in the watched directory
+    await eventually(lambda: sidecar.app[LIVE].generation == 2)
+    assert await serving(sidecar, "example.org") == 404
+
+
+async def test_in_flight_request_finishes_on_its_table(
+    start_sidecar: StartSidecar, configmap: ConfigMapDir, cf: RunningEmulator
+) -> None:
+    """A slow request keeps its provider while a reload removes that provider; then it closes."""
+    cf_table = (
+        "version: 1\naccounts:\n"
+        f"  - {{name: cf, provider: cloudflare, apiToken: {{value: cf-token}}, "
+        f"baseUrl: '{cf.base_url}'}}\n"
+        "zones:\n  - {name: example.com, account: cf, zoneId: " + "a" * 32 + "}\n"
+    )
+    configmap.publish(cf_table)
+    sidecar = await start(start_sidecar, configmap)
+    old_provider = sidecar.app[LIVE].current.accounts["cf"].provider
+    cf.emulator.latency = 0.5
+    slow = asyncio.ensure_future(sidecar.caller.upsert("A", "example.com", "www", ["192.0.2.1"]))
+    await eventually(lambda: cf.total() == 1)  # the request is at the provider
+    configmap.publish(table(("example.com", "a")))
+    await eventually(lambda: sidecar.app[LIVE].generation == 2)
+    reply = await slow
+    assert reply.status == 200, reply.body
+    assert [r["content"] for r in cf.records("example.com")] == ["192.0.2.1"]
+    assert await serving(sidecar, "example.com") == 404  # the new table: memory account a
+    await eventually(lambda: old_provider.api._clients == {})  # type: ignore[attr-defined]
+
+
+async def test_reload_latency(
+    start_sidecar: StartSidecar, configmap: ConfigMapDir, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Measures swap-on-disk to new routing answering (reported, not asserted: CI is noisy)."""
+    configmap.publish(table(("zone0.example", "a")))
+    sidecar = await start(start_sidecar, configmap)
+    figures = []
+    for n in range(1, 6):
+        started = time.perf_counter()
+        configmap.publish(table((f"zone{n}.example", "a")))
+
+        async def answers(n: int = n) -> bool:
+            return await serving(sidecar, f"zone{n}.example") == 404
+
+        await eventually(answers)
+        figures.append(time.perf_counter() - started)
+    with capsys.disabled():
+        print(  # noqa: T201 - the figure is the point of this test
+            f"\nreload latency (swap -> new table answering), 5 swaps: "
+            f"median {sorted(figures)[2] * 1000:.0f} ms, max {max(figures) * 1000:.0f} ms"
+        )
