@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -16,7 +17,6 @@ from sidecar.clock import Clock, SystemClock
 from sidecar.config import runtime
 from sidecar.config.live import LiveConfig
 from sidecar.config.reload import Reloader, parse_table, read_table
-from sidecar.credentials.kubernetes import KubernetesObjects
 from sidecar.credentials.store import CredentialStore
 from sidecar.management import ManagementApi
 from sidecar.observability.inflight import InFlight
@@ -25,6 +25,9 @@ from sidecar.protocol.handlers import ProtocolApi
 from sidecar.protocol.middleware import authenticate, observe
 from sidecar.routing.health import HealthCache
 from sidecar.settings import Settings
+
+if TYPE_CHECKING:
+    from sidecar.credentials.kubernetes import KubernetesObjects
 
 LIVE = web.AppKey("live", LiveConfig)
 METRICS = web.AppKey("metrics", Metrics)
@@ -95,18 +98,18 @@ def create_app(
     clock = clock or SystemClock()
     metrics = Metrics()
     k8s = settings.kubernetes
-    store = store or CredentialStore(
-        KubernetesObjects(
+
+    def kubernetes() -> KubernetesObjects:
+        from sidecar.credentials.kubernetes import KubernetesObjects  # noqa: PLC0415 - large, lazy
+
+        return KubernetesObjects(
             kubeconfig=k8s.kubeconfig,
             namespace=k8s.namespace,
             on_change=lambda kind: metrics.kubernetes_changes.labels(kind).inc(),
         )
-    )
+
+    store = store or CredentialStore(kubernetes)
     loaded = Loaded(initial) if initial else load_runtime(settings, store, clock)
-    if store.kubernetes is not None:  # a DNSClass may now name another Secret: follow it
-        store.kubernetes.on_change(
-            lambda kind: store.track(live.current.credentials, live.current.dns_classes)
-        )
     check_exposure(settings, loaded.runtime)
     config_file = str(settings.table.config) if settings.table.config else None
     live = LiveConfig(loaded.runtime, config_file=config_file)
@@ -157,9 +160,8 @@ def create_app(
             await store.start()
             stack.push_async_callback(store.stop)
             current = app[LIVE].current
-            store.track(current.credentials, current.dns_classes)
-            if store.kubernetes is not None:
-                await store.kubernetes.wait_synced(settings.kubernetes.sync_timeout)
+            await store.track(current.credentials, current.dns_classes)
+            await store.wait_synced(settings.kubernetes.sync_timeout)
             # the runtime current at exit, not now: a lambda on purpose
             stack.push_async_callback(lambda: app[LIVE].current.aclose())  # noqa: PLW0108
             if RELOADER in app:

@@ -15,9 +15,7 @@ from sidecar.credentials.sources import CredentialUnavailable
 from sidecar.credentials.store import CredentialStore
 from sidecar.errors import ProviderUnavailable
 from sidecar.providers.base import DeleteResult, Health, Provider, UpsertResult, ZonePolicy
-from sidecar.providers.cloudflare.budget import Budget
-from sidecar.providers.cloudflare.client import Auth, CloudflareApi
-from sidecar.providers.cloudflare.provider import CloudflareProvider
+from sidecar.providers.cloudflare.auth import Auth
 from sidecar.providers.memory import MemoryProvider
 from sidecar.records import RecordKey, RecordSet
 from sidecar.routing.table import Account
@@ -71,7 +69,12 @@ def cloudflare_provider(
     limit: RateLimit,
     base_url: str | None,
     read_cache_seconds: float = 0.0,
-) -> CloudflareProvider:
+) -> Provider:
+    # The SDK is a large import: only processes with a Cloudflare account pay for it.
+    from sidecar.providers.cloudflare.budget import Budget  # noqa: PLC0415
+    from sidecar.providers.cloudflare.client import CloudflareApi  # noqa: PLC0415
+    from sidecar.providers.cloudflare.provider import CloudflareProvider  # noqa: PLC0415
+
     budget = Budget(name, limit.requests, limit.per_seconds, clock)
     api = CloudflareApi(
         name, credentials, budget, base_url=base_url, timeout=settings.server.provider_timeout

@@ -93,7 +93,7 @@ class Reloader:
                 return self._rejected(str(err))
             old = self.live.swap(new)
             self.loaded_digest = new_digest
-            self.store.track(new.credentials, new.dns_classes)
+            await self.store.track(new.credentials, new.dns_classes)
             self._retire(old)
         log.info(
             "routing table reloaded",

@@ -17,7 +17,7 @@ from sidecar.config.schema import Defaults, RateLimit, RoutingTableSpec
 from sidecar.credentials.sources import Credential
 from sidecar.credentials.store import CredentialStore
 from sidecar.providers.base import ZonePolicy
-from sidecar.providers.cloudflare.client import Auth
+from sidecar.providers.cloudflare.auth import Auth
 from sidecar.providers.memory import MemoryProvider
 from sidecar.routing.table import ROOT, Account, Route, RoutingTable
 from sidecar.settings import Settings

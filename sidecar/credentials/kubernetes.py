@@ -10,8 +10,6 @@ list-and-watch pass and returns; ``watch_forever`` only loops it.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import functools
 import json
 import logging
@@ -26,8 +24,6 @@ import aiohttp
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.config.config_exception import ConfigException
-
-from sidecar.credentials.sources import CredentialUnavailable, SecretKeyRef
 
 log = logging.getLogger(__name__)
 
@@ -333,29 +329,3 @@ class KubernetesObjects:
         )
         self._watches[key] = (watch, task)
         return watch
-
-
-def secret_value(
-    watch: ObjectWatch | None, ref: SecretKeyRef, namespace: str, why: str | None
-) -> str:
-    """The decoded value of ``ref`` from its watch, or ``CredentialUnavailable`` saying why."""
-    where = f"Secret {namespace}/{ref.name} key {ref.key}"
-    if watch is None:
-        raise CredentialUnavailable(f"{where}: {why or 'not watched yet'}.")
-    if watch.object is None:
-        if not watch.synced.is_set():
-            raise CredentialUnavailable(f"{where}: not read from the API server yet.")
-        if watch.error:
-            raise CredentialUnavailable(f"{where}: {watch.error}.")
-        raise CredentialUnavailable(f"{where}: the Secret does not exist.")
-    data = watch.object.get("data") or {}
-    if ref.key not in data:
-        keys = ", ".join(sorted(data)) or "none"
-        raise CredentialUnavailable(f"{where}: the Secret has no such key (keys: {keys}).")
-    try:
-        text = base64.b64decode(data[ref.key], validate=True).decode("utf-8").strip()
-    except (binascii.Error, UnicodeDecodeError) as err:
-        raise CredentialUnavailable(f"{where}: the value is not base64 UTF-8 text.") from err
-    if not text:
-        raise CredentialUnavailable(f"{where}: the value is empty.")
-    return text

@@ -4,17 +4,22 @@
 the path changes (a mounted Secret swaps its ``..data`` symlink; each read is one ``stat``);
 ``{secretRef}`` comes from a Kubernetes watch of that Secret. Reads are synchronous and cheap, so
 providers and the HMAC verifier ask at every use and a rotation takes effect on the next request.
+
+The Kubernetes client is created (and ``kubernetes_asyncio``, a large import, loaded) only once
+the routing table names a Secret or a DNSClass.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sidecar.credentials import dnsclass
 from sidecar.credentials.dnsclass import DnsClassAuth
-from sidecar.credentials.kubernetes import KubernetesObjects, ObjectWatch, secret_value
 from sidecar.credentials.sources import (
     Credential,
     CredentialUnavailable,
@@ -22,8 +27,12 @@ from sidecar.credentials.sources import (
     FromFile,
     FromSecret,
     FromValue,
+    SecretKeyRef,
     read_local,
 )
+
+if TYPE_CHECKING:
+    from sidecar.credentials.kubernetes import KubernetesObjects, ObjectWatch
 
 log = logging.getLogger(__name__)
 
@@ -31,46 +40,46 @@ _FileKey = tuple[int, int, int, int]  # device, inode, size, mtime
 
 
 class CredentialStore:
-    def __init__(self, kubernetes: KubernetesObjects | None = None) -> None:
-        self.kubernetes = kubernetes
+    def __init__(self, kubernetes: Callable[[], KubernetesObjects] | None = None) -> None:
+        self._make_kubernetes = kubernetes
+        self.kubernetes: KubernetesObjects | None = None
         self._files: dict[Path, tuple[_FileKey, str]] = {}
-        self._listeners: list[Callable[[], None]] = []
         self._wanted: list[Credential] = []
         self._dns_classes: list[str] = []
         self._started = False
 
-    def on_change(self, listener: Callable[[], None]) -> None:
-        self._listeners.append(listener)
-
-    def changed(self) -> None:
-        for listener in self._listeners:
-            listener()
-
     async def start(self) -> None:
-        if self.kubernetes is not None:
-            await self.kubernetes.start()
         self._started = True
-        self.track(self._wanted, self._dns_classes)
+        await self.track(self._wanted, self._dns_classes)
 
     async def stop(self) -> None:
         if self.kubernetes is not None:
             await self.kubernetes.stop()
 
-    def read(self, credential: Credential) -> str:
-        """The credential's current text, or ``CredentialUnavailable`` naming its source."""
-        if isinstance(credential, FromSecret):
-            return self._secret(credential)
-        if isinstance(credential, FromFile):
-            return self._file(credential)
-        assert isinstance(credential, FromEnv | FromValue)
-        return read_local(credential)
+    async def wait_synced(self, seconds: float) -> None:
+        if self.kubernetes is not None:
+            await self.kubernetes.wait_synced(seconds)
 
-    def track(self, credentials: Iterable[Credential], dns_classes: Iterable[str] = ()) -> None:
+    async def track(
+        self, credentials: Iterable[Credential], dns_classes: Iterable[str] = ()
+    ) -> None:
         """Follow the Secrets and DNSClasses named (and only those, plus the Secrets that the
-        DNSClasses name, which are followed as they are read)."""
+        DNSClasses name, which are followed once the DNSClasses are read)."""
         self._wanted = list(credentials)
         self._dns_classes = list(dns_classes)
-        if self.kubernetes is None or not self._started:
+        if not self._started:
+            return
+        needed = self._dns_classes or any(isinstance(c, FromSecret) for c in self._wanted)
+        if needed and self.kubernetes is None and self._make_kubernetes is not None:
+            self.kubernetes = self._make_kubernetes()
+            await self.kubernetes.start()
+            self.kubernetes.on_change(
+                lambda kind: self._follow()
+            )  # a DNSClass may name a new Secret
+        self._follow()
+
+    def _follow(self) -> None:
+        if self.kubernetes is None:
             return
         for name in self._dns_classes:
             self.kubernetes.dns_class(name)
@@ -82,6 +91,15 @@ class CredentialStore:
                 self.kubernetes.secret(namespace, name)
                 keys.add(("Secret", namespace, name))
         self.kubernetes.keep_only("Secret", keys)
+
+    def read(self, credential: Credential) -> str:
+        """The credential's current text, or ``CredentialUnavailable`` naming its source."""
+        if isinstance(credential, FromSecret):
+            return self._secret(credential)
+        if isinstance(credential, FromFile):
+            return self._file(credential)
+        assert isinstance(credential, FromEnv | FromValue)
+        return read_local(credential)
 
     def _dns_class_secrets(self) -> list[Credential]:
         found: list[Credential] = []
@@ -97,10 +115,8 @@ class CredentialStore:
     def dns_class(self, name: str) -> DnsClassAuth:
         """What DNSClass ``name`` says now, or ``CredentialUnavailable`` naming the object."""
         if self.kubernetes is None:
-            raise CredentialUnavailable(
-                f"DNSClass {name}: the Kubernetes API is not enabled in this process."
-            )
-        watch = self.kubernetes.dns_class(name) if self._started else None
+            raise CredentialUnavailable(f"DNSClass {name}: {self._no_kubernetes()}.")
+        watch = self.kubernetes.dns_class(name)
         if watch is None:
             why = self.kubernetes.unavailable or "not watched yet"
             raise CredentialUnavailable(f"DNSClass {name}: {why}.")
@@ -112,22 +128,22 @@ class CredentialStore:
             raise CredentialUnavailable(f"DNSClass {name} does not exist.")
         return dnsclass.parse(name, watch.object)
 
+    def _no_kubernetes(self) -> str:
+        if self._make_kubernetes is None:
+            return "the Kubernetes API is not enabled in this process"
+        return "the Kubernetes API is not connected yet"
+
     def _where(self, credential: FromSecret) -> tuple[str, str]:
         ref = credential.secret_ref
         assert self.kubernetes is not None
         return ref.namespace or self.kubernetes.default_namespace, ref.name
 
     def _secret(self, credential: FromSecret) -> str:
-        ref = credential.secret_ref
         if self.kubernetes is None:
-            raise CredentialUnavailable(
-                f"{credential.describe()}: Kubernetes Secrets are not enabled in this process."
-            )
+            raise CredentialUnavailable(f"{credential.describe()}: {self._no_kubernetes()}.")
         namespace, name = self._where(credential)
-        watch: ObjectWatch | None = None
-        if self._started:
-            watch = self.kubernetes.secret(namespace, name)
-        return secret_value(watch, ref, namespace, self.kubernetes.unavailable)
+        watch = self.kubernetes.secret(namespace, name)
+        return secret_value(watch, credential.secret_ref, namespace, self.kubernetes.unavailable)
 
     def _file(self, credential: FromFile) -> str:
         path = credential.file
@@ -147,3 +163,29 @@ class CredentialStore:
             log.info("credential %s changed", credential.describe())
         self._files[path] = (key, text)
         return text
+
+
+def secret_value(
+    watch: ObjectWatch | None, ref: SecretKeyRef, namespace: str, why: str | None
+) -> str:
+    """The decoded value of ``ref`` from its watch, or ``CredentialUnavailable`` saying why."""
+    where = f"Secret {namespace}/{ref.name} key {ref.key}"
+    if watch is None:
+        raise CredentialUnavailable(f"{where}: {why or 'not watched yet'}.")
+    if watch.object is None:
+        if not watch.synced.is_set():
+            raise CredentialUnavailable(f"{where}: not read from the API server yet.")
+        if watch.error:
+            raise CredentialUnavailable(f"{where}: {watch.error}.")
+        raise CredentialUnavailable(f"{where}: the Secret does not exist.")
+    data = watch.object.get("data") or {}
+    if ref.key not in data:
+        keys = ", ".join(sorted(data)) or "none"
+        raise CredentialUnavailable(f"{where}: the Secret has no such key (keys: {keys}).")
+    try:
+        text = base64.b64decode(data[ref.key], validate=True).decode("utf-8").strip()
+    except (binascii.Error, UnicodeDecodeError) as err:
+        raise CredentialUnavailable(f"{where}: the value is not base64 UTF-8 text.") from err
+    if not text:
+        raise CredentialUnavailable(f"{where}: the value is empty.")
+    return text

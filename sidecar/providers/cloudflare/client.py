@@ -22,7 +22,6 @@ import functools
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import cloudflare
@@ -37,6 +36,7 @@ from sidecar.errors import (
     SidecarError,
 )
 from sidecar.observability.context import count_provider_call
+from sidecar.providers.cloudflare.auth import Auth
 from sidecar.providers.cloudflare.budget import Budget
 
 log = logging.getLogger(__name__)
@@ -49,18 +49,6 @@ RECORD_CODES = frozenset({1004, 9000, 9004, 9005, 9006, 9007, 9021, 9101, 9207})
 CONFLICT_CODES = frozenset({81053, 81054, 81057, 81058})
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Auth:
-    """An account's credentials: an API token, or a global API key with its email."""
-
-    token: str | None = None
-    key: str | None = None
-    email: str | None = None
-
-    def __repr__(self) -> str:
-        return "Auth(token)" if self.token else f"Auth(key, email={self.email})"
 
 
 class CloudflareApi:
