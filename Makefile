@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit fuzz clean constraints
+.PHONY: run test lint typecheck unit bench bench-quick clean constraints
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,14 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest --cov --cov-branch --cov-report=term $(PYTEST_ARGS)
+
+## bench: the benchmark suite (a few minutes); writes the table into docs/benchmarks.md
+bench: $(STAMP)
+	$(BIN)/python -m bench --out docs/benchmarks.md
+
+## bench-quick: the same scenarios with tiny counts (seconds), to keep the suite working
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench --quick
 
 ## constraints: re-pin every dependency after changing pyproject.toml
 constraints: $(STAMP)

@@ -124,7 +124,7 @@ class Verifier:
         assert signature is not None
         now = self.clock.time()
         expires = self._check_timestamp(timestamp, now)
-        if not 1 <= len(nonce) <= MAX_NONCE or not all(" " <= ch <= "~" for ch in nonce):
+        if not 1 <= len(nonce) <= MAX_NONCE or not (nonce.isascii() and nonce.isprintable()):
             raise AuthFailed(
                 f"Header {hmac.HEADER_NONCE} must be 1 to {MAX_NONCE} printable ASCII characters.",
                 reason="malformed_nonce",

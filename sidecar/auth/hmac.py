@@ -8,6 +8,7 @@ Both sides of the protocol use this module: the verifier and ``dns-sidecar reque
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import hmac
 import re
@@ -77,6 +78,7 @@ def format_timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@functools.lru_cache(maxsize=1024)  # timestamps have a one-second grain: most repeat
 def parse_timestamp(raw: str) -> float | None:
     """Seconds since the epoch of an RFC 3339 timestamp with offset; ``None`` if it is not one."""
     if not _RFC3339.fullmatch(raw):

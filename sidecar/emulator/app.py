@@ -193,7 +193,9 @@ class Emulator:
             query["content.exact"] = query.pop("content")
         if "comment" in query and "comment.exact" not in query:
             query["comment.exact"] = query.pop("comment")
-        found = [r for r in zone.records.values() if matches(r, query)]
+        exact = query.get("name.exact", "").lower().rstrip(".")
+        candidates = zone.named(exact) if exact else zone.records.values()
+        found = [r for r in candidates if matches(r, query)]
         found.sort(key=lambda r: (r["type"], r["name"], r["content"]))
         page, per_page = _paging(request.query, default=100, top=5_000_000)
         items, info = paginate(found, page, per_page)

@@ -44,9 +44,30 @@ def _invalid(code: int, message: str) -> CloudflareError:
 
 @dataclass
 class Zone:
+    """A zone's records, by id and indexed by name (so each operation costs what it touches,
+    not the size of the zone)."""
+
     id: str
     name: str
     records: dict[str, Record] = field(default_factory=dict)
+    by_name: dict[str, set[str]] = field(default_factory=dict)
+
+    def put(self, record: Record) -> Record | None:
+        """Store ``record``; returns what it replaced."""
+        old = self.records.get(record["id"])
+        if old is not None:
+            self.by_name[old["name"]].discard(old["id"])
+        self.records[record["id"]] = record
+        self.by_name.setdefault(record["name"], set()).add(record["id"])
+        return old
+
+    def remove(self, record_id: str) -> Record:
+        old = self.records.pop(record_id)
+        self.by_name[old["name"]].discard(record_id)
+        return old
+
+    def named(self, name: str) -> list[Record]:
+        return [self.records[i] for i in self.by_name.get(name, ())]
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -87,7 +108,7 @@ class State:
 
     def create(self, zone: Zone, body: Mapping[str, Any]) -> Record:
         record = self._validated(zone, dict(body), existing=None)
-        zone.records[record["id"]] = record
+        zone.put(record)
         return copy.deepcopy(record)
 
     def update(
@@ -96,19 +117,24 @@ class State:
         current = self._record(zone, record_id)
         merged = {**_input_view(current), **body} if partial else dict(body)
         record = self._validated(zone, merged, existing=current)
-        zone.records[record_id] = record
+        zone.put(record)
         return copy.deepcopy(record)
 
     def delete(self, zone: Zone, record_id: str) -> Record:
         self._record(zone, record_id)
-        return {"id": zone.records.pop(record_id)["id"]}
+        return {"id": zone.remove(record_id)["id"]}
 
     def get(self, zone: Zone, record_id: str) -> Record:
         return copy.deepcopy(self._record(zone, record_id))
 
     def batch(self, zone: Zone, body: Mapping[str, Any]) -> dict[str, list[Record]]:
         """Deletes, patches, puts, posts, in that order; on any error nothing is applied."""
-        saved = copy.deepcopy(zone.records)
+        touched = {
+            str(item.get("id")): zone.records.get(str(item.get("id")))
+            for key in ("deletes", "patches", "puts")
+            for item in _items(body, key)
+        }
+        before = set(zone.records)
         result: dict[str, list[Record]] = {"deletes": [], "patches": [], "puts": [], "posts": []}
         try:
             for item in _items(body, "deletes"):
@@ -121,7 +147,11 @@ class State:
             for item in _items(body, "posts"):
                 result["posts"].append(self.create(zone, item))
         except CloudflareError:
-            zone.records = saved
+            for record_id in set(zone.records) - before:  # undo the posts
+                zone.remove(record_id)
+            for record_id, old in touched.items():  # and the rest
+                if old is not None:
+                    zone.put(old)
             raise
         return result
 
@@ -177,8 +207,8 @@ class State:
         return record
 
     def _check_conflicts(self, zone: Zone, record: Record) -> None:
-        for other in zone.records.values():
-            if other["id"] == record["id"] or other["name"] != record["name"]:
+        for other in zone.named(record["name"]):
+            if other["id"] == record["id"]:
                 continue
             if "CNAME" in (record["type"], other["type"]) and record["type"] != other["type"]:
                 raise _invalid(81053, "An A, AAAA, or CNAME record with that host already exists.")

@@ -8,6 +8,7 @@ names); ``*`` only as the whole leftmost label of a record's name.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -106,6 +107,7 @@ class RecordName:
     fqdn: str
 
     @classmethod
+    @functools.lru_cache(maxsize=4096)  # the same names come back on every reconcile
     def parse(cls, domain: str, subdomain: str) -> RecordName:
         dom = normalize_domain(domain)
         sub = normalize_subdomain(subdomain)

@@ -1,0 +1,87 @@
+"""A load generator: signed requests, fixed count, fixed concurrency; latencies per request."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiohttp
+
+from sidecar.auth import hmac
+from sidecar.auth.hmac import Algorithm
+
+Request = tuple[str, str, bytes]  # method, path, body
+SECRET = b"bench-secret"
+
+
+@dataclass
+class Result:
+    count: int
+    seconds: float
+    latencies: list[float]
+    errors: int
+
+    @property
+    def rps(self) -> float:
+        return self.count / self.seconds
+
+    def percentile(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.latencies) * 1000
+
+    @property
+    def p99(self) -> float:
+        return self.percentile(0.99)
+
+
+def upsert(i: int, domain: str = "example.com") -> Request:
+    body = {"record": {"type": "A", "domain": domain, "subdomain": f"h{i}",
+                       "values": [f"192.0.2.{i % 250 + 1}"]}, "operation": "upsert"}
+    return "POST", "/records", json.dumps(body).encode()
+
+
+def get(i: int, domain: str = "example.com") -> Request:
+    return "GET", f"/records/A/{domain}/h{i}", b""
+
+
+def delete(i: int, domain: str = "example.com") -> Request:
+    return "DELETE", f"/records/A/{domain}/h{i}", b""
+
+
+async def run(
+    base: str, make: Callable[[int], Request], count: int, concurrency: int,
+    *, secret: bytes | None = SECRET, algorithm: Algorithm = Algorithm.SHA256,
+    ok: Callable[[int], bool] = lambda status: status < 500,
+) -> Result:
+    latencies: list[float] = []
+    errors = 0
+    queue = iter(range(count))
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            nonlocal errors
+            for i in queue:
+                method, path, body = make(i)
+                headers = {"Content-Type": "application/json"} if body else {}
+                if secret is not None:
+                    headers |= hmac.sign(secret, algorithm, method, path, body)
+                started = time.perf_counter()
+                async with session.request(method, base + path, data=body or None,
+                                           headers=headers) as reply:
+                    await reply.read()
+                    errors += not ok(reply.status)
+                latencies.append(time.perf_counter() - started)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        seconds = time.perf_counter() - started
+    return Result(count, seconds, latencies, errors)

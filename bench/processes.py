@@ -1,0 +1,120 @@
+"""Starting what is measured as real processes on loopback, and reading their memory."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def wait_http(url: str, deadline: float = 30.0) -> float:
+    """Seconds until ``url`` answers 200 (polling with a deadline)."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < deadline:
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(url, timeout=1) as reply:
+                if reply.status == 200:
+                    return time.perf_counter() - started
+        time.sleep(0.005)
+    raise TimeoutError(url)
+
+
+@dataclass
+class Proc:
+    process: subprocess.Popen[bytes]
+    port: int
+    management_port: int = 0
+    ready_seconds: float = 0.0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def rss(self) -> float:
+        return rss_mib(self.process.pid)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def _env(extra: dict[str, str] | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("DNS_SIDECAR_", "HMAC_", "CLOUDFLARE_")) and k != "PORT"}
+    env |= {"DNS_SIDECAR_LOG_FORMAT": "json", "DNS_SIDECAR_LOG_LEVEL": "WARNING"}
+    return env | (extra or {})
+
+
+@contextlib.contextmanager
+def sidecar(*args: str, env: dict[str, str] | None = None) -> Iterator[Proc]:
+    port, management = free_port(), free_port()
+    command = [sys.executable, "-m", "sidecar", "serve", "--port", str(port),
+               "--management-port", str(management), *args]
+    with tempfile.TemporaryFile() as log:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, env=_env(env), cwd=ROOT, stdout=log, stderr=log)
+        proc = Proc(process, port, management)
+        try:
+            wait_http(f"http://127.0.0.1:{management}/readyz")
+            proc.ready_seconds = time.perf_counter() - started
+            yield proc
+        finally:
+            proc.stop()
+
+
+@contextlib.contextmanager
+def emulator(*zones: str) -> Iterator[Proc]:
+    port = free_port()
+    zone_args = [arg for zone in zones for arg in ("--zone", zone)]
+    command = [sys.executable, "-m", "sidecar", "cloudflare-emulator", "--port", str(port),
+               "--token", "bench-token", *zone_args]
+    process = subprocess.Popen(command, env=_env(None), cwd=ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = Proc(process, port)
+    try:
+        wait_http(f"{proc.url}/__emulator/stats")
+        yield proc
+    finally:
+        proc.stop()
+
+
+@contextlib.contextmanager
+def bare() -> Iterator[Proc]:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, str(ROOT / "bench" / "bare_server.py"), str(port)],
+                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = Proc(process, port)
+    try:
+        wait_http(f"{proc.url}/health")
+        yield proc
+    finally:
+        proc.stop()
