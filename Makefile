@@ -20,8 +20,8 @@ run: $(STAMP)
 test: lint typecheck unit
 
 lint: $(STAMP)
-	$(BIN)/ruff check sidecar tests
-	$(BIN)/ruff format --check sidecar tests
+	$(BIN)/ruff check sidecar tests bench
+	$(BIN)/ruff format --check sidecar tests bench
 	$(BIN)/lint-imports
 
 typecheck: $(STAMP)

@@ -27,8 +27,10 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), "
-            f"Python {platform.python_version()}")
+    return (
+        f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores ({cpu}), "
+        f"Python {platform.python_version()}"
+    )
 
 
 def table(rows: list[Row]) -> str:
@@ -49,10 +51,12 @@ def main() -> int:
     started = time.perf_counter()
     rows = asyncio.run(run_all(QUICK if args.quick else FULL))
     text = table(rows)
-    print(text)  # noqa: T201
+    print(text)
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    print(f"\n{machine()}; {'quick' if args.quick else 'full'} run took "  # noqa: T201
-          f"{time.perf_counter() - started:.0f} s at {stamp}")
+    print(
+        f"\n{machine()}; {'quick' if args.quick else 'full'} run took "
+        f"{time.perf_counter() - started:.0f} s at {stamp}"
+    )
     if args.out:
         document = args.out.read_text() if args.out.exists() else ""
         begin, end = "<!-- bench:begin -->", "<!-- bench:end -->"

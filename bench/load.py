@@ -43,8 +43,15 @@ class Result:
 
 
 def upsert(i: int, domain: str = "example.com") -> Request:
-    body = {"record": {"type": "A", "domain": domain, "subdomain": f"h{i}",
-                       "values": [f"192.0.2.{i % 250 + 1}"]}, "operation": "upsert"}
+    body = {
+        "record": {
+            "type": "A",
+            "domain": domain,
+            "subdomain": f"h{i}",
+            "values": [f"192.0.2.{i % 250 + 1}"],
+        },
+        "operation": "upsert",
+    }
     return "POST", "/records", json.dumps(body).encode()
 
 
@@ -57,8 +64,13 @@ def delete(i: int, domain: str = "example.com") -> Request:
 
 
 async def run(
-    base: str, make: Callable[[int], Request], count: int, concurrency: int,
-    *, secret: bytes | None = SECRET, algorithm: Algorithm = Algorithm.SHA256,
+    base: str,
+    make: Callable[[int], Request],
+    count: int,
+    concurrency: int,
+    *,
+    secret: bytes | None = SECRET,
+    algorithm: Algorithm = Algorithm.SHA256,
     ok: Callable[[int], bool] = lambda status: status < 500,
 ) -> Result:
     latencies: list[float] = []
@@ -75,8 +87,9 @@ async def run(
                 if secret is not None:
                     headers |= hmac.sign(secret, algorithm, method, path, body)
                 started = time.perf_counter()
-                async with session.request(method, base + path, data=body or None,
-                                           headers=headers) as reply:
+                async with session.request(
+                    method, base + path, data=body or None, headers=headers
+                ) as reply:
                     await reply.read()
                     errors += not ok(reply.status)
                 latencies.append(time.perf_counter() - started)

@@ -35,10 +35,9 @@ def wait_http(url: str, deadline: float = 30.0) -> float:
     """Seconds until ``url`` answers 200 (polling with a deadline)."""
     started = time.perf_counter()
     while time.perf_counter() - started < deadline:
-        with contextlib.suppress(OSError):
-            with urllib.request.urlopen(url, timeout=1) as reply:
-                if reply.status == 200:
-                    return time.perf_counter() - started
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as reply:
+            if reply.status == 200:
+                return time.perf_counter() - started
         time.sleep(0.005)
     raise TimeoutError(url)
 
@@ -68,8 +67,11 @@ class Proc:
 
 
 def _env(extra: dict[str, str] | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("DNS_SIDECAR_", "HMAC_", "CLOUDFLARE_")) and k != "PORT"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DNS_SIDECAR_", "HMAC_", "CLOUDFLARE_")) and k != "PORT"
+    }
     env |= {"DNS_SIDECAR_LOG_FORMAT": "json", "DNS_SIDECAR_LOG_LEVEL": "WARNING"}
     return env | (extra or {})
 
@@ -77,8 +79,17 @@ def _env(extra: dict[str, str] | None) -> dict[str, str]:
 @contextlib.contextmanager
 def sidecar(*args: str, env: dict[str, str] | None = None) -> Iterator[Proc]:
     port, management = free_port(), free_port()
-    command = [sys.executable, "-m", "sidecar", "serve", "--port", str(port),
-               "--management-port", str(management), *args]
+    command = [
+        sys.executable,
+        "-m",
+        "sidecar",
+        "serve",
+        "--port",
+        str(port),
+        "--management-port",
+        str(management),
+        *args,
+    ]
     with tempfile.TemporaryFile() as log:
         started = time.perf_counter()
         process = subprocess.Popen(command, env=_env(env), cwd=ROOT, stdout=log, stderr=log)
@@ -95,10 +106,20 @@ def sidecar(*args: str, env: dict[str, str] | None = None) -> Iterator[Proc]:
 def emulator(*zones: str) -> Iterator[Proc]:
     port = free_port()
     zone_args = [arg for zone in zones for arg in ("--zone", zone)]
-    command = [sys.executable, "-m", "sidecar", "cloudflare-emulator", "--port", str(port),
-               "--token", "bench-token", *zone_args]
-    process = subprocess.Popen(command, env=_env(None), cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [
+        sys.executable,
+        "-m",
+        "sidecar",
+        "cloudflare-emulator",
+        "--port",
+        str(port),
+        "--token",
+        "bench-token",
+        *zone_args,
+    ]
+    process = subprocess.Popen(
+        command, env=_env(None), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     proc = Proc(process, port)
     try:
         wait_http(f"{proc.url}/__emulator/stats")
@@ -110,8 +131,12 @@ def emulator(*zones: str) -> Iterator[Proc]:
 @contextlib.contextmanager
 def bare() -> Iterator[Proc]:
     port = free_port()
-    process = subprocess.Popen([sys.executable, str(ROOT / "bench" / "bare_server.py"), str(port)],
-                               cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "bare_server.py"), str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     proc = Proc(process, port)
     try:
         wait_http(f"{proc.url}/health")

@@ -11,8 +11,13 @@ from tests.service import ROOT, clean_env
 def test_quick_benchmark_runs_every_scenario() -> None:
     """`python -m bench --quick` runs the five scenarios and prints one row per measure."""
     result = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick"], cwd=ROOT, env=clean_env(),
-        capture_output=True, text=True, timeout=600, check=False,
+        [sys.executable, "-m", "bench", "--quick"],
+        cwd=ROOT,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]

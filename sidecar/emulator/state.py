@@ -149,7 +149,7 @@ class State:
         except CloudflareError:
             for record_id in set(zone.records) - before:  # undo the posts
                 zone.remove(record_id)
-            for record_id, old in touched.items():  # and the rest
+            for old in touched.values():  # and the rest
                 if old is not None:
                     zone.put(old)
             raise

@@ -9,6 +9,7 @@ the same name and type are serialised.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from sidecar.clock import Clock
 from sidecar.errors import RecordConflict
@@ -84,10 +85,10 @@ class CloudflareProvider:
 
     async def get(self, zone: ZonePolicy, key: RecordKey) -> RecordSet | None:
         target = await self.zones.zone_for(zone, key.fqdn)
+        found: list[CloudflareRecord]
         if self.read_cache.enabled:
-            raw = await self.read_cache.records(target.id, lambda: self.api.list_records(target.id))
-            found = [from_api(r) for r in raw]
-            found = [r for r in found if r.name == key.fqdn and r.type == key.type]
+            index = await self.read_cache.records(target.id, lambda: self._zone_index(target))
+            found = index.get((key.fqdn, key.type), [])
         else:
             raw = await self.api.list_records(target.id, name=key.fqdn, kind=key.type)
             found = [from_api(r) for r in raw]
@@ -129,6 +130,14 @@ class CloudflareProvider:
         await self.zones.aclose()
         await self.read_cache.aclose()
         await self.api.aclose()
+
+    async def _zone_index(self, zone: CloudflareZone) -> dict[tuple[str, str], list[Any]]:
+        """The whole zone, read once, indexed by (name, type) for the read cache."""
+        index: dict[tuple[str, str], list[Any]] = {}
+        for raw in await self.api.list_records(zone.id):
+            record = from_api(raw)
+            index.setdefault((record.name, record.type), []).append(record)
+        return index
 
     async def _read_name(self, zone: CloudflareZone, kind: str, fqdn: str) -> _AtName:
         records = [from_api(r) for r in await self.api.list_records(zone.id, name=fqdn)]

@@ -13,20 +13,21 @@ from typing import Any
 
 from sidecar.clock import Clock
 
-Records = list[dict[str, Any]]
+Index = dict[tuple[str, str], list[Any]]  # (name, type) -> the records there
 
 
 class ZoneReadCache:
     def __init__(self, seconds: float, clock: Clock) -> None:
         self.seconds = seconds
         self._clock = clock
-        self._zones: dict[str, tuple[float, asyncio.Task[Records]]] = {}
+        self._zones: dict[str, tuple[float, asyncio.Task[Index]]] = {}
 
     @property
     def enabled(self) -> bool:
         return self.seconds > 0
 
-    async def records(self, zone_id: str, load: Callable[[], Awaitable[Records]]) -> Records:
+    async def records(self, zone_id: str, load: Callable[[], Awaitable[Index]]) -> Index:
+        """The zone's records indexed by name and type, listed at most once per period."""
         now = self._clock.monotonic()
         entry = self._zones.get(zone_id)
         if entry is None or now - entry[0] >= self.seconds:
