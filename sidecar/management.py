@@ -64,6 +64,7 @@ class ManagementApi:
                 "provider": account.provider.kind,
                 "healthy": health[name].healthy if name in health else None,
                 "message": health[name].message if name in health else "not checked yet",
+                **account.provider.status(),
             }
             for name, account in runtime.accounts.items()
         }

@@ -19,7 +19,14 @@ from sidecar.providers.cloudflare.budget import Budget
 from sidecar.providers.cloudflare.client import CloudflareApi, _make_client
 from sidecar.providers.cloudflare.provider import CloudflareProvider
 from sidecar.records import RecordKey
-from tests.conftest import Caller, RunningEmulator, StartSidecar, make_settings
+from tests.conftest import (
+    Caller,
+    RunningEmulator,
+    Sidecar,
+    StartManagement,
+    StartSidecar,
+    make_settings,
+)
 
 MARK = "managed by dns-sidecar"
 COM = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -51,13 +58,19 @@ zones:
 """
 
 
-async def sidecar_for(
+async def started_for(
     start_sidecar: StartSidecar, cf: RunningEmulator, yaml_text: str, **settings: Any
-) -> Caller:
+) -> Sidecar:
     cf.emulator.add_key("ops@example.org", "global-key")
     spec = loader.parse(yaml_text, "test.yaml")
     runtime = build(spec, make_settings(**settings), source="test.yaml")
-    return (await start_sidecar(runtime=runtime)).caller
+    return await start_sidecar(runtime=runtime)
+
+
+async def sidecar_for(
+    start_sidecar: StartSidecar, cf: RunningEmulator, yaml_text: str, **settings: Any
+) -> Caller:
+    return (await started_for(start_sidecar, cf, yaml_text, **settings)).caller
 
 
 async def warm(caller: Caller, cf: RunningEmulator, domain: str = "example.com") -> None:
@@ -291,17 +304,27 @@ async def test_cloudflare_429_fails_fast_with_retry_after(
     assert other.status == 200  # the other account is not blocked
 
 
-async def test_client_side_budget(start_sidecar: StartSidecar, cf: RunningEmulator) -> None:
-    """A spent budget answers RATE_LIMITED without calling Cloudflare."""
-    caller = await sidecar_for(
+async def test_client_side_budget(
+    start_sidecar: StartSidecar, cf: RunningEmulator, start_management: StartManagement
+) -> None:
+    """A spent budget answers RATE_LIMITED without calling Cloudflare; /status shows it."""
+    sidecar = await started_for(
         start_sidecar, cf, table(cf, account_extra="    rateLimit: {requests: 3, perSeconds: 300}")
     )
+    caller = sidecar.caller
     await warm(caller, cf)  # 1 zone lookup + 1 list
     assert (await caller.call("GET", "/records/A/example.com/www")).status == 404  # 3rd call
     limited = await caller.call("GET", "/records/A/example.com/www")
     assert (limited.status, limited.code) == (429, "RATE_LIMITED")
     assert "budget of 3 Cloudflare requests per 300 s" in limited.message
     assert cf.total() == 1
+    status = (await (await start_management(sidecar)).call("GET", "/status")).body
+    assert status["accounts"]["personal"]["budget"] == {
+        "requests": 3,
+        "perSeconds": 300.0,
+        "remaining": 0,
+        "blockedForSeconds": 0.0,
+    }
 
 
 async def test_server_error_and_timeout_are_unavailable(

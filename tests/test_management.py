@@ -52,7 +52,13 @@ async def test_status_page(start_sidecar: StartSidecar, start_management: StartM
     management = await start_management(sidecar)
     before = (await management.call("GET", "/status")).body
     assert before["accounts"] == {
-        "memory": {"provider": "memory", "healthy": None, "message": "not checked yet"}
+        "memory": {
+            "provider": "memory",
+            "healthy": None,
+            "message": "not checked yet",
+            "recordSets": 0,
+            "snapshot": None,
+        }
     }
     assert (await sidecar.caller.call("GET", "/health")).status == 200
     status = (await management.call("GET", "/status")).body
@@ -79,6 +85,8 @@ async def test_status_page(start_sidecar: StartSidecar, start_management: StartM
         "provider": "memory",
         "healthy": True,
         "message": "in-memory provider",
+        "recordSets": 0,
+        "snapshot": None,
     }
     assert status["replayCache"] == {"entries": 1, "capacity": 100000}
     assert SECRET.decode() not in str(status)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -306,6 +307,9 @@ class _Failing:
 
     async def health(self) -> Health:
         return Health(False, "failing on purpose")
+
+    def status(self) -> dict[str, Any]:
+        return {}
 
     async def aclose(self) -> None:
         return None

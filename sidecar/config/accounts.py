@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from sidecar.clock import Clock
 from sidecar.config.schema import CloudflareAccount, MemoryAccount, RateLimit
@@ -117,6 +118,9 @@ class UnavailableProvider:
 
     async def health(self) -> Health:
         return Health(healthy=False, message=self.reason)
+
+    def status(self) -> dict[str, Any]:
+        return {"unavailable": self.reason}
 
     async def aclose(self) -> None:
         return None

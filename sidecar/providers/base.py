@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from sidecar.records import RecordKey, RecordSet
 
@@ -77,6 +77,10 @@ class Provider(Protocol):
 
     async def health(self) -> Health:
         """Whether the account can serve requests now (callers cache this)."""
+        ...
+
+    def status(self) -> dict[str, Any]:
+        """Facts for ``/status`` (the request budget, for instance); no I/O."""
         ...
 
     async def aclose(self) -> None:

@@ -14,6 +14,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from sidecar.errors import ProviderUnavailable, RecordConflict, SidecarError
 from sidecar.providers.base import DeleteResult, Health, Outcome, UpsertResult, ZonePolicy
@@ -70,6 +71,12 @@ class MemoryProvider:
 
     async def health(self) -> Health:
         return Health(healthy=True, message="in-memory provider")
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "recordSets": sum(len(types) for types in self._records.values()),
+            "snapshot": str(self._snapshot) if self._snapshot else None,
+        }
 
     async def aclose(self) -> None:
         async with self._write_lock:

@@ -126,6 +126,18 @@ class CloudflareProvider:
             f"{budget.per_seconds:g} s window",
         )
 
+    def status(self) -> dict[str, Any]:
+        budget = self.api.budget
+        return {
+            "budget": {
+                "requests": budget.requests,
+                "perSeconds": budget.per_seconds,
+                "remaining": budget.remaining,
+                "blockedForSeconds": round(budget.blocked_for(), 1),
+            },
+            "readCacheSeconds": self.read_cache.seconds,
+        }
+
     async def aclose(self) -> None:
         await self.zones.aclose()
         await self.read_cache.aclose()
