@@ -19,6 +19,7 @@ from pathlib import Path
 
 import watchfiles
 
+from sidecar import background
 from sidecar.clock import Clock
 from sidecar.config import loader, runtime
 from sidecar.config.live import LiveConfig
@@ -147,9 +148,7 @@ class Reloader:
             yield
         finally:
             stop.set()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, *self._retiring, return_exceptions=True)
+            await background.cancel([*tasks, *self._retiring])
 
 
 async def _logged(work: Awaitable[None]) -> None:

@@ -25,6 +25,8 @@ from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.config.config_exception import ConfigException
 
+from sidecar import background
+
 log = logging.getLogger(__name__)
 
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -249,10 +251,7 @@ class KubernetesObjects:
         self._api = k8s.ApiClient(configuration)
 
     async def stop(self) -> None:
-        watches = [task for _, task in self._watches.values()]
-        for task in watches:
-            task.cancel()
-        await asyncio.gather(*watches, return_exceptions=True)
+        await background.cancel(task for _, task in self._watches.values())
         self._watches.clear()
         if self._api is not None:
             await self._api.close()

@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sidecar import background
 from sidecar.clock import Clock
 
 Index = dict[tuple[str, str], list[Any]]  # (name, type) -> the records there
@@ -44,8 +45,5 @@ class ZoneReadCache:
         self._zones.pop(zone_id, None)
 
     async def aclose(self) -> None:
-        tasks = [task for _, task in self._zones.values()]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await background.cancel(task for _, task in self._zones.values())
         self._zones.clear()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from sidecar import background
 from sidecar.clock import Clock
 from sidecar.errors import DomainNotAllowed, ProviderError
 from sidecar.providers.base import ZonePolicy
@@ -96,7 +97,4 @@ class ZoneDirectory:
         return zones
 
     async def aclose(self) -> None:
-        tasks = [*self._by_name.values(), *([self._listing] if self._listing else [])]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await background.cancel([*self._by_name.values(), *filter(None, [self._listing])])
