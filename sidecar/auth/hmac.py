@@ -41,10 +41,6 @@ class Algorithm(enum.StrEnum):
     def digest_size(self) -> int:
         return 32 if self is Algorithm.SHA256 else 64
 
-    @property
-    def hexlen(self) -> int:
-        return 2 * self.digest_size
-
 
 def message(method: str, path: str, timestamp: str, nonce: str, body: bytes) -> bytes:
     """The exact bytes that are signed."""

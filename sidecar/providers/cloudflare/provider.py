@@ -46,7 +46,6 @@ class CloudflareProvider:
         self.zones = ZoneDirectory(api, clock)
         self.read_cache = ZoneReadCache(read_cache_seconds, clock)
         self._locks = KeyedLocks()
-        self._token_auth: bool | None = None
 
     async def upsert(self, zone: ZonePolicy, record: RecordSet) -> UpsertResult:
         kind, fqdn = record.key.type, record.key.fqdn
