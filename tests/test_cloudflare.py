@@ -183,8 +183,12 @@ async def test_strict_ownership_refuses_and_leaves_foreign_records(
     assert contents(cf, "example.com", "www.example.com") == [("A", "198.51.100.7", 1, None)]
     deleted = await caller.call("DELETE", "/records/A/example.com/www")
     assert deleted.status == 200
-    assert deleted.body["left"] == ["A 198.51.100.7"]
-    assert "not managed by dns-sidecar" in deleted.body["message"]
+    assert deleted.body == {
+        "success": True,
+        "message": "No record managed by dns-sidecar was there to delete; left 1 record(s) not "
+        "managed by dns-sidecar in place: A 198.51.100.7",
+        "left": ["A 198.51.100.7"],
+    }
     assert contents(cf, "example.com", "www.example.com") == [("A", "198.51.100.7", 1, None)]
 
 

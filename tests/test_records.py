@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sidecar.errors import InvalidRecord
 from sidecar.providers.base import ZonePolicy
@@ -112,3 +114,29 @@ async def test_memory_snapshot_write_failure_is_unavailable(tmp_path: Path) -> N
         await provider.upsert(ZonePolicy(name="."), RecordSet.build(key, ["192.0.2.1"], 60))
     assert getattr(caught.value, "code", None) == "PROVIDER_UNAVAILABLE"
     assert provider.dump() == {}  # the change that could not be persisted was undone
+
+
+@given(st.ip_addresses(v=4))
+def test_ipv4_canonical_form_is_stable(address: object) -> None:
+    """Any IPv4 address canonicalises to itself, once and again (so nothing loops)."""
+    once = canonical_values("A", [str(address)])
+    assert canonical_values("A", list(once)) == once == (str(address),)
+
+
+@given(st.ip_addresses(v=6))
+def test_ipv6_spellings_agree(address: object) -> None:
+    """Exploded, compressed and upper-case spellings of an IPv6 address compare equal."""
+    text = str(address)
+    exploded = address.exploded.upper()  # type: ignore[attr-defined]
+    assert canonical_values("AAAA", [exploded]) == canonical_values("AAAA", [text])
+
+
+@given(
+    st.from_regex(
+        r"[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?){1,3}",
+        fullmatch=True,
+    )
+)
+def test_host_names_are_case_and_dot_insensitive(name: str) -> None:
+    """A host name with other case and a trailing dot is the same CNAME target."""
+    assert canonical_values("CNAME", [name.upper() + "."]) == (name,)

@@ -94,6 +94,8 @@ class ProtocolApi:
         if result.removed:
             body["message"] = "Record deleted successfully"
             self.metrics.record_changes.labels(route.account.name, "deleted").inc()
+        elif result.left:
+            body["message"] = "No record managed by dns-sidecar was there to delete"
         else:
             body["message"] = "Record does not exist (already deleted)"
         if result.left:
