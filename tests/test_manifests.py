@@ -20,6 +20,7 @@ import yaml
 
 from sidecar.config import loader
 from sidecar.credentials import dnsclass
+from sidecar.credentials.sources import FromSecret
 
 ROOT = Path(__file__).resolve().parent.parent
 OVERLAYS = sorted(p.name for p in (ROOT / "manifests" / "overlays").iterdir())
@@ -173,10 +174,7 @@ def _read_by_sidecar(docs: tuple[dict[str, Any], ...]) -> tuple[set[str], set[st
     classes: set[str] = set()
     for table in _routing_tables(docs):
         for account in table.accounts:
-            for field in ("api_token", "api_key"):
-                credential = getattr(account, field, None)
-                if credential is not None and hasattr(credential, "secret_ref"):
-                    secrets.add(credential.secret_ref.name)
+            secrets |= {c.secret_ref.name for c in account.credentials if isinstance(c, FromSecret)}
         classes |= {c.dns_class for c in table.clients if c.dns_class}
     for cls in of_kind(docs, "DNSClass"):
         auth = dnsclass.parse(cls["metadata"]["name"], cls)

@@ -73,15 +73,8 @@ def build(
         )
         for zone in spec.zones
     ]
-    credentials: list[Credential] = [
-        credential for client in spec.clients for credential in client.secrets or []
-    ]
-    for account in spec.accounts:
-        credentials += [
-            c
-            for c in (getattr(account, "api_token", None), getattr(account, "api_key", None))
-            if c is not None
-        ]
+    credentials = [c for client in spec.clients for c in client.secrets or []]
+    credentials += [c for account in spec.accounts for c in account.credentials]
     return Runtime(
         source=source,
         table=RoutingTable(routes),

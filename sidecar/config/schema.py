@@ -118,11 +118,19 @@ class CloudflareAccount(_Strict):
             raise ValueError("email goes with apiKey, not with apiToken")
         return self
 
+    @property
+    def credentials(self) -> list[Credential]:
+        return [c for c in (self.api_token, self.api_key) if c is not None]
+
 
 class MemoryAccount(_Strict):
     name: EntryName
     provider: Literal["memory"]
     file: str | None = None  # JSON snapshot, written atomically on every change
+
+    @property
+    def credentials(self) -> list[Credential]:
+        return []
 
 
 AccountSpec = Annotated[CloudflareAccount | MemoryAccount, Field(discriminator="provider")]

@@ -19,7 +19,9 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from sidecar.emulator.state import CloudflareError, State, Zone, matches, paginate
+from sidecar.emulator.errors import CloudflareError
+from sidecar.emulator.query import matches, paginate
+from sidecar.emulator.state import State, Zone
 
 API = "/client/v4"
 CONTROL = "/__emulator"

@@ -9,37 +9,16 @@ apply deletes, patches, puts, posts in that order, all or nothing.
 from __future__ import annotations
 
 import copy
-import ipaddress
-import itertools
-import re
 import secrets
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-SUPPORTED = ("A", "AAAA", "CNAME", "TXT", "MX", "SRV", "CAA", "NS")
-PROXIABLE = ("A", "AAAA", "CNAME")
-MAX_COMMENT = 100
-_HOST = re.compile(
-    r"(?=.{1,253}$)(\*\.)?([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9_-]{1,63}"
-)
+from sidecar.emulator import fields
+from sidecar.emulator.errors import CloudflareError, invalid
 
 Record = dict[str, Any]
-
-
-class CloudflareError(Exception):
-    """An error as Cloudflare reports it: HTTP status, numeric code, message."""
-
-    def __init__(self, status: int, code: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-def _invalid(code: int, message: str) -> CloudflareError:
-    return CloudflareError(400, code, message)
 
 
 @dataclass
@@ -163,27 +142,30 @@ class State:
 
     def _validated(self, zone: Zone, body: dict[str, Any], *, existing: Record | None) -> Record:
         kind = str(body.get("type") or "").upper()
-        if kind not in SUPPORTED:
-            raise _invalid(9000, f"DNS record type {body.get('type')!r} is invalid.")
-        name = _fqdn(str(body.get("name") or ""), zone.name)
+        if kind not in fields.SUPPORTED:
+            raise invalid(9000, f"DNS record type {body.get('type')!r} is invalid.")
+        name = fields.fqdn(str(body.get("name") or ""), zone.name)
         ttl = body.get("ttl", 1)
         if (
             not isinstance(ttl, int)
             or isinstance(ttl, bool)
             or not (ttl == 1 or 60 <= ttl <= 86400)
         ):
-            raise _invalid(
+            raise invalid(
                 9021, "Invalid TTL. Must be between 60 and 86400 seconds, or 1 for Automatic."
             )
         proxied = bool(body.get("proxied", False))
-        if proxied and kind not in PROXIABLE:
-            raise _invalid(9004, "This record type cannot be proxied.")
+        if proxied and kind not in fields.PROXIABLE:
+            raise invalid(9004, "This record type cannot be proxied.")
         comment = body.get("comment")
-        if comment is not None and (not isinstance(comment, str) or len(comment) > MAX_COMMENT):
-            raise _invalid(
-                9101, f"DNS record comment must be a string of at most {MAX_COMMENT} characters."
+        if comment is not None and (
+            not isinstance(comment, str) or len(comment) > fields.MAX_COMMENT
+        ):
+            raise invalid(
+                9101,
+                f"DNS record comment must be a string of at most {fields.MAX_COMMENT} characters.",
             )
-        content, extra = _content(kind, body)
+        content, extra = fields.content(kind, body)
         now = _now()
         record: Record = {
             "id": existing["id"] if existing else _new_id(),
@@ -192,7 +174,7 @@ class State:
             "name": name,
             "type": kind,
             "content": content,
-            "proxiable": kind in PROXIABLE,
+            "proxiable": kind in fields.PROXIABLE,
             "proxied": proxied,
             "ttl": 1 if proxied else ttl,
             "comment": comment,
@@ -211,24 +193,24 @@ class State:
             if other["id"] == record["id"]:
                 continue
             if "CNAME" in (record["type"], other["type"]) and record["type"] != other["type"]:
-                raise _invalid(81053, "An A, AAAA, or CNAME record with that host already exists.")
+                raise invalid(81053, "An A, AAAA, or CNAME record with that host already exists.")
             if record["type"] == "CNAME" and other["type"] == "CNAME":
-                raise _invalid(81053, "An A, AAAA, or CNAME record with that host already exists.")
+                raise invalid(81053, "An A, AAAA, or CNAME record with that host already exists.")
             if other["type"] == record["type"] and _same_data(other, record):
-                raise _invalid(81058, "An identical record already exists.")
+                raise invalid(81058, "An identical record already exists.")
 
 
 def _items(body: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
     items = body.get(key) or []
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-        raise _invalid(9207, f"Request body is invalid: {key} must be a list of objects.")
+        raise invalid(9207, f"Request body is invalid: {key} must be a list of objects.")
     return items
 
 
 def _id_of(item: Mapping[str, Any]) -> str:
     record_id = item.get("id")
     if not isinstance(record_id, str) or not record_id:
-        raise _invalid(9207, "Request body is invalid: every batch item needs an id.")
+        raise invalid(9207, "Request body is invalid: every batch item needs an id.")
     return record_id
 
 
@@ -242,122 +224,3 @@ def _input_view(record: Record) -> dict[str, Any]:
 
 def _same_data(a: Record, b: Record) -> bool:
     return a["content"] == b["content"] and a.get("priority") == b.get("priority")
-
-
-def _fqdn(raw: str, zone: str) -> str:
-    name = raw.strip().lower().rstrip(".")
-    if name in ("", "@"):
-        return zone
-    if name != zone and not name.endswith("." + zone):
-        name = f"{name}.{zone}"
-    if not _HOST.fullmatch(name):
-        raise _invalid(9007, f"DNS name {raw!r} is invalid.")
-    return name
-
-
-def _host(value: Any, what: str) -> str:
-    text = str(value or "").strip().lower().rstrip(".")
-    if not _HOST.fullmatch(text):
-        raise _invalid(9007, f"Content for {what} record must be a valid hostname.")
-    return text
-
-
-def _uint(value: Any, top: int, message: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= top:
-        raise _invalid(9101, message)
-    return value
-
-
-def _content(kind: str, body: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    raw = body.get("content")
-    if kind == "A":
-        try:
-            return str(ipaddress.IPv4Address(str(raw))), {}
-        except ValueError:
-            raise _invalid(9005, "Content for A record must be a valid IPv4 address.") from None
-    if kind == "AAAA":
-        try:
-            return ipaddress.IPv6Address(str(raw)).compressed, {}
-        except ValueError:
-            raise _invalid(9006, "Content for AAAA record must be a valid IPv6 address.") from None
-    if kind in ("CNAME", "NS"):
-        return _host(raw, kind), {}
-    if kind == "TXT":
-        if not isinstance(raw, str) or not raw or len(raw) > 4096:
-            raise _invalid(9101, "Content for TXT record must be 1 to 4096 characters.")
-        return raw, {}
-    if kind == "MX":
-        priority = _uint(body.get("priority"), 65535, "MX records need a priority from 0 to 65535.")
-        target = "." if str(raw).strip() == "." else _host(raw, "MX")
-        return target, {"priority": priority}
-    data = body.get("data")
-    if not isinstance(data, Mapping):
-        raise _invalid(9101, f"{kind} records need a data object.")
-    if kind == "SRV":
-        numbers = {
-            key: _uint(data.get(key), 65535, f"SRV data.{key} must be from 0 to 65535.")
-            for key in ("priority", "weight", "port")
-        }
-        target = "." if str(data.get("target")).strip() == "." else _host(data.get("target"), "SRV")
-        fields = {**numbers, "target": target}
-        return f"{numbers['weight']} {numbers['port']} {target}", {
-            "priority": numbers["priority"],
-            "data": fields,
-        }
-    flags = _uint(data.get("flags"), 255, "CAA data.flags must be from 0 to 255.")
-    tag, value = data.get("tag"), data.get("value")
-    if (
-        not isinstance(tag, str)
-        or not re.fullmatch(r"[A-Za-z0-9]+", tag)
-        or not isinstance(value, str)
-    ):
-        raise _invalid(9101, "CAA data needs a tag (letters and digits) and a value.")
-    return f'{flags} {tag} "{value}"', {"data": {"flags": flags, "tag": tag, "value": value}}
-
-
-def matches(record: Record, query: Mapping[str, str]) -> bool:
-    """Cloudflare's list filters used by dns-sidecar (match=all)."""
-    checks: Iterable[tuple[str, str]] = query.items()
-    for key, wanted in checks:
-        field_name, _, op = key.partition(".")
-        if field_name not in ("name", "content", "comment", "type"):
-            continue
-        if field_name == "type":
-            if record["type"] != wanted.upper():
-                return False
-            continue
-        have = record.get(field_name) or ""
-        if not _compare(str(have), wanted, op or "exact", field_name):
-            return False
-    return True
-
-
-def _compare(have: str, wanted: str, op: str, field_name: str) -> bool:
-    if field_name == "name":
-        have, wanted = have.lower(), wanted.lower().rstrip(".")
-    if op == "exact":
-        return have == wanted
-    if op == "contains":
-        return wanted in have
-    if op == "startswith":
-        return have.startswith(wanted)
-    if op == "endswith":
-        return have.endswith(wanted)
-    if op == "present":
-        return bool(have)
-    if op == "absent":
-        return not have
-    return True
-
-
-def paginate(items: list[Record], page: int, per_page: int) -> tuple[list[Record], dict[str, int]]:
-    total = len(items)
-    start = (page - 1) * per_page
-    chunk = list(itertools.islice(items, start, start + per_page)) if start < total else []
-    return chunk, {
-        "page": page,
-        "per_page": per_page,
-        "count": len(chunk),
-        "total_count": total,
-        "total_pages": max(1, -(-total // per_page)),
-    }
