@@ -11,7 +11,7 @@ import pytest
 
 from sidecar.app import LIVE, METRICS, STORE
 from sidecar.auth.hmac import Algorithm
-from sidecar.credentials.kubernetes import ObjectWatch
+from sidecar.credentials.watch import ObjectWatch
 from tests.conftest import (
     RunningEmulator,
     RunningKube,

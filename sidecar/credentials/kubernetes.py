@@ -1,31 +1,26 @@
-"""Kubernetes objects kept current by list + watch: Secrets for credentials, DNSClasses for HMAC.
+"""The Kubernetes API client, and the objects followed through it: Secrets for credentials,
+DNSClasses for HMAC settings, each by an :class:`~sidecar.credentials.watch.ObjectWatch`.
 
-The only module that imports ``kubernetes_asyncio``. One :class:`ObjectWatch` follows one named
-object through ``fieldSelector=metadata.name=NAME`` (so a Role limited by ``resourceNames``
-suffices): list, remember the ``resourceVersion``, watch from it with bookmarks, re-list on
-``410 Gone``, and reconnect with jittered backoff after any failure. ``watch_once`` does one
-list-and-watch pass and returns; ``watch_forever`` only loops it.
+The only module that imports ``kubernetes_asyncio``: in-cluster configuration when
+``KUBERNETES_SERVICE_HOST`` is set, a kubeconfig otherwise, chosen explicitly.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import logging
 import os
-import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.config.config_exception import ConfigException
 
 from sidecar import background
+from sidecar.credentials.watch import ApiError, Lister, ObjectWatch, WatchSettings
 
 log = logging.getLogger(__name__)
 
@@ -36,163 +31,17 @@ DNSCLASS_GROUP, DNSCLASS_VERSION, DNSCLASS_PLURAL = (
     "dnsclasses",
 )
 
-Lister = Callable[..., Awaitable[Any]]
 
+def _raw(call: Callable[..., Awaitable[Any]]) -> Lister:
+    """A generated list call that answers raw responses and raises the watch's ``ApiError``."""
 
-class Gone(Exception):
-    """The resourceVersion we watch from was compacted away: list again."""
-
-
-@dataclass
-class WatchSettings:
-    list_timeout: float = 10.0  # seconds for a list request
-    watch_seconds: int = 290  # the server ends each watch after this; we then watch again
-    backoff_initial: float = 0.5
-    backoff_max: float = 30.0
-
-
-@dataclass
-class ObjectWatch:
-    """The current state of one named object; ``None`` while it does not exist."""
-
-    describe: str  # for messages: "Secret dns-system/cf-personal"
-    lister: Lister  # a generated list_* call with its path arguments bound
-    name: str
-    settings: WatchSettings = field(default_factory=WatchSettings)
-    kind: str = "object"
-    on_change: Callable[[str], None] = lambda kind: None
-    object: dict[str, Any] | None = None
-    synced: asyncio.Event = field(default_factory=asyncio.Event)
-    error: str | None = None  # why the last pass failed, while it stays failed
-    resource_version: str | None = None
-    changes: int = 0
-
-    async def watch_forever(self) -> None:
-        """Keep following the object; failures are logged and retried with backoff."""
-        delay = self.settings.backoff_initial
-        while True:
-            try:
-                await self.watch_once()
-                delay = self.settings.backoff_initial  # a clean end: the server closed the watch
-                continue
-            except Gone:
-                log.info("%s: resourceVersion expired, listing again", self.describe)
-                self.resource_version = None
-                continue
-            except asyncio.CancelledError:
-                raise
-            except Exception as err:  # noqa: BLE001 - every failure is retried, and reported
-                self.error = _describe_error(err, self.describe)
-                self.synced.set()  # callers waiting for the first state get the error instead
-                log.warning("%s: %s; retrying in %.1f s", self.describe, self.error, delay)
-            await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311 - jitter only
-            delay = min(delay * 2, self.settings.backoff_max)
-
-    async def watch_once(self) -> None:
-        """List (unless a resourceVersion is known), then watch until the stream ends."""
-        if self.resource_version is None:
-            await self._list()
-        await self._watch()
-
-    async def _list(self) -> None:
-        reply = await self._request(watch=False, limit=self.settings.list_timeout)
-        async with reply:
-            body = await reply.json()
-        items = body.get("items") or []
-        self.resource_version = str(body.get("metadata", {}).get("resourceVersion") or "") or None
-        self._set(items[0] if items else None)
-        self.error = None
-        self.synced.set()
-
-    async def _watch(self) -> None:
-        reply = await self._request(
-            watch=True,
-            limit=aiohttp.ClientTimeout(
-                connect=self.settings.list_timeout, sock_read=self.settings.watch_seconds + 30
-            ),
-        )
-        async with reply:
-            self.error = None  # connected again
-            async for line in reply.content:
-                if line.strip():
-                    self._event(json.loads(line))
-
-    async def _request(self, *, watch: bool, limit: Any) -> aiohttp.ClientResponse:
-        kwargs: dict[str, Any] = {
-            "field_selector": f"metadata.name={self.name}",
-            "_preload_content": False,
-            "_request_timeout": limit,
-        }
-        if watch:
-            kwargs |= {
-                "watch": True,
-                "allow_watch_bookmarks": True,
-                "timeout_seconds": self.settings.watch_seconds,
-                "resource_version": self.resource_version,
-            }
+    async def lister(**kwargs: Any) -> Any:
         try:
-            reply: aiohttp.ClientResponse = await self.lister(**kwargs)
+            return await call(**kwargs)
         except k8s.ApiException as err:
-            if err.status == 410:
-                raise Gone from err
-            raise
-        if reply.status == 410:
-            reply.release()
-            raise Gone
-        if reply.status >= 400:
-            text = (await reply.text())[:300]
-            reply.release()
-            raise k8s.ApiException(status=reply.status, reason=_reason(text, reply.reason))
-        return reply
+            raise ApiError(err.status or 500, err.reason) from err
 
-    def _event(self, event: dict[str, Any]) -> None:
-        kind = event.get("type")
-        obj = event.get("object") or {}
-        if kind == "ERROR":
-            if obj.get("code") == 410:
-                raise Gone
-            raise k8s.ApiException(status=obj.get("code") or 500, reason=obj.get("message"))
-        version = (obj.get("metadata") or {}).get("resourceVersion")
-        if version:
-            self.resource_version = str(version)
-        if kind == "BOOKMARK":
-            return
-        if (obj.get("metadata") or {}).get("name") != self.name:
-            return
-        self._set(None if kind == "DELETED" else obj)
-
-    def _set(self, obj: dict[str, Any] | None) -> None:
-        before = _content(self.object)
-        self.object = obj
-        if _content(obj) != before:
-            self.changes += 1
-            self.on_change(self.kind)
-
-
-def _content(obj: dict[str, Any] | None) -> Any:
-    if obj is None:
-        return None
-    return {key: value for key, value in obj.items() if key != "metadata"}
-
-
-def _reason(text: str, fallback: str | None) -> str:
-    try:
-        return str(json.loads(text).get("message") or fallback)
-    except (ValueError, AttributeError):
-        return text or str(fallback)
-
-
-def _describe_error(err: Exception, what: str) -> str:
-    if isinstance(err, k8s.ApiException):
-        if err.status == 403:
-            return (
-                f"the API server forbids reading {what} ({err.reason}); the Role needs get, list "
-                "and watch on it (resourceNames may name it)"
-            )
-        return f"the API server answered {err.status} for {what}: {err.reason}"
-    if isinstance(err, TimeoutError | asyncio.TimeoutError):
-        return f"the API server did not answer in time for {what}"
-    return f"cannot reach the API server for {what}: {err}"
+    return lister
 
 
 class KubernetesObjects:
@@ -261,7 +110,9 @@ class KubernetesObjects:
         return self._follow(
             ("Secret", namespace, name),
             f"Secret {namespace}/{name}",
-            lambda api: functools.partial(k8s.CoreV1Api(api).list_namespaced_secret, namespace),
+            lambda api: _raw(
+                functools.partial(k8s.CoreV1Api(api).list_namespaced_secret, namespace)
+            ),
             name,
         )
 
@@ -269,11 +120,13 @@ class KubernetesObjects:
         return self._follow(
             ("DNSClass", name),
             f"DNSClass {name}",
-            lambda api: functools.partial(
-                k8s.CustomObjectsApi(api).list_cluster_custom_object,
-                DNSCLASS_GROUP,
-                DNSCLASS_VERSION,
-                DNSCLASS_PLURAL,
+            lambda api: _raw(
+                functools.partial(
+                    k8s.CustomObjectsApi(api).list_cluster_custom_object,
+                    DNSCLASS_GROUP,
+                    DNSCLASS_VERSION,
+                    DNSCLASS_PLURAL,
+                )
             ),
             name,
         )

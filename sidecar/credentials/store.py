@@ -32,7 +32,8 @@ from sidecar.credentials.sources import (
 )
 
 if TYPE_CHECKING:
-    from sidecar.credentials.kubernetes import KubernetesObjects, ObjectWatch
+    from sidecar.credentials.kubernetes import KubernetesObjects
+    from sidecar.credentials.watch import ObjectWatch
 
 log = logging.getLogger(__name__)
 
