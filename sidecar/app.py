@@ -139,7 +139,7 @@ def create_app(
     app[STORE] = store
 
     management = web.Application()
-    management_api = ManagementApi(live, health, verifier, metrics, store)
+    management_api = ManagementApi(live, health, verifier, metrics)
     management.add_routes(management_api.routes())
     app[MANAGEMENT] = management
     app[MANAGEMENT_API] = management_api

@@ -14,7 +14,6 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sidecar import __version__
 from sidecar.auth.clients import Client, ClientAuth, Verifier
 from sidecar.config.live import LiveConfig
-from sidecar.credentials.store import CredentialStore
 from sidecar.observability.metrics import Metrics
 from sidecar.routing.health import HealthCache
 
@@ -26,10 +25,8 @@ class ManagementApi:
         health: HealthCache,
         verifier: Verifier,
         metrics: Metrics,
-        store: CredentialStore,
     ) -> None:
         self.live = live
-        self.store = store
         self.health = health
         self.verifier = verifier
         self.metrics = metrics

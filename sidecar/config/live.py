@@ -28,6 +28,7 @@ class LiveConfig:
         self.last_error: str | None = None
         self.failed_reloads = 0
         self._users: Counter[int] = Counter()
+        self._pinned: dict[int, Runtime] = {}  # generations some request still runs on
         self._drained: dict[int, asyncio.Event] = {}
 
     @property
@@ -40,12 +41,14 @@ class LiveConfig:
         runtime = self.current
         generation = runtime.generation
         self._users[generation] += 1
+        self._pinned[generation] = runtime
         try:
             yield runtime
         finally:
             self._users[generation] -= 1
             if not self._users[generation]:
                 del self._users[generation]
+                del self._pinned[generation]
                 drained = self._drained.pop(generation, None)
                 if drained is not None:
                     drained.set()
@@ -63,11 +66,16 @@ class LiveConfig:
         self.failed_reloads += 1
 
     async def retire(self, old: Runtime) -> None:
-        """Close ``old``'s providers that are not in use now, once no request pins ``old``."""
+        """Close ``old``'s providers once no request pins ``old``, unless the current table or a
+        generation still pinned by a request has them (that one's retirement closes them)."""
         if self._users[old.generation]:
             drained = self._drained.setdefault(old.generation, asyncio.Event())
             await drained.wait()
-        keep = {id(account.provider) for account in self.current.accounts.values()}
+        keep = {
+            id(account.provider)
+            for runtime in (self.current, *self._pinned.values())
+            for account in runtime.accounts.values()
+        }
         for account in old.accounts.values():
             if id(account.provider) not in keep:
                 try:
