@@ -72,7 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     request.add_argument(
         "--secret", help="HMAC secret (default: env HMAC_SECRET or DNS_SIDECAR_HMAC_SECRET)"
     )
-    request.add_argument("--algorithm", default="SHA256", help="SHA256 or SHA512")
+    request.add_argument(
+        "--algorithm", help="SHA256 or SHA512 (default: env HMAC_ALGORITHM, else SHA256)"
+    )
 
     emulator = commands.add_parser(
         "cloudflare-emulator", help="run the stateful Cloudflare API emulator (development)"
@@ -141,7 +143,12 @@ def _request(args: argparse.Namespace) -> int:
         args.secret or os.environ.get("DNS_SIDECAR_HMAC_SECRET") or os.environ.get("HMAC_SECRET")
     )
     try:
-        algorithm = Algorithm.parse(args.algorithm)
+        algorithm = Algorithm.parse(
+            args.algorithm
+            or os.environ.get("DNS_SIDECAR_HMAC_ALGORITHM")
+            or os.environ.get("HMAC_ALGORITHM")
+            or "SHA256"
+        )
     except ValueError as err:
         print(f"dns-sidecar: {err}", file=sys.stderr)  # noqa: T201
         return EXIT_USAGE

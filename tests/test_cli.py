@@ -71,8 +71,17 @@ def test_request_signs_like_the_operator() -> None:
             service.url,
             env={"HMAC_SECRET": "s3cret", "HMAC_ALGORITHM": "SHA512"},
         )
-        assert got.returncode == 1  # env secret found, but --algorithm defaults to SHA256
-        assert "AUTH_FAILED" in got.stdout
+        assert got.returncode == 0, got.stdout  # the server's own environment names
+        wrong = run(
+            "request",
+            "GET",
+            "/records/A/example.com/www",
+            "--url",
+            service.url,
+            env={"HMAC_SECRET": "s3cret"},
+        )
+        assert wrong.returncode == 1  # SHA256 by default: not what the server verifies
+        assert "AUTH_FAILED" in wrong.stdout
         unsigned = run("request", "GET", "/health", "--url", service.url)
         assert unsigned.returncode == 1
         assert "missing header(s)" in unsigned.stdout
@@ -83,6 +92,7 @@ def test_request_signs_like_the_operator() -> None:
     access = [line for line in lines if line["logger"] == "sidecar.access"]
     assert [(a["method"], a["status"]) for a in access] == [
         ("POST", 200),
+        ("GET", 200),
         ("GET", 401),
         ("GET", 401),
     ]
