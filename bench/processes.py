@@ -103,7 +103,20 @@ def sidecar(*args: str, env: dict[str, str] | None = None) -> Iterator[Proc]:
 
 
 @contextlib.contextmanager
-def emulator(*zones: str) -> Iterator[Proc]:
+def _serving(command: list[str], port: int, ready_path: str) -> Iterator[Proc]:
+    process = subprocess.Popen(
+        command, env=_env(None), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    proc = Proc(process, port)
+    try:
+        wait_http(proc.url + ready_path)
+        yield proc
+    finally:
+        proc.stop()
+
+
+def emulator(*zones: str) -> contextlib.AbstractContextManager[Proc]:
+    """The Cloudflare emulator with ``zones`` and the token ``bench-token``."""
     port = free_port()
     zone_args = [arg for zone in zones for arg in ("--zone", zone)]
     command = [
@@ -117,29 +130,11 @@ def emulator(*zones: str) -> Iterator[Proc]:
         "bench-token",
         *zone_args,
     ]
-    process = subprocess.Popen(
-        command, env=_env(None), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    proc = Proc(process, port)
-    try:
-        wait_http(f"{proc.url}/__emulator/stats")
-        yield proc
-    finally:
-        proc.stop()
+    return _serving(command, port, "/__emulator/stats")
 
 
-@contextlib.contextmanager
-def bare() -> Iterator[Proc]:
+def bare() -> contextlib.AbstractContextManager[Proc]:
+    """The bare aiohttp JSON handler: the ceiling of scenario 1."""
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "bench" / "bare_server.py"), str(port)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    proc = Proc(process, port)
-    try:
-        wait_http(f"{proc.url}/health")
-        yield proc
-    finally:
-        proc.stop()
+    command = [sys.executable, str(ROOT / "bench" / "bare_server.py"), str(port)]
+    return _serving(command, port, "/health")
