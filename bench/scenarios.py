@@ -62,6 +62,10 @@ QUICK = Sizes(
 )
 
 
+def _met(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
 def _ms(value: float) -> str:
     return f"{value:.2f} ms"
 
@@ -85,7 +89,7 @@ async def throughput(sizes: Sizes) -> list[Row]:
                 ratio = ours.rps / ceiling.rps
                 target, met = "", ""
                 if concurrency == 64:
-                    target, met = ">= 50 % of bare", "met" if ratio >= 0.5 else "MISSED"
+                    target, met = ">= 50 % of bare", _met(ratio >= 0.5)
                 rows.append(
                     Row(
                         "1 memory",
@@ -97,7 +101,7 @@ async def throughput(sizes: Sizes) -> list[Row]:
                     )
                 )
                 target = "< 10 ms" if concurrency == 1 else ""
-                met = ("met" if ours.p99 < 10 else "MISSED") if concurrency == 1 else ""
+                met = _met(ours.p99 < 10) if concurrency == 1 else ""
                 rows.append(
                     Row(
                         "1 memory",
@@ -170,7 +174,7 @@ async def cloudflare(sizes: Sizes, tmp: Path) -> list[Row]:
                     "RSS, Cloudflare account (SDK loaded), after scenario 2",
                     f"{sc.rss:.0f} MiB",
                     target="< 128 MiB",
-                    met="met" if sc.rss < 128 else "MISSED",
+                    met=_met(sc.rss < 128),
                 )
             )
     return rows
@@ -224,7 +228,7 @@ async def sweep(sizes: Sizes, tmp: Path) -> list[Row]:
                     calls = await _stats(session, emu.url) - before
                 label = "with read cache" if cache else "without read cache"
                 target = f"<= {2 * len(ZONES)} (a lookup and a listing per zone)" if cache else ""
-                met = ("met" if calls <= 2 * len(ZONES) else "MISSED") if cache else ""
+                met = _met(calls <= 2 * len(ZONES)) if cache else ""
                 rows.append(
                     Row(
                         "3 sweep",
@@ -250,7 +254,7 @@ async def memory(sizes: Sizes) -> list[Row]:
                 "RSS idle, embedded default",
                 f"{idle:.0f} MiB",
                 target="< 100 MiB",
-                met="met" if idle < 100 else "MISSED",
+                met=_met(idle < 100),
             )
         )
         rows.append(
@@ -259,7 +263,7 @@ async def memory(sizes: Sizes) -> list[Row]:
                 "start-up to /readyz 200, embedded default",
                 f"{sc.ready_seconds:.2f} s",
                 target="< 2 s",
-                met="met" if sc.ready_seconds < 2 else "MISSED",
+                met=_met(sc.ready_seconds < 2),
             )
         )
 
@@ -275,7 +279,7 @@ async def memory(sizes: Sizes) -> list[Row]:
                 f"{after:.0f} MiB",
                 f"idle {idle:.0f} MiB",
                 "< 128 MiB",
-                "met" if after < 128 else "MISSED",
+                _met(after < 128),
             )
         )
     tracemalloc.start()
@@ -293,7 +297,7 @@ async def memory(sizes: Sizes) -> list[Row]:
             f"{per_entry:.0f} bytes/entry (nonce string included)",
             "",
             "< 300 bytes",
-            "met" if per_entry < 300 else "MISSED",
+            _met(per_entry < 300),
         )
     )
     return rows
@@ -363,7 +367,7 @@ async def reload(sizes: Sizes, tmp: Path) -> list[Row]:
             f"max {worst_swap * 1000:.0f} ms",
             "",
             "< 1 s",
-            "met" if worst_swap < 1 else "MISSED",
+            _met(worst_swap < 1),
         ),
         Row(
             "5 reload",
@@ -372,7 +376,7 @@ async def reload(sizes: Sizes, tmp: Path) -> list[Row]:
             f"max {worst_rotation * 1000:.0f} ms",
             "",
             "< 1 s",
-            "met" if worst_rotation < 1 else "MISSED",
+            _met(worst_rotation < 1),
         ),
     ]
 

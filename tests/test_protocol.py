@@ -10,9 +10,8 @@ from pydantic import SecretStr
 
 from sidecar.auth.clients import Client
 from sidecar.auth.hmac import Algorithm
-from sidecar.config.accounts import UnavailableProvider
 from sidecar.config.runtime import Runtime
-from sidecar.errors import ProviderError
+from sidecar.errors import ProviderError, ProviderUnavailable
 from sidecar.providers.base import DeleteResult, Health, UpsertResult, ZonePolicy
 from sidecar.providers.memory import MemoryProvider
 from sidecar.records import RecordKey, RecordSet
@@ -327,9 +326,20 @@ async def test_provider_error(start_sidecar: StartSidecar) -> None:
     )
 
 
+class _Unavailable(_Failing):
+    """An account that cannot serve: every call and the health check say why."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(ProviderUnavailable(reason))
+        self.reason = reason
+
+    async def health(self) -> Health:
+        return Health(healthy=False, message=self.reason)
+
+
 async def test_provider_unavailable(start_sidecar: StartSidecar) -> None:
     """503 PROVIDER_UNAVAILABLE: the account cannot serve; /health names it."""
-    provider = UnavailableProvider("cloudflare", "Account 'acct': credentials missing.")
+    provider = _Unavailable("Account 'acct': credentials missing.")
     caller = (await start_sidecar(runtime=runtime_with(provider))).caller
     reply = await caller.call("DELETE", "/records/A/example.com/www")
     health = await caller.call("GET", "/health")

@@ -8,17 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 from sidecar.clock import Clock
 from sidecar.config.schema import CloudflareAccount, MemoryAccount, RateLimit
-from sidecar.credentials.sources import CredentialUnavailable
+from sidecar.credentials.sources import Credential, CredentialUnavailable
 from sidecar.credentials.store import CredentialStore
-from sidecar.errors import ProviderUnavailable
-from sidecar.providers.base import DeleteResult, Health, Provider, UpsertResult, ZonePolicy
+from sidecar.providers.base import Provider
 from sidecar.providers.cloudflare.auth import Auth
 from sidecar.providers.memory import MemoryProvider
-from sidecar.records import RecordKey, RecordSet
 from sidecar.routing.table import Account
 from sidecar.settings import Settings
 
@@ -86,9 +83,10 @@ def cloudflare_provider(
 def _auth_source(spec: CloudflareAccount, store: CredentialStore) -> Callable[[], Auth]:
     """Reads the account's credentials at each call, so a rotation takes effect at once."""
 
-    def read(credential: object) -> str:
+    def read(credential: Credential | None) -> str:
+        assert credential is not None  # the schema allows exactly one auth mode
         try:
-            return store.read(credential)  # type: ignore[arg-type]
+            return store.read(credential)
         except CredentialUnavailable as err:
             raise CredentialUnavailable(f"Account {spec.name!r}: {err.message}") from err
 
@@ -98,32 +96,3 @@ def _auth_source(spec: CloudflareAccount, store: CredentialStore) -> Callable[[]
         return Auth(key=read(spec.api_key), email=spec.email)
 
     return current
-
-
-class UnavailableProvider:
-    """Stands in for an account that cannot serve; every call says why."""
-
-    def __init__(self, kind: str, reason: str) -> None:
-        self.kind = kind
-        self.reason = reason
-
-    async def upsert(self, zone: ZonePolicy, record: RecordSet) -> UpsertResult:
-        raise ProviderUnavailable(self.reason)
-
-    async def get(self, zone: ZonePolicy, key: RecordKey) -> RecordSet | None:
-        raise ProviderUnavailable(self.reason)
-
-    async def delete(self, zone: ZonePolicy, key: RecordKey) -> DeleteResult:
-        raise ProviderUnavailable(self.reason)
-
-    async def health(self) -> Health:
-        return Health(healthy=False, message=self.reason)
-
-    def status(self) -> dict[str, Any]:
-        return {"unavailable": self.reason}
-
-    async def aclose(self) -> None:
-        return None
-
-
-_: type[Provider] = UnavailableProvider
