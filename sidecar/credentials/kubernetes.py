@@ -19,8 +19,8 @@ from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.config.config_exception import ConfigException
 
-from sidecar import background
 from sidecar.credentials.watch import ApiError, Lister, ObjectWatch, WatchSettings
+from sidecar.tasks import Tasks
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,8 @@ class KubernetesObjects:
         self._api: k8s.ApiClient | None = None
         self._setup_error: str | None = None
         self._context_namespace: str | None = None
-        self._watches: dict[tuple[str, ...], tuple[ObjectWatch, asyncio.Task[None]]] = {}
+        self._watches: dict[tuple[str, ...], tuple[ObjectWatch, asyncio.Task[Any]]] = {}
+        self._tasks = Tasks("kubernetes")  # each watch loops with its own backoff
 
     @property
     def default_namespace(self) -> str:
@@ -100,7 +101,7 @@ class KubernetesObjects:
         self._api = k8s.ApiClient(configuration)
 
     async def stop(self) -> None:
-        await background.cancel(task for _, task in self._watches.values())
+        await self._tasks.aclose()
         self._watches.clear()
         if self._api is not None:
             await self._api.close()
@@ -176,8 +177,6 @@ class KubernetesObjects:
         watch = ObjectWatch(
             describe, make_lister(self._api), name, self._settings, key[0], self._notify
         )
-        task = asyncio.get_running_loop().create_task(
-            watch.watch_forever(), name=f"watch {describe}"
-        )
+        task = self._tasks.spawn(watch.watch_forever(), name=f"watch {describe}")
         self._watches[key] = (watch, task)
         return watch

@@ -6,6 +6,7 @@ into responses by ``middleware`` alone.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,7 +33,14 @@ UPSERT_MESSAGES = {
 
 
 class ProtocolApi:
-    def __init__(self, health: HealthCache, metrics: Metrics, clock: Clock) -> None:
+    def __init__(
+        self,
+        health: HealthCache,
+        metrics: Metrics,
+        clock: Clock,
+        problem: Callable[[], str | None] = lambda: None,  # shared state unavailable: why
+    ) -> None:
+        self.problem = problem
         self.health_cache = health
         self.metrics = metrics
         self.clock = clock
@@ -49,13 +57,13 @@ class ProtocolApi:
         results = await self.health_cache.check(request[RUNTIME].accounts)
         failing = {name: h.message for name, h in results.items() if not h.healthy}
         stamp = datetime.fromtimestamp(self.clock.time(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        if failing:
+        problem = self.problem()
+        if failing or problem:
             listed = "; ".join(f"{name}: {why}" for name, why in sorted(failing.items()))
-            body = {
-                "status": "unhealthy",
-                "message": f"Unhealthy accounts: {listed}",
-                "timestamp": stamp,
-            }
+            message = f"Unhealthy accounts: {listed}" if failing else ""
+            if problem:
+                message = "; ".join(filter(None, [message, f"Unhealthy: {problem}"]))
+            body = {"status": "unhealthy", "message": message, "timestamp": stamp}
             return json_response(body, status=503)
         body = {"status": "healthy", "message": "DNS server is operational", "timestamp": stamp}
         return json_response(body)

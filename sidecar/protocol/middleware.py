@@ -112,7 +112,7 @@ def authenticate(
         with live.use() as runtime:  # the request finishes on the table it started with
             request[RUNTIME] = runtime
             try:
-                client = verifier.verify(
+                client = await verifier.verify(
                     runtime.clients, request.method, request.path, request.headers, body
                 )
             except AuthFailed as err:
