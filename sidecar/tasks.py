@@ -59,12 +59,14 @@ class Tasks:
         self.name = name
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: dict[str, LoopState] = {}
+        self._closing = False
 
     def __len__(self) -> int:
         return len(self._tasks)
 
     def spawn(self, work: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
         """Run ``work`` as a named task of this group; its failure is logged."""
+        self._closing = False
         task = asyncio.get_running_loop().create_task(work, name=f"{self.name}: {name}")
         self._tasks.add(task)
         task.add_done_callback(self._finished)
@@ -91,6 +93,7 @@ class Tasks:
 
     async def aclose(self) -> None:
         """Cancel every task and wait for each; errors they raise meanwhile are logged."""
+        self._closing = True  # a loop whose body swallows the cancellation is not restarted
         pending = list(self._tasks)
         for task in pending:
             task.cancel()
@@ -122,12 +125,16 @@ class Tasks:
                 state.running = False
                 raise
             except Exception as err:
+                if self._stopping():  # failed while being stopped: nothing to restart
+                    state.running = False
+                    raise asyncio.CancelledError from err
                 why = f"{type(err).__name__}: {err}"
                 log.exception("%s: loop %r failed; restarting in %.1f s", self.name, name, delay)
             else:
-                log.error(
-                    "%s: loop %r ended (%s); restarting in %.1f s", self.name, name, why, delay
-                )
+                if self._stopping():  # the body took the cancellation and returned
+                    state.running = False
+                    return
+                log.error("%s: loop %r ended; restarting in %.1f s", self.name, name, delay)
             state.running = False
             state.last_error = why
             if loop.time() - started >= backoff.healthy_after:
@@ -136,6 +143,10 @@ class Tasks:
             delay = min(delay * 2, backoff.maximum)
             state.restarts += 1
             state.running = True
+
+    def _stopping(self) -> bool:
+        task = asyncio.current_task()
+        return self._closing or (task is not None and task.cancelling() > 0)
 
 
 class SingleFlight(Generic[K, T]):

@@ -168,3 +168,25 @@ async def test_close_cancels_the_flights_in_the_air() -> None:
         return "new"
 
     assert await flights.run("k", quick) == "new"
+
+
+async def test_a_loop_that_swallows_its_cancellation_is_not_restarted_on_close() -> None:
+    """A body that catches the cancellation and returns (like a stream with a stop event) ends
+    the loop on close instead of being restarted forever."""
+    tasks = Tasks("group")
+    runs = 0
+    started = asyncio.Event()
+
+    async def body() -> None:
+        nonlocal runs
+        runs += 1
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            return  # swallowed, as some stream helpers do
+
+    tasks.loop("stream", body, QUICK)
+    await started.wait()
+    await tasks.aclose()
+    assert (runs, len(tasks), tasks.status()["stream"]["running"]) == (1, 0, False)
