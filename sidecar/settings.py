@@ -115,10 +115,11 @@ class RedisSettings(_Group):
         description="Namespace of every key, so several deployments can share one server.",
     )
     timeout: float = Field(
-        1.0,
+        2.0,
         gt=0,
         validation_alias=_env("REDIS_TIMEOUT"),
-        description="Seconds any one Redis call may take before the request is refused (503).",
+        description="Seconds any one Redis call may take before the request is refused (503); "
+        "it includes the time the process is busy elsewhere, so not much below a second.",
     )
     lock_lease: float = Field(
         30.0,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -18,7 +20,8 @@ from sidecar.coordination.redis_locks import RedisLocks
 from sidecar.coordination.redis_versions import RedisVersions
 from sidecar.coordination.replay import RedisNonces
 from sidecar.errors import AuthFailed, ProviderUnavailable, RateLimited
-from sidecar.settings import Settings
+from sidecar.settings import RedisSettings, Settings
+from tests.conftest import Caller, StartManagement, StartSidecar, eventually, make_settings
 from tests.redis_server import RedisServer, command
 from tests.service import ROOT, clean_env
 
@@ -225,3 +228,67 @@ def test_without_a_redis_url_redis_is_never_imported() -> None:
         check=True,
     )
     assert done.stdout == "[]\n"
+
+
+async def test_health_readiness_and_status_say_why_while_redis_is_down(
+    start_sidecar: StartSidecar,
+    start_management: StartManagement,
+    redis_server: RedisServer,
+    tmp_path: Path,
+) -> None:
+    """Redis down: /health and /readyz answer 503 naming it, /status and metrics show it;
+    back: ready again by itself. /status also lists the supervised reload loops."""
+    table = tmp_path / "routing.yaml"
+    table.write_text(
+        "version: 1\naccounts: [{name: m, provider: memory}]\nzones: [{name: ., account: m}]\n"
+    )
+    settings = make_settings(table={"config": table}).model_copy(
+        update={
+            "redis": RedisSettings(
+                url=redis_server.url.replace("//", "//:hunter2@"), ping_interval=0.05
+            )
+        }
+    )
+    redis_server.kill()
+    redis_server.password = "hunter2"
+    redis_server.start()
+    sidecar = await start_sidecar(settings)
+    management = await start_management(sidecar)
+
+    async def status() -> dict[str, Any]:
+        return (await management.call("GET", "/status")).body  # type: ignore[no-any-return]
+
+    await eventually(lambda: _ready(management))
+    shown = (await status())["coordination"]
+    assert (shown["backend"], shown["url"], shown["connected"]) == (
+        "redis",
+        redis_server.url,
+        True,
+    )
+    assert shown["loops"] == {"ping": {"running": True, "restarts": 0, "lastError": None}}
+    assert sorted((await status())["loops"]) == ["recheck_forever", "watch_forever"]
+
+    redis_server.kill()
+    await eventually(lambda: _not_ready(management))
+    ready = await management.call("GET", "/readyz")
+    assert ready.body["status"] == "unavailable"
+    assert redis_server.url in ready.body["reason"]
+    health = await sidecar.caller.call("GET", "/health")
+    assert (health.status, health.body["status"]) == (503, "unhealthy")
+    assert f"Unhealthy: shared state in Redis at {redis_server.url}" in health.body["message"]
+    shown = (await status())["coordination"]
+    assert (shown["connected"], bool(shown["lastError"])) == (False, True)
+    metrics = (await management.call("GET", "/metrics")).body
+    assert 'dns_sidecar_redis_errors_total{operation="ping"}' in metrics
+    assert "hunter2" not in json.dumps(await status())
+
+    redis_server.start()
+    await eventually(lambda: _ready(management))
+
+
+async def _ready(management: Caller) -> bool:
+    return (await management.call("GET", "/readyz")).status == 200
+
+
+async def _not_ready(management: Caller) -> bool:
+    return (await management.call("GET", "/readyz")).status == 503
