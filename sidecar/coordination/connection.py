@@ -27,11 +27,17 @@ from sidecar.errors import ProviderUnavailable
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from redis.commands.core import AsyncScript
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 SENTINEL = "sentinel"
+# SET NX PX and the sentinel's GET in one command: one round trip, cheaper than a pipeline
+SET_ONCE = """
+local created = redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1])
+return {created and 1 or 0, redis.call('GET', KEYS[2])}
+"""
 
 
 def display_url(url: str) -> str:
@@ -67,6 +73,11 @@ class RedisConnection:
         self._sentinel: str | None = None
         self._clock = clock
         self._client = _client(url, timeout, password_file)
+        self._set_once = self.script(SET_ONCE)
+
+    def script(self, source: str) -> AsyncScript:
+        """A Lua script, sent by its digest (and loaded again when Redis lost it)."""
+        return self._client.register_script(source)
 
     def key(self, name: str) -> str:
         return f"{self.prefix}:{name}"
@@ -108,14 +119,10 @@ class RedisConnection:
     async def set_once(self, name: str, ttl_ms: int) -> tuple[bool, float | None]:
         """``SET NX PX`` of ``name``, and the sentinel read in the same round trip: whether
         the key was new, and since when Redis holds every such key (``lost_at``)."""
-
-        async def run(client: Redis) -> list[Any]:
-            async with client.pipeline(transaction=False) as pipe:
-                pipe.set(self.key(name), b"1", nx=True, px=ttl_ms)
-                pipe.get(self.key(SENTINEL))
-                return list(await pipe.execute())
-
-        created, sentinel = await self.call("set_once", run)
+        keys = [self.key(name), self.key(SENTINEL)]
+        created, sentinel = await self.call(
+            "set_once", lambda client: self._set_once(keys=keys, args=[ttl_ms], client=client)
+        )
         if sentinel is None or _text(sentinel) != self._sentinel:
             await self.adopt_sentinel()
         return bool(created), self.lost_at

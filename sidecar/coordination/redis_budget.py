@@ -50,6 +50,8 @@ class RedisBudget:
         self._me = secrets.token_hex(6)
         self._remaining = requests
         self._blocked_until = 0.0
+        self._spend = redis.script(SPEND)
+        self._block_script = redis.script(BLOCK)
 
     def state(self) -> BudgetState:
         left = max(0.0, self._blocked_until - asyncio.get_running_loop().time())
@@ -60,8 +62,10 @@ class RedisBudget:
         window_ms = round(self.per_seconds * 1000)
         verdict, wait_ms, used = await self._redis.call(
             "budget",
-            lambda client: client.eval(
-                SPEND, 2, self._window, self._block, self.requests, window_ms, member
+            lambda client: self._spend(
+                keys=[self._window, self._block],
+                args=[self.requests, window_ms, member],
+                client=client,
             ),
         )
         now = asyncio.get_running_loop().time()
@@ -77,6 +81,8 @@ class RedisBudget:
         self._blocked_until = asyncio.get_running_loop().time() + wait
         await self._redis.call(
             "block",
-            lambda client: client.eval(BLOCK, 1, self._block, round(wait * 1000)),
+            lambda client: self._block_script(
+                keys=[self._block], args=[round(wait * 1000)], client=client
+            ),
         )
         return wait

@@ -52,6 +52,7 @@ class RedisLocks:
         self.lease = lease
         self.wait = wait
         self._local = KeyedLocks()
+        self._release_script = redis.script(RELEASE)
 
     @asynccontextmanager
     async def hold(self, key: tuple[str, str, str]) -> AsyncIterator[RedisLease]:
@@ -92,7 +93,7 @@ class RedisLocks:
         try:
             await self._redis.call(
                 "unlock",
-                lambda client: client.eval(RELEASE, 1, name, token),
+                lambda client: self._release_script(keys=[name], args=[token], client=client),
             )
         except ProviderUnavailable:
             log.warning("could not release the write lock %s; its lease will expire", name)
