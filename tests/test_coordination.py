@@ -21,7 +21,14 @@ from sidecar.coordination.redis_versions import RedisVersions
 from sidecar.coordination.replay import RedisNonces
 from sidecar.errors import AuthFailed, ProviderUnavailable, RateLimited
 from sidecar.settings import RedisSettings, Settings
-from tests.conftest import Caller, StartManagement, StartSidecar, eventually, make_settings
+from tests.conftest import (
+    Caller,
+    RunningEmulator,
+    StartManagement,
+    StartSidecar,
+    eventually,
+    make_settings,
+)
 from tests.redis_server import RedisServer, command
 from tests.service import ROOT, clean_env
 
@@ -292,3 +299,30 @@ async def _ready(management: Caller) -> bool:
 
 async def _not_ready(management: Caller) -> bool:
     return (await management.call("GET", "/readyz")).status == 503
+
+
+async def test_no_write_is_sent_without_its_lock(
+    start_sidecar: StartSidecar,
+    redis_server: RedisServer,
+    cf: RunningEmulator,
+    tmp_path: Path,
+) -> None:
+    """An unsigned write (no nonce to record) while Redis is down: 503, and no API call."""
+    table = tmp_path / "routing.yaml"
+    table.write_text(
+        "version: 1\naccounts:\n  - name: cf\n    provider: cloudflare\n"
+        f"    apiToken: {{value: cf-token}}\n    baseUrl: {cf.base_url}\n"
+        "zones:\n  - {name: example.com, account: cf, zoneId: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa}\n"
+    )
+    settings = make_settings(table={"config": table}).model_copy(
+        update={"redis": RedisSettings(url=redis_server.url)}
+    )
+    sidecar = await start_sidecar(settings)
+    assert (await sidecar.caller.upsert("A", "example.com", "w", ["192.0.2.1"])).status == 200
+    redis_server.kill()
+    cf.emulator.stats.clear()
+    refused = await sidecar.caller.upsert("A", "example.com", "w", ["192.0.2.2"])
+    assert (refused.status, refused.code) == (503, "PROVIDER_UNAVAILABLE")
+    assert refused.body["error"]["details"] == {"coordination": "redis", "operation": "lock"}
+    assert cf.calls() == {}
+    assert [r["content"] for r in cf.records("example.com")] == ["192.0.2.1"]
