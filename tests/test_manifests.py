@@ -776,7 +776,9 @@ def test_helm_post_renderer_keeps_the_chart_and_adds_the_sidecar() -> None:
     assert named(docs, "ServiceAccount", "dns-operator") == named(
         chart, "ServiceAccount", "dns-operator"
     )
-    assert not list((MANIFESTS).glob(".helm-post-renderer.*"))  # it cleans up after itself
+    untagged = post_render(chart_text, DNS_SIDECAR_IMAGE="localhost:5005/dns-sidecar")
+    _, sidecar = _native_sidecar(untagged)
+    assert sidecar["image"] == f"localhost:5005/dns-sidecar:{VERSION}"
 
 
 def test_kubectl_patch_route_names_the_operators_deployment() -> None:
@@ -800,6 +802,18 @@ def test_kubectl_patch_route_names_the_operators_deployment() -> None:
     assert patch["metadata"] == {"name": "dns-operator-controller-manager"}
     (sidecar,) = patch["spec"]["template"]["spec"]["initContainers"]
     assert sidecar["image"] == f"dns-sidecar:{VERSION}"
+
+
+def test_readme_deploy_steps_name_real_paths_and_overlays() -> None:
+    """Every repository path and overlay the README's deploy text names exists."""
+    readme = (ROOT / "README.md").read_text()
+    paths = set(re.findall(r"(?<![\w/.-])((?:manifests|dev|tests/data)/[\w./-]*[\w])", readme))
+    assert {p for p in paths if not (ROOT / p).exists()} == set()
+    applied = set(re.findall(r"kubectl apply -k manifests/overlays/([\w-]+)", readme))
+    assert applied - set(OVERLAYS) == set()
+    assert {"standalone", "standalone-ha", "sidecar"} <= applied
+    for overlay in OVERLAYS:
+        assert f"`{overlay}`" in readme, overlay  # each overlay is in the table
 
 
 def test_dev_overlay_runs_the_emulator_for_the_demo_zones() -> None:

@@ -9,10 +9,14 @@
 # DNS_SIDECAR_IMAGE=REGISTRY/dns-sidecar:TAG picks the image (default: dns-sidecar:<version>).
 set -eu
 manifests=$(CDPATH='' cd -- "$(dirname -- "$0")/../.." && pwd)
-# kustomize takes only relative paths to other directories: work beside them, then clean up.
-work=$(mktemp -d "$manifests/.helm-post-renderer.XXXXXX")
+# kustomize takes only relative paths to other directories: copy the two it needs beside the
+# chart in a scratch directory (the checkout is never written to), and clean up.
+work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cat >"$work/chart.yaml"
+mkdir "$work/components" "$work/render"
+cp -R "$manifests/operator" "$work/operator"
+cp -R "$manifests/components/native-sidecar" "$work/components/native-sidecar"
+cat >"$work/render/chart.yaml"
 {
   echo "apiVersion: kustomize.config.k8s.io/v1beta1"
   echo "kind: Kustomization"
@@ -26,5 +30,5 @@ cat >"$work/chart.yaml"
     esac
     echo "images: [{name: dns-sidecar, newName: \"$name\"${tag:+, newTag: \"$tag\"}}]"
   fi
-} >"$work/kustomization.yaml"
-"${KUBECTL:-kubectl}" kustomize "$work"
+} >"$work/render/kustomization.yaml"
+"${KUBECTL:-kubectl}" kustomize "$work/render"
