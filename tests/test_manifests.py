@@ -576,10 +576,7 @@ def test_standalone_ha_runs_three_replicas_on_one_valkey() -> None:
         "--requirepass", "$(VALKEY_PASSWORD)",
     ]  # fmt: skip
     password = {"secretKeyRef": {"name": "dns-sidecar-redis", "key": "password"}}
-    assert {e["name"]: e["valueFrom"] for e in server["env"]} == {
-        "VALKEY_PASSWORD": password,
-        "REDISCLI_AUTH": password,
-    }
+    assert {e["name"]: e["valueFrom"] for e in server["env"]} == {"VALKEY_PASSWORD": password}
     assert server["volumeMounts"] == [{"name": "data", "mountPath": "/data"}]
     assert valkey["spec"]["template"]["spec"]["volumes"] == [
         {"name": "data", "emptyDir": {"sizeLimit": "16Mi"}}
