@@ -59,7 +59,7 @@ class Client:
         try:
             return self.resolve()
         except CredentialUnavailable as err:
-            return f"client {self.name!r}: {err.message}"
+            return f"client {self.name!r}: {err.message.rstrip('.')}"  # joined with "; "
 
     def may_change(self, fqdn: str) -> bool:
         return self.zones is None or any(is_within(fqdn, zone) for zone in self.zones)

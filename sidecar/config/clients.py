@@ -59,7 +59,7 @@ def _client(spec: ClientSpec, store: CredentialStore) -> Client:
 def _from_dns_class(name: str, store: CredentialStore) -> Callable[[], ClientAuth]:
     def resolve() -> ClientAuth:
         found = store.dns_class(name)
-        if found.secret is None:
+        if not found.signed:
             return ClientAuth()
         try:
             algorithm = Algorithm.parse(found.algorithm or "SHA256")
@@ -67,6 +67,9 @@ def _from_dns_class(name: str, store: CredentialStore) -> Callable[[], ClientAut
             raise CredentialUnavailable(
                 f"DNSClass {name}: spec.hmacAuth.algorithm: {err}."
             ) from err
+        if found.inline is not None:  # the operator signs with these exact bytes, unstripped
+            return ClientAuth(algorithm, (found.inline,))
+        assert found.secret is not None  # signed, and not inline
         try:
             secret = store.read(found.secret)
         except CredentialUnavailable as err:

@@ -47,6 +47,7 @@ class CredentialStore:
         self._files: dict[Path, tuple[_FileKey, str]] = {}
         self._wanted: list[Credential] = []
         self._dns_classes: list[str] = []
+        self._inline: set[str] = set()  # DNSClasses already warned about an inline secret
         self._started = False
 
     async def start(self) -> None:
@@ -103,15 +104,30 @@ class CredentialStore:
         return read_local(credential)
 
     def _dns_class_secrets(self) -> list[Credential]:
+        """The Secrets the DNSClasses name (called at each change: it also warns, once per
+        DNSClass, about an inline ``spec.hmacAuth.secret``)."""
         found: list[Credential] = []
         for name in self._dns_classes:
             try:
-                secret = self.dns_class(name).secret
+                auth = self.dns_class(name)
             except CredentialUnavailable:
                 continue
-            if secret is not None:
-                found.append(secret)
+            self._warn_inline(auth)
+            if auth.secret is not None:
+                found.append(auth.secret)
         return found
+
+    def _warn_inline(self, auth: DnsClassAuth) -> None:
+        if not auth.has_inline:
+            self._inline.discard(auth.name)
+        elif auth.name not in self._inline:
+            self._inline.add(auth.name)
+            log.warning(
+                "DNSClass %s signs with spec.hmacAuth.secret, an inline secret that the CRD "
+                "calls for testing only (anyone who can read the DNSClass can sign); it wins "
+                "over secretRef. Use secretRef in production.",
+                auth.name,
+            )
 
     def dns_class(self, name: str) -> DnsClassAuth:
         """What DNSClass ``name`` says now, or ``CredentialUnavailable`` naming the object."""
