@@ -482,3 +482,54 @@ async def test_missing_credential_makes_only_that_account_unavailable(
         "Account 'personal': The credential environment variable CF_TOKEN_UNSET is empty or unset."
     )
     assert (await caller.upsert("A", "example.org", "www", ["192.0.2.1"])).status == 200
+
+
+async def test_pages_capped_below_the_request_are_all_read(
+    start_sidecar: StartSidecar, cf: RunningEmulator
+) -> None:
+    """Cloudflare serving 100 records a page (the sidecar asks for 5 000): a GET of 150 values
+    reads both pages, and an upsert diffs against all 150, leaving no stale values behind."""
+    cf.emulator.records_per_page = 100
+    zone = cf.emulator.state.zones[COM]
+    first = [f"192.0.2.{i}" for i in range(1, 151)]
+    for address in first:
+        record = {"type": "A", "name": "www", "content": address, "comment": MARK}
+        cf.emulator.state.create(zone, record)
+    caller = await sidecar_for(start_sidecar, cf, table(cf))
+    await warm(caller, cf)
+
+    got = await caller.call("GET", "/records/A/example.com/www")
+    assert sorted(got.body["record"]["values"]) == sorted(first)
+    assert cf.calls() == {"GET /zones/{zone_id}/dns_records": 2}
+
+    cf.emulator.stats.clear()
+    second = first[50:]  # the last 100: 50 values to delete, all of them on the first page
+    updated = await caller.upsert("A", "example.com", "www", second)
+    assert updated.body["message"] == "Record updated successfully"
+    assert sorted(r["content"] for r in cf.records("example.com")) == sorted(second)
+    assert cf.calls() == {
+        "GET /zones/{zone_id}/dns_records": 2,
+        "POST /zones/{zone_id}/dns_records/batch": 1,
+    }
+
+
+@pytest.mark.parametrize(
+    ("info", "page", "count", "seen", "more"),
+    [
+        ({"page": 1, "per_page": 100, "count": 100, "total_pages": 2}, 1, 100, 100, True),
+        ({"page": 2, "per_page": 100, "count": 50, "total_pages": 2}, 2, 50, 150, False),
+        ({"per_page": 100, "count": 100, "total_count": 150}, 1, 100, 100, True),
+        ({"per_page": 100, "count": 100, "total_count": 100}, 1, 100, 100, False),
+        ({"per_page": 100, "count": 100}, 1, 100, 100, True),  # a full page of the server's size
+        ({"per_page": 100, "count": 40}, 1, 40, 40, False),
+        (None, 1, 3, 3, True),  # no result_info: read on until an empty page
+        (None, 2, 0, 3, False),
+    ],
+)
+def test_result_info_decides_whether_a_page_follows(
+    info: dict[str, int] | None, page: int, count: int, seen: int, more: bool
+) -> None:
+    """total_pages first, then total_count, then the echoed per_page; nothing: until empty."""
+    from sidecar.providers.cloudflare.client import _more_pages  # noqa: PLC0415 - one seam
+
+    assert _more_pages(info, page, count, seen) is more

@@ -9,8 +9,11 @@ One place for the SDK's pitfalls:
 - **Retries.** The SDK retries 409, 429 and 5xx twice by default, sleeping in between; here
   ``max_retries=0``: a 429 blocks the account's budget and fails fast, anything else is
   answered at once and the operator's reconcile loop retries.
-- **Pagination.** The SDK's auto-pager asks for one page past the end every time; pages are
-  read here until one comes back short, so one page costs one call.
+- **Pagination.** The SDK's auto-pager asks for one page past the end every time; here the
+  ``result_info`` of each page says whether another follows (``total_pages``, else the echoed
+  ``per_page`` with ``total_count`` or ``count``), so one page costs one call. Cloudflare may cap
+  ``per_page`` below what was asked (zones: 50), so a page shorter than the request is not
+  proof of the last one. Without ``result_info``, pages are read until an empty one.
 
 Every call spends the account's budget, counts as a provider call in the request's log line,
 and has a timeout; every failure is classified into the sidecar's error tree in ``_classify``.
@@ -115,7 +118,6 @@ class CloudflareApi:
     async def list_zones(self, name: str | None = None) -> list[dict[str, Any]]:
         return await self._paged(
             "list zones",
-            ZONES_PAGE,
             lambda page, c: c.zones.with_raw_response.list(
                 name=name or cloudflare.omit, page=page, per_page=ZONES_PAGE
             ),
@@ -132,7 +134,6 @@ class CloudflareApi:
             filters["type"] = kind
         return await self._paged(
             "list DNS records",
-            self.list_page,
             lambda page, c: c.dns.records.with_raw_response.list(
                 zone_id=zone_id, page=page, per_page=self.list_page, **filters
             ),
@@ -141,16 +142,15 @@ class CloudflareApi:
     async def _paged(
         self,
         what: str,
-        per_page: int,
         fetch: Callable[[int, cloudflare.AsyncCloudflare], Awaitable[Any]],
     ) -> list[dict[str, Any]]:
-        """Pages until one comes back short: no call for the empty page past the end."""
+        """Every page, as ``result_info`` tells: no call for the empty page past the end."""
         found: list[dict[str, Any]] = []
         for page in itertools.count(1):
             body = await self._call(what, functools.partial(fetch, page))
             items = body.get("result") or []
             found += items
-            if len(items) < per_page:
+            if not _more_pages(body.get("result_info"), page, len(items), len(found)):
                 break
         return found
 
@@ -230,6 +230,28 @@ def _make_client(auth: Auth, base_url: str, timeout: float) -> cloudflare.AsyncC
     client.api_email = auth.email
     client.user_service_key = None
     return client
+
+
+def _more_pages(info: Any, page: int, count: int, seen: int) -> bool:
+    """Whether a page follows page ``page`` (``count`` items on it, ``seen`` so far)."""
+    if count == 0:
+        return False
+    if not isinstance(info, dict):
+        return True  # nothing says: read until an empty page
+    total_pages, total, per_page = (
+        _number(info.get(key)) for key in ("total_pages", "total_count", "per_page")
+    )
+    if total_pages is not None:
+        return page < total_pages
+    if total is not None:
+        return seen < total
+    if per_page is not None:  # the server's page size, whatever was asked for
+        return count >= per_page
+    return True
+
+
+def _number(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _errors_of(err: cloudflare.APIStatusError) -> tuple[set[int], str]:
