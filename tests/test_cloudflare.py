@@ -6,6 +6,7 @@ API-call counts are asserted from the emulator's own request counts.
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from tests.conftest import (
     Sidecar,
     StartManagement,
     StartSidecar,
+    eventually,
     make_settings,
 )
 
@@ -533,3 +535,47 @@ def test_result_info_decides_whether_a_page_follows(
     from sidecar.providers.cloudflare.client import _more_pages  # noqa: PLC0415 - one seam
 
     assert _more_pages(info, page, count, seen) is more
+
+
+async def test_refused_connection_is_called_refused(
+    start_sidecar: StartSidecar, cf: RunningEmulator
+) -> None:
+    """Nothing listening at the API's address: "connection refused", not a timeout."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}/client/v4"
+    caller = await sidecar_for(start_sidecar, cf, table(cf).replace(cf.base_url, closed, 1))
+    reply = await caller.call("GET", "/records/A/example.com/www")
+    assert (reply.status, reply.code, reply.message) == (
+        503,
+        "PROVIDER_UNAVAILABLE",
+        (
+            f"Cloudflare account 'personal' could not be reached at {closed} to list zones: "
+            "connection refused."
+        ),
+    )
+
+
+async def test_batch_timeout_says_it_may_have_been_applied(
+    start_sidecar: StartSidecar, cf: RunningEmulator
+) -> None:
+    """A batch answered too late may still be applied: the message says so, and GET shows it."""
+    caller = await sidecar_for(start_sidecar, cf, table(cf), server={"provider_timeout": 0.2})
+    await warm(caller, cf)
+    cf.emulator.delay(0.5, path="/batch")
+    reply = await caller.upsert("A", "example.com", "www", ["192.0.2.1"])
+    assert (reply.status, reply.code, reply.message) == (
+        503,
+        "PROVIDER_UNAVAILABLE",
+        (
+            "Cloudflare account 'personal' did not answer within 0.2 s when asked to apply the DNS "
+            "record batch. The batch may still have been applied: a GET shows what is there now, "
+            "and the operator's retry of the upsert converges either way."
+        ),
+    )
+
+    async def applied() -> bool:
+        got = await caller.call("GET", "/records/A/example.com/www")
+        return got.status == 200 and got.body["record"]["values"] == ["192.0.2.1"]
+
+    await eventually(applied)

@@ -44,10 +44,11 @@ _PRINCIPAL = web.RequestKey("principal", Principal)
 
 @dataclass
 class Fault:
-    status: int | None = None
+    status: int | None = None  # None: a delay only, then the request is served
     retry_after: int = 1
     times: int | None = 1  # None: until cleared
     path: str = ""  # only requests whose path contains this
+    latency: float = 0.0  # seconds before failing, or before answering once served
 
 
 @dataclass
@@ -78,6 +79,11 @@ class Emulator:
         self, status: int, *, times: int | None = 1, retry_after: int = 1, path: str = ""
     ) -> None:
         self.faults.append(Fault(status, retry_after, times, path))
+
+    def delay(self, seconds: float, *, times: int | None = 1, path: str = "") -> None:
+        """Serve matching requests, then answer ``seconds`` late: the work is done even when
+        the caller has given up waiting (a batch that "timed out" may be applied)."""
+        self.faults.append(Fault(None, times=times, path=path, latency=seconds))
 
     def writes(self) -> int:
         return sum(n for key, n in self.stats.items() if not key.startswith("GET "))
@@ -118,8 +124,15 @@ class Emulator:
         if self.latency:
             await asyncio.sleep(self.latency)  # simulated network latency, by request
         fault = self._take_fault(request.path)
-        if fault is not None:
+        if fault is not None and fault.status is not None:
+            await asyncio.sleep(fault.latency)
             return _fault_response(fault)
+        response = await self._serve(request, handler)
+        if fault is not None:  # a late answer: the work is done, the caller may have gone
+            await asyncio.sleep(fault.latency)
+        return response
+
+    async def _serve(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             request[_PRINCIPAL] = self._authenticate(request)
             if request.match_info.http_exception is not None:

@@ -50,6 +50,7 @@ ZONES_PAGE = 50  # Cloudflare's largest page of zones
 AUTH_CODES = frozenset({6003, 6111, 9103, 9106, 9109, 10000, 10001})
 RECORD_CODES = frozenset({1004, 9000, 9004, 9005, 9006, 9007, 9021, 9101, 9207})
 CONFLICT_CODES = frozenset({81053, 81054, 81057, 81058})
+BATCH = "apply the DNS record batch"
 
 
 class CloudflareApi:
@@ -166,7 +167,7 @@ class CloudflareApi:
         # (unions of ~20 record TypedDicts) costs milliseconds per call, and we send plain JSON.
         body = {"deletes": deletes, "patches": patches, "posts": posts}
         await self._call(
-            "apply the DNS record batch",
+            BATCH,
             lambda c: c.dns.records.with_raw_response.batch(
                 zone_id=zone_id, extra_body={k: v for k, v in body.items() if v}
             ),
@@ -177,9 +178,20 @@ class CloudflareApi:
     def _classify(self, err: cloudflare.APIError, what: str) -> SidecarError:
         """Every SDK failure becomes one of the sidecar's errors, here and nowhere else."""
         where = f"Cloudflare account {self.account!r}"
-        if isinstance(err, cloudflare.APITimeoutError):
+        refused = _connect_failure(err)
+        if refused is not None:  # the SDK calls a failed connect a timeout, however quick
             return ProviderUnavailable(
-                f"{where} did not answer within {self._timeout:g} s when asked to {what}."
+                f"{where} could not be reached at {self._base_url} to {what}: {refused}."
+            )
+        if isinstance(err, cloudflare.APITimeoutError):
+            maybe = (
+                " The batch may still have been applied: a GET shows what is there now, and "
+                "the operator's retry of the upsert converges either way."
+                if what == BATCH
+                else ""
+            )
+            return ProviderUnavailable(
+                f"{where} did not answer within {self._timeout:g} s when asked to {what}.{maybe}"
             )
         if isinstance(err, cloudflare.APIConnectionError):
             return ProviderUnavailable(f"{where} could not be reached to {what}: {err}.")
@@ -230,6 +242,22 @@ def _make_client(auth: Auth, base_url: str, timeout: float) -> cloudflare.AsyncC
     client.api_email = auth.email
     client.user_service_key = None
     return client
+
+
+def _connect_failure(err: BaseException) -> str | None:
+    """What failed the connection, from the causes under the SDK's error (``None``: no
+    connection error below it, or a real timeout)."""
+    causes: list[BaseException] = []
+    seen: BaseException | None = err
+    while seen is not None and len(causes) < 16:  # a bound, should a chain ever loop
+        causes.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    if any(isinstance(cause, ConnectionRefusedError) for cause in causes):
+        return "connection refused"
+    for cause in reversed(causes):  # the root cause: name not known, network unreachable, ...
+        if isinstance(cause, OSError) and not isinstance(cause, TimeoutError) and cause.strerror:
+            return str(cause.strerror).lower()
+    return None
 
 
 def _more_pages(info: Any, page: int, count: int, seen: int) -> bool:
