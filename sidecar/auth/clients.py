@@ -60,7 +60,7 @@ class Client:
         try:
             return self.resolve()
         except CredentialUnavailable as err:
-            return f"client {self.name!r}: {err.message.rstrip('.')}"  # joined with "; "
+            return f"client {self.name!r}: {err.message}"
 
     def may_change(self, fqdn: str) -> bool:
         return self.zones is None or any(is_within(fqdn, zone) for zone in self.zones)
@@ -170,7 +170,7 @@ class Verifier:
         for client in clients:
             state = client.state()
             if isinstance(state, str):
-                refusals.append(state)
+                refusals.append(state.rstrip("."))  # joined with "; ", then one period
             elif state.secrets:
                 signing.append((client, state))
             elif self.settings.allow_unsigned:
