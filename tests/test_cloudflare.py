@@ -392,7 +392,26 @@ async def test_zone_scoped_token_needs_zone_id(
     reply = await caller.upsert("A", "example.com", "www", ["192.0.2.1"])
     assert (reply.status, reply.code) == (502, "PROVIDER_ERROR")
     assert reply.message.endswith(
-        "A zone-scoped token cannot look zones up: set zoneId for example.com in the routing table."
+        "The token verifies but cannot look zones up, as with a zone-scoped token: set zoneId "
+        "for example.com in the routing table."
+    )
+
+
+async def test_wrong_token_gets_no_zone_scoped_hint(
+    start_sidecar: StartSidecar, cf: RunningEmulator
+) -> None:
+    """A token that does not verify is called refused, without the zoneId hint (which is for
+    tokens that verify but cannot list zones)."""
+    wrong = table(cf).replace("{value: cf-token}", "{value: not-a-token}")
+    caller = await sidecar_for(start_sidecar, cf, wrong)
+    reply = await caller.upsert("A", "example.com", "www", ["192.0.2.1"])
+    assert (reply.status, reply.code, reply.message) == (
+        502,
+        "PROVIDER_ERROR",
+        (
+            "Cloudflare account 'personal': Cloudflare refused the credentials or their "
+            "permissions when asked to list zones: Authentication error (code 10000)."
+        ),
     )
 
 
@@ -468,7 +487,11 @@ async def test_health_is_cached_and_names_failing_accounts(
     caller = await sidecar_for(start_sidecar, cf, table(cf).replace("global-key}", "wrong}"))
     sick = await caller.call("GET", "/health")
     assert sick.status == 503
-    assert sick.body["message"].startswith("Unhealthy accounts: work: Cloudflare account 'work'")
+    assert sick.body["message"] == (
+        "Unhealthy accounts: work (zones example.org): Cloudflare account 'work': Cloudflare "
+        "refused the credentials or their permissions when asked to list zones: Authentication "
+        "error (code 10000)."
+    )
 
 
 async def test_missing_credential_makes_only_that_account_unavailable(

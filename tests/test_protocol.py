@@ -348,7 +348,8 @@ async def test_provider_unavailable(start_sidecar: StartSidecar) -> None:
     assert health.status == 503
     assert health.body["status"] == "unhealthy"
     assert (
-        health.body["message"] == "Unhealthy accounts: acct: Account 'acct': credentials missing."
+        health.body["message"]
+        == "Unhealthy accounts: acct (zones example.com): Account 'acct': credentials missing."
     )
 
 
@@ -419,8 +420,8 @@ async def test_health_says_when_the_snapshot_cannot_be_written(
         503,
         "unhealthy",
         (
-            f"Unhealthy accounts: memory: The memory provider cannot write its snapshot "
-            f"{blocker / 'records.json'} (File exists); changes are refused until it can."
+            "Unhealthy accounts: memory (every zone): The memory provider cannot write its "
+            f"snapshot {blocker / 'records.json'} (File exists); changes are refused until it can."
         ),
     )
     refused = await caller.upsert("A", "example.com", "www", ["192.0.2.1"])
