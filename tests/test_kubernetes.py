@@ -371,6 +371,20 @@ async def test_inline_dns_class_secret_wins_over_secret_ref(
     ]
 
 
+async def test_empty_inline_dns_class_secret_means_unsigned(
+    kube: RunningKube, start_sidecar: StartSidecar, tmp_path: Path
+) -> None:
+    """spec.hmacAuth.secret "" makes the operator send unsigned requests (its secret is empty),
+    whatever secretRef says: the sidecar reads it the same way, on loopback."""
+    empty = hmac_auth("SHA256", "cf-hmac")
+    empty["hmacAuth"]["secret"] = ""
+    kube.fake.set_dns_class("cloudflare", empty)
+    kube.fake.set_dns_class("home", hmac_auth("SHA512", "home-hmac"))
+    sidecar = await start(start_sidecar, kube, tmp_path, dns_class_table())
+    reply = await sidecar.caller.call("GET", "/health", sign=False)
+    assert reply.status == 200
+
+
 async def test_dns_class_hmac_auth_without_a_secret_is_refused(
     kube: RunningKube, start_sidecar: StartSidecar, tmp_path: Path
 ) -> None:
