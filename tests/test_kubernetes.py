@@ -407,3 +407,17 @@ async def test_dns_class_hmac_auth_without_a_secret_is_refused(
                 "exist."
             ),
         )
+
+
+async def test_secret_with_a_trailing_newline_verifies_as_the_operator_signs(
+    kube: RunningKube, start_sidecar: StartSidecar, tmp_path: Path
+) -> None:
+    """The operator signs with a Secret's bytes as stored, a trailing newline included (a Secret
+    made with --from-file): that verifies, and so does the value without it."""
+    kube.fake.set_secret(NS, "cf-hmac", {"hmac-secret": "cf-secret\n"})
+    kube.fake.set_dns_class("cloudflare", hmac_auth("SHA256", "cf-hmac"))
+    kube.fake.set_dns_class("home", hmac_auth("SHA512", "home-hmac"))
+    sidecar = await start(start_sidecar, kube, tmp_path, dns_class_table())
+    as_operator = await sidecar.caller.call("GET", "/health", secret=b"cf-secret\n")
+    stripped = await sidecar.caller.call("GET", "/health", secret=b"cf-secret")
+    assert (as_operator.status, stripped.status) == (200, 200)

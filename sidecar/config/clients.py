@@ -51,7 +51,7 @@ def _client(spec: ClientSpec, store: CredentialStore) -> Client:
     credentials = list(spec.secrets or [])
 
     def resolve() -> ClientAuth:
-        return ClientAuth(algorithm, tuple(store.read(c).encode() for c in credentials))
+        return ClientAuth(algorithm, tuple(k for c in credentials for k in store.hmac_keys(c)))
 
     return Client(spec.name, resolve, zones, "routing table")
 
@@ -71,9 +71,9 @@ def _from_dns_class(name: str, store: CredentialStore) -> Callable[[], ClientAut
             return ClientAuth(algorithm, (found.inline,))
         assert found.secret is not None  # signed, and not inline
         try:
-            secret = store.read(found.secret)
+            keys = store.hmac_keys(found.secret)
         except CredentialUnavailable as err:
             raise CredentialUnavailable(f"DNSClass {name}: {err.message}") from err
-        return ClientAuth(algorithm, (secret.encode(),))
+        return ClientAuth(algorithm, keys)
 
     return resolve
