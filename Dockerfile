@@ -18,9 +18,16 @@ RUN /opt/dns-sidecar/bin/pip install --no-cache-dir --no-compile --no-deps . \
  && python -m compileall -q -j 0 /opt/dns-sidecar/lib  # byte code made once, at build time
 
 FROM ${PYTHON_IMAGE}
+# `make image` passes the version from pyproject.toml, the git remote and the commit.
+ARG VERSION=unknown
+ARG SOURCE=""
+ARG REVISION=""
 LABEL org.opencontainers.image.title="dns-sidecar" \
       org.opencontainers.image.description="DNS provider backend for the Kubernetes DNS operator" \
-      org.opencontainers.image.licenses="Apache-2.0"
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.revision="${REVISION}"
 ENV PATH=/opt/dns-sidecar/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

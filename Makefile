@@ -44,3 +44,16 @@ constraints: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .coverage .pytest_cache .mypy_cache .ruff_cache
+
+## image: build the image dns-sidecar:VERSION (VERSION from pyproject.toml); IMAGE=REGISTRY/dns-sidecar:TAG
+## names it otherwise, CONTAINER_ENGINE=podman builds with podman
+VERSION          ?= $(shell $(PYTHON) -c "import tomllib; print(tomllib.load(open('pyproject.toml', 'rb'))['project']['version'])")
+IMAGE            ?= dns-sidecar:$(VERSION)
+CONTAINER_ENGINE ?= docker
+.PHONY: image
+image:
+	$(CONTAINER_ENGINE) build \
+	  --build-arg VERSION=$(VERSION) \
+	  --build-arg SOURCE=$(shell git config --get remote.origin.url) \
+	  --build-arg REVISION=$(shell git rev-parse HEAD 2>/dev/null) \
+	  --tag $(IMAGE) .

@@ -180,3 +180,17 @@ async def test_chunked_body_over_the_limit(seeded: Sidecar) -> None:
     async with seeded.caller.session.post(seeded.caller.base + "/records", data=chunks()) as r:
         assert r.status == 413
         assert (await r.json())["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+async def test_deeply_nested_json_is_not_called_invalid(seeded: Sidecar) -> None:
+    """JSON nested deeper than the parser goes is named as such, not as "not valid JSON"."""
+    nested = b'{"record": ' + b"[" * 500 + b"]" * 500 + b', "operation": "upsert"}'
+    reply = await seeded.caller.call("POST", "/records", raw=nested)
+    assert (reply.status, reply.code, reply.message) == (
+        400,
+        "INVALID_REQUEST",
+        (
+            "The body's JSON is nested too deeply for the parser (a record body has three levels: "
+            "the body, the record and its values)."
+        ),
+    )

@@ -6,6 +6,7 @@ API-call counts are asserted from the emulator's own request counts.
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from tests.conftest import (
     Sidecar,
     StartManagement,
     StartSidecar,
+    eventually,
     make_settings,
 )
 
@@ -390,7 +392,26 @@ async def test_zone_scoped_token_needs_zone_id(
     reply = await caller.upsert("A", "example.com", "www", ["192.0.2.1"])
     assert (reply.status, reply.code) == (502, "PROVIDER_ERROR")
     assert reply.message.endswith(
-        "A zone-scoped token cannot look zones up: set zoneId for example.com in the routing table."
+        "The token verifies but cannot look zones up, as with a zone-scoped token: set zoneId "
+        "for example.com in the routing table."
+    )
+
+
+async def test_wrong_token_gets_no_zone_scoped_hint(
+    start_sidecar: StartSidecar, cf: RunningEmulator
+) -> None:
+    """A token that does not verify is called refused, without the zoneId hint (which is for
+    tokens that verify but cannot list zones)."""
+    wrong = table(cf).replace("{value: cf-token}", "{value: not-a-token}")
+    caller = await sidecar_for(start_sidecar, cf, wrong)
+    reply = await caller.upsert("A", "example.com", "www", ["192.0.2.1"])
+    assert (reply.status, reply.code, reply.message) == (
+        502,
+        "PROVIDER_ERROR",
+        (
+            "Cloudflare account 'personal': Cloudflare refused the credentials or their "
+            "permissions when asked to list zones: Authentication error (code 10000)."
+        ),
     )
 
 
@@ -466,7 +487,11 @@ async def test_health_is_cached_and_names_failing_accounts(
     caller = await sidecar_for(start_sidecar, cf, table(cf).replace("global-key}", "wrong}"))
     sick = await caller.call("GET", "/health")
     assert sick.status == 503
-    assert sick.body["message"].startswith("Unhealthy accounts: work: Cloudflare account 'work'")
+    assert sick.body["message"] == (
+        "Unhealthy accounts: work (zones example.org): Cloudflare account 'work': Cloudflare "
+        "refused the credentials or their permissions when asked to list zones: Authentication "
+        "error (code 10000)."
+    )
 
 
 async def test_missing_credential_makes_only_that_account_unavailable(
@@ -482,3 +507,98 @@ async def test_missing_credential_makes_only_that_account_unavailable(
         "Account 'personal': The credential environment variable CF_TOKEN_UNSET is empty or unset."
     )
     assert (await caller.upsert("A", "example.org", "www", ["192.0.2.1"])).status == 200
+
+
+async def test_pages_capped_below_the_request_are_all_read(
+    start_sidecar: StartSidecar, cf: RunningEmulator
+) -> None:
+    """Cloudflare serving 100 records a page (the sidecar asks for 5 000): a GET of 150 values
+    reads both pages, and an upsert diffs against all 150, leaving no stale values behind."""
+    cf.emulator.records_per_page = 100
+    zone = cf.emulator.state.zones[COM]
+    first = [f"192.0.2.{i}" for i in range(1, 151)]
+    for address in first:
+        record = {"type": "A", "name": "www", "content": address, "comment": MARK}
+        cf.emulator.state.create(zone, record)
+    caller = await sidecar_for(start_sidecar, cf, table(cf))
+    await warm(caller, cf)
+
+    got = await caller.call("GET", "/records/A/example.com/www")
+    assert sorted(got.body["record"]["values"]) == sorted(first)
+    assert cf.calls() == {"GET /zones/{zone_id}/dns_records": 2}
+
+    cf.emulator.stats.clear()
+    second = first[50:]  # the last 100: 50 values to delete, all of them on the first page
+    updated = await caller.upsert("A", "example.com", "www", second)
+    assert updated.body["message"] == "Record updated successfully"
+    assert sorted(r["content"] for r in cf.records("example.com")) == sorted(second)
+    assert cf.calls() == {
+        "GET /zones/{zone_id}/dns_records": 2,
+        "POST /zones/{zone_id}/dns_records/batch": 1,
+    }
+
+
+@pytest.mark.parametrize(
+    ("info", "page", "count", "seen", "more"),
+    [
+        ({"page": 1, "per_page": 100, "count": 100, "total_pages": 2}, 1, 100, 100, True),
+        ({"page": 2, "per_page": 100, "count": 50, "total_pages": 2}, 2, 50, 150, False),
+        ({"per_page": 100, "count": 100, "total_count": 150}, 1, 100, 100, True),
+        ({"per_page": 100, "count": 100, "total_count": 100}, 1, 100, 100, False),
+        ({"per_page": 100, "count": 100}, 1, 100, 100, True),  # a full page of the server's size
+        ({"per_page": 100, "count": 40}, 1, 40, 40, False),
+        (None, 1, 3, 3, True),  # no result_info: read on until an empty page
+        (None, 2, 0, 3, False),
+    ],
+)
+def test_result_info_decides_whether_a_page_follows(
+    info: dict[str, int] | None, page: int, count: int, seen: int, more: bool
+) -> None:
+    """total_pages first, then total_count, then the echoed per_page; nothing: until empty."""
+    from sidecar.providers.cloudflare.client import _more_pages  # noqa: PLC0415 - one seam
+
+    assert _more_pages(info, page, count, seen) is more
+
+
+async def test_refused_connection_is_called_refused(
+    start_sidecar: StartSidecar, cf: RunningEmulator
+) -> None:
+    """Nothing listening at the API's address: "connection refused", not a timeout."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{sock.getsockname()[1]}/client/v4"
+    caller = await sidecar_for(start_sidecar, cf, table(cf).replace(cf.base_url, closed, 1))
+    reply = await caller.call("GET", "/records/A/example.com/www")
+    assert (reply.status, reply.code, reply.message) == (
+        503,
+        "PROVIDER_UNAVAILABLE",
+        (
+            f"Cloudflare account 'personal' could not be reached at {closed} to list zones: "
+            "connection refused."
+        ),
+    )
+
+
+async def test_batch_timeout_says_it_may_have_been_applied(
+    start_sidecar: StartSidecar, cf: RunningEmulator
+) -> None:
+    """A batch answered too late may still be applied: the message says so, and GET shows it."""
+    caller = await sidecar_for(start_sidecar, cf, table(cf), server={"provider_timeout": 0.2})
+    await warm(caller, cf)
+    cf.emulator.delay(0.5, path="/batch")
+    reply = await caller.upsert("A", "example.com", "www", ["192.0.2.1"])
+    assert (reply.status, reply.code, reply.message) == (
+        503,
+        "PROVIDER_UNAVAILABLE",
+        (
+            "Cloudflare account 'personal' did not answer within 0.2 s when asked to apply the DNS "
+            "record batch. The batch may still have been applied: a GET shows what is there now, "
+            "and the operator's retry of the upsert converges either way."
+        ),
+    )
+
+    async def applied() -> bool:
+        got = await caller.call("GET", "/records/A/example.com/www")
+        return got.status == 200 and got.body["record"]["values"] == ["192.0.2.1"]
+
+    await eventually(applied)

@@ -316,3 +316,45 @@ def test_replay_cache_fails_closed_and_purges() -> None:
     assert len(cache) == 2
     assert not cache.seen("b", now=1_000.0)
     assert len(cache) == 0
+
+
+async def test_offsets_are_reported_rounded_up(sidecar: Sidecar, clock: FrozenClock) -> None:
+    """A timestamp refused for being over 300 s off never reads "300 s": the offset is rounded
+    up (timestamps have whole seconds, the clock does not)."""
+    clock.advance(0.5)
+    future = await _refused(
+        sidecar.caller, "future_timestamp", method="GET", path="/health",
+        timestamp=stamp(clock, +301),
+    )  # fmt: skip
+    stale = await _refused(
+        sidecar.caller, "stale_timestamp", method="GET", path="/health",
+        timestamp=stamp(clock, -301),
+    )  # fmt: skip
+    assert future == (
+        "The timestamp is 301 s in the future, more than the 300 s allowed. Check the clocks of "
+        "the operator and the sidecar."
+    )
+    assert stale.startswith("The timestamp is stale: 302 s old, more than the 300 s allowed.")
+
+
+async def test_signature_of_the_other_algorithm_is_named(
+    start_sidecar: StartSidecar, clock: FrozenClock
+) -> None:
+    """A SHA512 signature sent to a SHA256 client: the message says the length fits SHA512 and
+    the client is configured for SHA256; a length that fits nothing lists what would."""
+    runtime = _runtime(Client.fixed("cloudflare", Algorithm.SHA256, (SECRET,)))
+    caller = (await start_sidecar(runtime=runtime, clock=clock, secret=SECRET)).caller
+    sha512 = await _refused(
+        caller, "malformed_signature", method="GET", path="/health",
+        algorithm=Algorithm.SHA512, timestamp=stamp(clock),
+    )  # fmt: skip
+    assert sha512 == (
+        "Header X-DNS-Signature has 128 hex characters, the length of an HMAC-SHA512, but "
+        "client 'cloudflare' is configured for SHA256: the operator and the sidecar must use "
+        "the same algorithm (DNSClass spec.hmacAuth.algorithm)."
+    )
+    short = await _refused(
+        caller, "malformed_signature", method="GET", path="/health", timestamp=stamp(clock),
+        headers={hmac.HEADER_SIGNATURE: "ab" * 20},
+    )  # fmt: skip
+    assert short == "Header X-DNS-Signature must be a hex HMAC of 64 characters (SHA256)."

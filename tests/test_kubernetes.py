@@ -339,3 +339,85 @@ async def test_fake_api_forbids_unselected_lists_like_a_resource_names_role(
             await client.CoreV1Api(api).list_namespaced_secret(NS)
     assert caught.value.status == 403
     assert kube.fake.unselected == 1
+
+
+async def test_inline_dns_class_secret_wins_over_secret_ref(
+    kube: RunningKube,
+    start_sidecar: StartSidecar,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """spec.hmacAuth.secret is what the operator signs with, beside a secretRef: it verifies, the
+    Secret's value does not, and one warning says an inline secret is for testing only."""
+    kube.fake.set_secret(NS, "cf-hmac", {"hmac-secret": "from-secret"})
+    inline = hmac_auth("SHA512", "cf-hmac")
+    inline["hmacAuth"]["secret"] = " inline secret "  # the operator signs these bytes as they are
+    kube.fake.set_dns_class("cloudflare", inline)
+    kube.fake.set_dns_class("home", hmac_auth("SHA512", "home-hmac"))
+    sidecar = await start(start_sidecar, kube, tmp_path, dns_class_table())
+    caller = sidecar.caller
+    signed = {"algorithm": Algorithm.SHA512}
+    assert (await caller.call("GET", "/health", secret=b" inline secret ", **signed)).status == 200
+    stripped = await caller.call("GET", "/health", secret=b"inline secret", **signed)
+    from_ref = await caller.call("GET", "/health", secret=b"from-secret", **signed)
+    assert [(r.status, r.code) for r in (stripped, from_ref)] == [(401, "AUTH_FAILED")] * 2
+    warnings = [r.getMessage() for r in caplog.records if "inline secret" in r.getMessage()]
+    assert warnings == [
+        (
+            "DNSClass cloudflare signs with spec.hmacAuth.secret, an inline secret that the CRD "
+            "calls for testing only (anyone who can read the DNSClass can sign); it wins over "
+            "secretRef. Use secretRef in production."
+        )
+    ]
+
+
+async def test_empty_inline_dns_class_secret_means_unsigned(
+    kube: RunningKube, start_sidecar: StartSidecar, tmp_path: Path
+) -> None:
+    """spec.hmacAuth.secret "" makes the operator send unsigned requests (its secret is empty),
+    whatever secretRef says: the sidecar reads it the same way, on loopback."""
+    empty = hmac_auth("SHA256", "cf-hmac")
+    empty["hmacAuth"]["secret"] = ""
+    kube.fake.set_dns_class("cloudflare", empty)
+    kube.fake.set_dns_class("home", hmac_auth("SHA512", "home-hmac"))
+    sidecar = await start(start_sidecar, kube, tmp_path, dns_class_table())
+    reply = await sidecar.caller.call("GET", "/health", sign=False)
+    assert reply.status == 200
+
+
+async def test_dns_class_hmac_auth_without_a_secret_is_refused(
+    kube: RunningKube, start_sidecar: StartSidecar, tmp_path: Path
+) -> None:
+    """hmacAuth with neither secret nor secretRef: that client's requests are refused, saying so
+    (not let through unsigned, and not blamed on the signature's length)."""
+    no_secret = {"server": "http://x", "hmacAuth": {"algorithm": "SHA256"}}
+    kube.fake.set_dns_class("cloudflare", no_secret)
+    kube.fake.set_dns_class("home", hmac_auth("SHA512", "home-hmac"))
+    sidecar = await start(start_sidecar, kube, tmp_path, dns_class_table())
+    for sign in (True, False):
+        reply = await sidecar.caller.call("GET", "/health", sign=sign, secret=b"anything")
+        assert (reply.status, reply.code, reply.message) == (
+            401,
+            "AUTH_FAILED",
+            (
+                "The request cannot be authenticated: client 'cloudflare': DNSClass cloudflare: "
+                "spec.hmacAuth has neither secret nor secretRef, so there is no secret to verify "
+                "with (the operator refuses to send requests for it too); client 'home': "
+                "DNSClass home: Secret dns-system/home-hmac key hmac-secret: the Secret does not "
+                "exist."
+            ),
+        )
+
+
+async def test_secret_with_a_trailing_newline_verifies_as_the_operator_signs(
+    kube: RunningKube, start_sidecar: StartSidecar, tmp_path: Path
+) -> None:
+    """The operator signs with a Secret's bytes as stored, a trailing newline included (a Secret
+    made with --from-file): that verifies, and so does the value without it."""
+    kube.fake.set_secret(NS, "cf-hmac", {"hmac-secret": "cf-secret\n"})
+    kube.fake.set_dns_class("cloudflare", hmac_auth("SHA256", "cf-hmac"))
+    kube.fake.set_dns_class("home", hmac_auth("SHA512", "home-hmac"))
+    sidecar = await start(start_sidecar, kube, tmp_path, dns_class_table())
+    as_operator = await sidecar.caller.call("GET", "/health", secret=b"cf-secret\n")
+    stripped = await sidecar.caller.call("GET", "/health", secret=b"cf-secret")
+    assert (as_operator.status, stripped.status) == (200, 200)

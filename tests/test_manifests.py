@@ -1,18 +1,23 @@
 """Packaging, checked offline: every overlay rendered with kustomize and validated against the
-Kubernetes schemas; security, RBAC and references asserted; the Tiltfile evaluated as Starlark;
-the Dockerfile linted.
+Kubernetes schemas and the operator's DNSClass CRD; security, RBAC and references asserted; the
+native sidecar applied to the operator's own Deployment (kustomize and the Helm post-renderer);
+the Tiltfile evaluated as Starlark; the Dockerfile linted and `make image` dry-run.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import kubernetes_validate
 import pytest
 import starlark as sl
@@ -23,12 +28,19 @@ from sidecar.credentials import dnsclass
 from sidecar.credentials.sources import FromSecret
 
 ROOT = Path(__file__).resolve().parent.parent
-OVERLAYS = sorted(p.name for p in (ROOT / "manifests" / "overlays").iterdir())
-NAMESPACE = "dns-system"
+MANIFESTS = ROOT / "manifests"
+DATA = Path(__file__).resolve().parent / "data"
+OVERLAYS = sorted(p.name for p in (MANIFESTS / "overlays").iterdir())
+HELM = "sidecar-on-helm-chart"  # the operator's Helm chart output through the post-renderer
+BUILDS = [*OVERLAYS, HELM]
+WITHOUT_WORKLOADS = {"sidecar"}  # objects to apply beside an operator you run; no Deployment
+WITH_WORKLOADS = [b for b in BUILDS if b not in WITHOUT_WORKLOADS]
 CUSTOM_KINDS = {"DNSClass", "ServiceMonitor"}  # CRDs: no schema ships with kubernetes-validate
 SCHEMA_VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]  # native sidecars: 1.29+
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
 MAX_MEMORY_MI = 128
+VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+OPERATOR = yaml.safe_load((MANIFESTS / "operator" / "operator.yaml").read_text())["data"]
 
 
 def tool(name: str) -> str:
@@ -39,10 +51,9 @@ def tool(name: str) -> str:
     return found
 
 
-@cache
-def render(overlay: str) -> tuple[dict[str, Any], ...]:
+def kustomize(directory: Path) -> tuple[dict[str, Any], ...]:
     result = subprocess.run(
-        [tool("kubectl"), "kustomize", str(ROOT / "manifests" / "overlays" / overlay)],
+        [tool("kubectl"), "kustomize", str(directory)],
         capture_output=True,
         text=True,
         check=True,
@@ -51,8 +62,34 @@ def render(overlay: str) -> tuple[dict[str, Any], ...]:
     return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
 
 
+def post_render(chart: str, **env: str) -> tuple[dict[str, Any], ...]:
+    """Run the Helm post-renderer as Helm does: the chart's manifests on stdin."""
+    result = subprocess.run(
+        [str(MANIFESTS / "components" / "native-sidecar" / "helm-post-renderer.sh")],
+        input=chart,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env={**os.environ, "KUBECTL": tool("kubectl"), **env},
+    )
+    return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
+
+
+@cache
+def render(build: str) -> tuple[dict[str, Any], ...]:
+    if build == HELM:
+        return post_render((DATA / "operator-helm.yaml").read_text())
+    return kustomize(MANIFESTS / "overlays" / build)
+
+
 def of_kind(docs: tuple[dict[str, Any], ...], *kinds: str) -> list[dict[str, Any]]:
     return [doc for doc in docs if doc["kind"] in kinds]
+
+
+def named(docs: tuple[dict[str, Any], ...], kind: str, name: str) -> dict[str, Any]:
+    (found,) = (d for d in of_kind(docs, kind) if d["metadata"]["name"] == name)
+    return found
 
 
 def containers(pod: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -65,12 +102,21 @@ def pods(docs: tuple[dict[str, Any], ...]) -> Iterator[tuple[str, dict[str, Any]
         yield doc["metadata"]["name"], doc["spec"]["template"]["spec"]
 
 
+def namespaced_pods(docs: tuple[dict[str, Any], ...]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for doc in of_kind(docs, *WORKLOADS):
+        yield doc["metadata"]["namespace"], doc["spec"]["template"]["spec"]
+
+
+def is_sidecar_image(image: str) -> bool:
+    return image.rsplit("/", maxsplit=1)[-1].split(":", maxsplit=1)[0] == "dns-sidecar"
+
+
 def sidecar_containers(docs: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]:
     return [
         c
         for _, pod in pods(docs)
-        for c in pod.get("containers", []) + pod.get("initContainers", [])
-        if c["image"].startswith("dns-sidecar") and "command" not in c
+        for c in containers(pod)
+        if is_sidecar_image(c["image"]) and "command" not in c
     ]
 
 
@@ -82,11 +128,18 @@ def mebibytes(quantity: str) -> float:
     return float(quantity) / (1024 * 1024)
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
+def kustomization(overlay: str) -> dict[str, Any]:
+    spec: dict[str, Any] = yaml.safe_load(
+        (MANIFESTS / "overlays" / overlay / "kustomization.yaml").read_text()
+    )
+    return spec
+
+
+@pytest.mark.parametrize("build", BUILDS)
 @pytest.mark.parametrize("version", SCHEMA_VERSIONS)
-def test_every_object_is_schema_valid(overlay: str, version: str) -> None:
+def test_every_object_is_schema_valid(build: str, version: str) -> None:
     """kustomize renders the overlay; every object validates strictly against the schemas."""
-    docs = render(overlay)
+    docs = render(build)
     assert docs
     for doc in docs:
         if doc["kind"] in CUSTOM_KINDS:
@@ -98,11 +151,102 @@ def test_every_object_is_schema_valid(overlay: str, version: str) -> None:
         kubernetes_validate.validate(doc, version, strict=True)
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
-def test_restricted_security_on_every_container(overlay: str) -> None:
-    """Restricted Pod Security, read-only root, /tmp as emptyDir, requests and limits."""
+def _crd() -> dict[str, Any]:
+    crd: dict[str, Any] = yaml.safe_load((DATA / "dnsclass-crd.yaml").read_text())
+    return crd
+
+
+def _strict(schema: dict[str, Any]) -> dict[str, Any]:
+    """The CRD's structural schema as JSON Schema that refuses unknown fields, as
+    `kubectl apply --validate=strict` does (the API server would prune them silently)."""
+    strict = {k: v for k, v in schema.items() if k != "x-kubernetes-preserve-unknown-fields"}
+    if "properties" in schema and not schema.get("x-kubernetes-preserve-unknown-fields"):
+        strict["properties"] = {k: _strict(v) for k, v in schema["properties"].items()}
+        strict["additionalProperties"] = False
+    return strict
+
+
+def _dnsclass_problems(cls: dict[str, Any]) -> list[str]:
+    """What the operator's CRD schema and its admission webhook would refuse."""
+    (version,) = _crd()["spec"]["versions"]
+    validator = jsonschema.Draft7Validator(_strict(version["schema"]["openAPIV3Schema"]))
+    problems = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(cls)]
+    auth = cls.get("spec", {}).get("hmacAuth")
+    if auth is not None and ("secret" in auth) == ("secretRef" in auth):
+        problems.append("hmacAuth needs exactly one of secretRef and secret (webhook)")
+    return problems
+
+
+def test_the_crd_copy_is_a_valid_crd_and_dev_installs_the_same() -> None:
+    """The CRD copy is a valid, cluster-scoped v1alpha1 CRD; dev/ installs exactly that schema."""
+    crd = _crd()
+    for version in SCHEMA_VERSIONS:
+        kubernetes_validate.validate(crd, version, strict=True)
+    assert (crd["spec"]["group"], crd["spec"]["scope"]) == (
+        "dns.homelab.mortenolsen.pro",
+        "Cluster",
+    )
+    assert [v["name"] for v in crd["spec"]["versions"]] == ["v1alpha1"]
+    assert yaml.safe_load((ROOT / "dev" / "dnsclass-crd.yaml").read_text()) == crd
+
+
+def test_the_crd_check_refuses_what_the_operator_refuses() -> None:
+    """The schema check catches a bad URL, algorithm, TTL, unknown field and a double secret."""
+    good = {
+        "apiVersion": "dns.homelab.mortenolsen.pro/v1alpha1",
+        "kind": "DNSClass",
+        "metadata": {"name": "x"},
+        "spec": {"server": "http://x:7100", "hmacAuth": {"secret": "s"}},
+    }
+    assert _dnsclass_problems(good) == []
+    bad = [
+        {"server": "x:7100"},
+        {"server": "http://x", "hmacAuth": {"algorithm": "MD5", "secret": "s"}},
+        {"server": "http://x", "defaultTTL": 0},
+        {"server": "http://x", "timeoutSeconds": 0},
+        {"server": "http://x", "serverURL": "http://x"},
+        {"server": "http://x", "hmacAuth": {"secretRef": {"name": "n", "key": "k"}}},
+        {"server": "http://x", "hmacAuth": {"secret": "s", "secretRef": {}}},
+        {"server": "http://x", "hmacAuth": {}},
+    ]
+    assert [len(_dnsclass_problems({**good, "spec": spec})) > 0 for spec in bad] == [True] * 8
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_every_dnsclass_validates_against_the_operator_crd(build: str) -> None:
+    """Every DNSClass in every overlay passes the operator's CRD schema and webhook rules."""
+    classes = of_kind(render(build), "DNSClass")
+    assert classes
+    assert {c["metadata"]["name"]: _dnsclass_problems(c) for c in classes} == {
+        c["metadata"]["name"]: [] for c in classes
+    }
+
+
+@pytest.mark.parametrize("build", BUILDS)
+def test_every_dnsclass_points_at_a_served_url(build: str) -> None:
+    """A DNSClass names a Service of the overlay on its protocol port, or the pod's loopback
+    where a native sidecar serves it."""
+    docs = render(build)
+    services = {
+        f"http://{s['metadata']['name']}.{s['metadata']['namespace']}.svc:{p['port']}"
+        for s in of_kind(docs, "Service")
+        for p in s["spec"]["ports"]
+        if p["name"] == "protocol"
+    }
+    native = build in WITHOUT_WORKLOADS or any(
+        c.get("restartPolicy") == "Always" for c in sidecar_containers(docs)
+    )
+    loopback = {"http://127.0.0.1:7100"} if native else set()
+    for cls in of_kind(docs, "DNSClass"):
+        assert cls["spec"]["server"] in services | loopback, cls["metadata"]["name"]
+
+
+@pytest.mark.parametrize("build", WITH_WORKLOADS)
+def test_restricted_security_on_every_container(build: str) -> None:
+    """Restricted Pod Security, read-only root, requests and limits, on every container
+    (the sidecar, Valkey, the emulator and the stand-in operator alike)."""
     found = 0
-    for name, pod in pods(render(overlay)):
+    for name, pod in pods(render(build)):
         pod_context = pod.get("securityContext", {})
         assert pod_context.get("runAsNonRoot") is True, name
         assert pod_context.get("seccompProfile", {}).get("type") == "RuntimeDefault", name
@@ -112,9 +256,10 @@ def test_restricted_security_on_every_container(overlay: str) -> None:
             context = container["securityContext"]
             assert context["allowPrivilegeEscalation"] is False, where
             assert context["readOnlyRootFilesystem"] is True, where
-            assert context["runAsNonRoot"] is True, where
+            assert context.get("runAsNonRoot", pod_context["runAsNonRoot"]) is True, where
             assert context["capabilities"]["drop"] == ["ALL"], where
-            assert context["seccompProfile"]["type"] == "RuntimeDefault", where
+            seccomp = context.get("seccompProfile", pod_context["seccompProfile"])
+            assert seccomp["type"] == "RuntimeDefault", where
             resources = container["resources"]
             assert {"cpu", "memory"} <= set(resources["requests"]), where
             assert {"cpu", "memory"} <= set(resources["limits"]), where
@@ -122,10 +267,23 @@ def test_restricted_security_on_every_container(overlay: str) -> None:
     assert found
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
-def test_sidecar_containers_probe_and_write_only_tmp(overlay: str) -> None:
+@pytest.mark.parametrize("build", [b for b in WITH_WORKLOADS if b != "dev"])
+def test_every_long_running_container_is_probed(build: str) -> None:
+    """Outside dev, every container that keeps running has readiness and liveness probes."""
+    unprobed = [
+        f"{name}/{c['name']}"
+        for name, pod in pods(render(build))
+        for c in containers(pod)
+        if c in pod["containers"] or c.get("restartPolicy") == "Always"
+        if not {"readinessProbe", "livenessProbe"} <= set(c)
+    ]
+    assert unprobed == []
+
+
+@pytest.mark.parametrize("build", WITH_WORKLOADS)
+def test_sidecar_containers_probe_and_write_only_tmp(build: str) -> None:
     """The sidecar has readiness and liveness probes on the management port and /tmp mounted."""
-    docs = render(overlay)
+    docs = render(build)
     served = sidecar_containers(docs)
     assert served
     for container in served:
@@ -140,11 +298,11 @@ def test_sidecar_containers_probe_and_write_only_tmp(overlay: str) -> None:
         assert "--management-host=0.0.0.0" in args  # the kubelet probes the pod IP
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
-def test_rbac_reads_only_named_secrets_and_dnsclasses(overlay: str) -> None:
+@pytest.mark.parametrize("build", BUILDS)
+def test_rbac_reads_only_named_secrets_and_dnsclasses(build: str) -> None:
     """Roles grant get/list/watch on named Secrets and DNSClasses, nothing more."""
-    docs = render(overlay)
-    roles = of_kind(docs, "Role", "ClusterRole")
+    docs = render(build)
+    roles = [r for r in of_kind(docs, "Role", "ClusterRole") if _ours(r)]
     assert roles
     for role in roles:
         for rule in role["rules"]:
@@ -160,73 +318,115 @@ def test_rbac_reads_only_named_secrets_and_dnsclasses(overlay: str) -> None:
                 )
 
 
-def _routing_tables(docs: tuple[dict[str, Any], ...]) -> list[loader.RoutingTableSpec]:
+def _ours(doc: dict[str, Any]) -> bool:
+    return str(doc["metadata"]["name"]).startswith("dns-sidecar")
+
+
+def _routing_tables(
+    docs: tuple[dict[str, Any], ...],
+) -> list[tuple[str, loader.RoutingTableSpec]]:
+    """Each routing table with its ConfigMap's namespace (where its secretRefs point)."""
     return [
-        loader.parse(doc["data"]["routing.yaml"], doc["metadata"]["name"])
+        (
+            doc["metadata"]["namespace"],
+            loader.parse(doc["data"]["routing.yaml"], doc["metadata"]["name"]),
+        )
         for doc in of_kind(docs, "ConfigMap")
         if "routing.yaml" in doc.get("data", {})
     ]
 
 
-def _read_by_sidecar(docs: tuple[dict[str, Any], ...]) -> tuple[set[str], set[str]]:
-    """The Secrets and DNSClasses the routing tables (and their DNSClasses) make it read."""
-    secrets: set[str] = set()
+def _read_by_sidecar(docs: tuple[dict[str, Any], ...]) -> tuple[set[tuple[str, str]], set[str]]:
+    """The (namespace, Secret)s and DNSClasses the routing tables and their DNSClasses read."""
+    secrets: set[tuple[str, str]] = set()
     classes: set[str] = set()
-    for table in _routing_tables(docs):
+    for namespace, table in _routing_tables(docs):
         for account in table.accounts:
-            secrets |= {c.secret_ref.name for c in account.credentials if isinstance(c, FromSecret)}
+            secrets |= {
+                (c.secret_ref.namespace or namespace, c.secret_ref.name)
+                for c in account.credentials
+                if isinstance(c, FromSecret)
+            }
         classes |= {c.dns_class for c in table.clients if c.dns_class}
     for cls in of_kind(docs, "DNSClass"):
         auth = dnsclass.parse(cls["metadata"]["name"], cls)
         if auth.secret is not None:
-            secrets.add(auth.secret.secret_ref.name)
+            ref = auth.secret.secret_ref
+            secrets.add((ref.namespace or "", ref.name))
     return secrets, classes
 
 
-def _referenced_by_pods(docs: tuple[dict[str, Any], ...]) -> set[tuple[str, str]]:
-    found: set[tuple[str, str]] = set()
-    for _, pod in pods(docs):
+def _referenced_by_pods(docs: tuple[dict[str, Any], ...]) -> set[tuple[str, str, str]]:
+    found: set[tuple[str, str, str]] = set()
+    for namespace, pod in namespaced_pods(docs):
         if pod.get("serviceAccountName"):
-            found.add(("ServiceAccount", pod["serviceAccountName"]))
+            found.add(("ServiceAccount", namespace, pod["serviceAccountName"]))
         for volume in pod.get("volumes", []):
             if "configMap" in volume:
-                found.add(("ConfigMap", volume["configMap"]["name"]))
+                found.add(("ConfigMap", namespace, volume["configMap"]["name"]))
             if "secret" in volume:
-                found.add(("Secret", volume["secret"]["secretName"]))
+                found.add(("Secret", namespace, volume["secret"]["secretName"]))
         for container in containers(pod):
             for env in container.get("env", []):
                 ref = env.get("valueFrom", {}).get("secretKeyRef")
                 if ref:
-                    found.add(("Secret", ref["name"]))
+                    found.add(("Secret", namespace, ref["name"]))
     return found
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
-def test_everything_referenced_exists(overlay: str) -> None:
+@pytest.mark.parametrize("build", BUILDS)
+def test_everything_referenced_exists(build: str) -> None:
     """Secrets, ConfigMaps, ServiceAccounts and DNSClasses named anywhere exist in the overlay,
     and the Roles grant exactly the Secrets and DNSClasses the sidecar reads."""
-    docs = render(overlay)
+    docs = render(build)
     names = {(d["kind"], d["metadata"].get("namespace", ""), d["metadata"]["name"]) for d in docs}
     secrets, classes = _read_by_sidecar(docs)
     assert {("DNSClass", "", name) for name in classes} <= names
-    assert {("Secret", NAMESPACE, name) for name in secrets} <= names
-    assert {(kind, NAMESPACE, name) for kind, name in _referenced_by_pods(docs)} <= names
+    if build != HELM:  # Helm users create their Secrets themselves (README)
+        assert {("Secret", ns, name) for ns, name in secrets} <= names
+        assert _referenced_by_pods(docs) <= names
     granted_secrets = {
-        n for r in of_kind(docs, "Role") for rule in r["rules"] for n in rule["resourceNames"]
+        (r["metadata"]["namespace"], n)
+        for r in of_kind(docs, "Role")
+        if _ours(r)
+        for rule in r["rules"]
+        for n in rule["resourceNames"]
     }
     granted_classes = {
         n
         for r in of_kind(docs, "ClusterRole")
+        if _ours(r)
         for rule in r["rules"]
         for n in rule["resourceNames"]
     }
     assert (granted_secrets, granted_classes) == (secrets, classes)
 
 
-@pytest.mark.parametrize("overlay", OVERLAYS)
-def test_routing_configmap_hot_reloads(overlay: str) -> None:
+@pytest.mark.parametrize("build", BUILDS)
+def test_roles_are_bound_to_the_pods_that_read(build: str) -> None:
+    """Every binding of our Roles names a ServiceAccount that runs a sidecar, in its namespace
+    (or, for the sidecar overlay alone, the operator's ServiceAccount from manifests/operator)."""
+    docs = render(build)
+    runners = {
+        (namespace, pod.get("serviceAccountName", "default"))
+        for namespace, pod in namespaced_pods(docs)
+        if any(is_sidecar_image(c["image"]) and "command" not in c for c in containers(pod))
+    }
+    if build in WITHOUT_WORKLOADS:
+        runners = {(OPERATOR["namespace"], OPERATOR["serviceAccount"])}
+    bindings = [b for b in of_kind(docs, "RoleBinding", "ClusterRoleBinding") if _ours(b)]
+    assert bindings
+    for binding in bindings:
+        subjects = {(s["namespace"], s["name"]) for s in binding["subjects"]}
+        assert subjects <= runners, binding["metadata"]["name"]
+        role = named(docs, binding["roleRef"]["kind"], binding["roleRef"]["name"])
+        assert _ours(role)
+
+
+@pytest.mark.parametrize("build", WITH_WORKLOADS)
+def test_routing_configmap_hot_reloads(build: str) -> None:
     """The routing ConfigMap keeps its name (no hash suffix) and is mounted as a directory."""
-    docs = render(overlay)
+    docs = render(build)
     tables = {
         d["metadata"]["name"]
         for d in of_kind(docs, "ConfigMap")
@@ -248,59 +448,386 @@ def test_routing_configmap_hot_reloads(overlay: str) -> None:
         if "configMap" in v
     }
     assert tables <= mounted
-    for kustomization in (ROOT / "manifests").rglob("kustomization.yaml"):
-        spec = yaml.safe_load(kustomization.read_text())
+    for spec_file in MANIFESTS.rglob("kustomization.yaml"):
+        spec = yaml.safe_load(spec_file.read_text())
         for generator in spec.get("configMapGenerator", []):  # a hash suffix rolls the pods
             assert generator.get("options", {}).get("disableNameSuffixHash") is True
 
 
-def test_native_sidecar_listens_on_localhost() -> None:
-    """The sidecar patch adds an init container with restartPolicy Always, on loopback."""
+@pytest.mark.parametrize("build", WITH_WORKLOADS)
+def test_services_and_policies_select_real_pods(build: str) -> None:
+    """Every Service, NetworkPolicy and PodDisruptionBudget selects the pods of some workload
+    in its namespace."""
+    docs = render(build)
+    labels = [
+        (d["metadata"]["namespace"], d["spec"]["template"]["metadata"]["labels"])
+        for d in of_kind(docs, *WORKLOADS)
+    ]
+
+    def selects(namespace: str, selector: dict[str, str]) -> bool:
+        return any(ns == namespace and selector.items() <= pod.items() for ns, pod in labels)
+
+    for doc in of_kind(docs, "Service", "NetworkPolicy", "PodDisruptionBudget"):
+        selector = {
+            "Service": lambda s: s["spec"]["selector"],
+            "NetworkPolicy": lambda s: s["spec"]["podSelector"]["matchLabels"],
+            "PodDisruptionBudget": lambda s: s["spec"]["selector"]["matchLabels"],
+        }[doc["kind"]](doc)
+        assert selects(doc["metadata"]["namespace"], selector), doc["metadata"]["name"]
+
+
+def _operator_peer() -> list[dict[str, Any]]:
+    return [
+        {
+            "namespaceSelector": {
+                "matchLabels": {"kubernetes.io/metadata.name": OPERATOR["namespace"]}
+            },
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": OPERATOR["podName"]}},
+        }
+    ]
+
+
+def test_the_operator_location_is_the_operators_own_default() -> None:
+    """manifests/operator names the operator's Helm defaults, and renders nothing itself."""
+    assert OPERATOR == {
+        "namespace": "dns-operator-system",
+        "podName": "dns-operator",
+        "serviceAccount": "dns-operator",
+    }
+    assert kustomize(MANIFESTS / "operator") == ()
+
+
+@pytest.mark.parametrize("build", ["standalone", "standalone-ha", "multi-class", "second-instance"])
+def test_only_the_operator_reaches_the_protocol_port(build: str) -> None:
+    """The NetworkPolicy admits to 7100 only the operator's pods in the operator's namespace."""
+    docs = render(build)
+    (policy,) = (
+        p for p in of_kind(docs, "NetworkPolicy") if p["metadata"]["name"] != "dns-sidecar-redis"
+    )
+    protocol_rule = next(r for r in policy["spec"]["ingress"] if r["ports"][0]["port"] == 7100)
+    assert protocol_rule["from"] == _operator_peer()
+
+
+def test_standalone_runs_one_replica_without_a_disruption_budget() -> None:
+    """Without Redis: one replica, never two during a rollout, and no PDB to block a drain."""
+    docs = render("standalone")
+    (deployment,) = of_kind(docs, "Deployment")
+    assert (deployment["spec"]["replicas"], deployment["spec"]["strategy"]) == (
+        1,
+        {"type": "Recreate"},
+    )
+    assert of_kind(docs, "PodDisruptionBudget") == []
+    env = {e["name"] for c in sidecar_containers(docs) for e in c.get("env", [])}
+    assert not any(name.startswith("DNS_SIDECAR_REDIS") for name in env)
+    service = named(docs, "Service", "dns-sidecar-cloudflare")
+    assert named(docs, "DNSClass", "cloudflare")["spec"] == {
+        "server": f"http://{service['metadata']['name']}.dns-system.svc:7100",
+        "hmacAuth": {
+            "algorithm": "SHA256",
+            "secretRef": {
+                "name": "cloudflare-dns-hmac",
+                "namespace": "dns-system",
+                "key": "hmac-secret",
+            },
+        },
+    }
+
+
+def test_standalone_ha_runs_three_replicas_on_one_valkey() -> None:
+    """standalone-ha: three replicas rolling one at a time, a PDB, and the sidecar wired to the
+    Valkey Service with the password from the Secret key Valkey itself requires."""
+    docs = render("standalone-ha")
+    sidecar = named(docs, "Deployment", "dns-sidecar-cloudflare")
+    assert sidecar["spec"]["replicas"] == 3
+    assert sidecar["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    assert named(docs, "PodDisruptionBudget", "dns-sidecar-cloudflare")["spec"] == {
+        "maxUnavailable": 1,
+        "selector": {"matchLabels": {"app.kubernetes.io/instance": "dns-sidecar-cloudflare"}},
+    }
+    (container,) = sidecar_containers(docs)
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    redis = named(docs, "Service", "dns-sidecar-redis")
+    assert env["DNS_SIDECAR_REDIS_URL"] == (
+        f"redis://{redis['metadata']['name']}:{redis['spec']['ports'][0]['port']}/0"
+    )
+    assert env["DNS_SIDECAR_REDIS_PREFIX"] == "dns-sidecar-cloudflare"
+    password_file = Path(env["DNS_SIDECAR_REDIS_PASSWORD_FILE"])
+    mount = next(
+        m for m in container["volumeMounts"] if Path(m["mountPath"]) == password_file.parent
+    )
+    volume = next(
+        v for v in sidecar["spec"]["template"]["spec"]["volumes"] if v["name"] == mount["name"]
+    )
+    assert volume["secret"] == {
+        "secretName": "dns-sidecar-redis",
+        "items": [{"key": "password", "path": password_file.name}],
+    }
+    valkey = named(docs, "Deployment", "dns-sidecar-redis")
+    assert valkey["spec"]["replicas"] == 1
+    (server,) = valkey["spec"]["template"]["spec"]["containers"]
+    assert server["image"] == "docker.io/valkey/valkey:8.1-alpine"
+    assert server["command"] == ["valkey-server"]
+    assert server["args"] == [
+        "--port", "6379", "--dir", "/data", "--save", "", "--appendonly", "no",
+        "--maxmemory", "96mb", "--maxmemory-policy", "noeviction",
+        "--requirepass", "$(VALKEY_PASSWORD)",
+    ]  # fmt: skip
+    password = {"secretKeyRef": {"name": "dns-sidecar-redis", "key": "password"}}
+    assert {e["name"]: e["valueFrom"] for e in server["env"]} == {"VALKEY_PASSWORD": password}
+    assert server["volumeMounts"] == [{"name": "data", "mountPath": "/data"}]
+    assert valkey["spec"]["template"]["spec"]["volumes"] == [
+        {"name": "data", "emptyDir": {"sizeLimit": "16Mi"}}
+    ]
+
+
+def test_standalone_ha_admits_only_sidecar_pods_to_valkey() -> None:
+    """Valkey's NetworkPolicy admits dns-sidecar pods on 6379 and nothing else, and lets Valkey
+    reach nothing."""
+    docs = render("standalone-ha")
+    policy = named(docs, "NetworkPolicy", "dns-sidecar-redis")
+    assert policy["spec"] == {
+        "podSelector": {"matchLabels": {"app.kubernetes.io/instance": "dns-sidecar-redis"}},
+        "policyTypes": ["Ingress", "Egress"],
+        "ingress": [
+            {
+                "from": [
+                    {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "dns-sidecar"}}}
+                ],
+                "ports": [{"port": 6379, "protocol": "TCP"}],
+            }
+        ],
+    }
+    admitted = [
+        d["metadata"]["name"]
+        for d in of_kind(docs, *WORKLOADS)
+        if d["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/name")
+        == "dns-sidecar"
+    ]
+    assert admitted == ["dns-sidecar-cloudflare"]
+
+
+def test_multi_class_serves_two_dnsclasses_from_one_service() -> None:
+    """multi-class: one Service, two DNSClasses naming it, one dnsClass client each with its own
+    zones, and RBAC naming exactly their Secrets and DNSClasses."""
+    docs = render("multi-class")
+    (service,) = of_kind(docs, "Service")
+    url = f"http://{service['metadata']['name']}.dns-system.svc:7100"
+    assert {c["metadata"]["name"]: c["spec"]["server"] for c in of_kind(docs, "DNSClass")} == {
+        "cloudflare": url,
+        "home": url,
+    }
+    ((_, table),) = _routing_tables(docs)
+    assert [(c.name, c.dns_class, c.zones) for c in table.clients] == [
+        ("cloudflare", "cloudflare", ["example.com"]),
+        ("home", "home", ["home.example.org"]),
+    ]
+    role = named(docs, "Role", "dns-sidecar-cloudflare")
+    cluster_role = named(docs, "ClusterRole", "dns-sidecar-cloudflare-dnsclass")
+    assert [r["resourceNames"] for r in role["rules"] + cluster_role["rules"]] == [
+        ["cloudflare-api-token", "cloudflare-dns-hmac", "home-dns-hmac"],
+        ["cloudflare", "home"],
+    ]
+
+
+def test_second_instance_renames_everything_consistently() -> None:
+    """second-instance: every object is dns-sidecar-home[-...], nothing of the first instance
+    remains, the ClusterRole names DNSClass home and the DNSClass names the renamed Service."""
+    docs = render("second-instance")
+    ours = {
+        (d["kind"], d["metadata"]["name"]) for d in docs if d["kind"] not in ("Secret", "DNSClass")
+    }
+    assert ours == {
+        ("ServiceAccount", "dns-sidecar-home"),
+        ("Role", "dns-sidecar-home"),
+        ("RoleBinding", "dns-sidecar-home"),
+        ("ClusterRole", "dns-sidecar-home-dnsclass"),
+        ("ClusterRoleBinding", "dns-sidecar-home-dnsclass"),
+        ("ConfigMap", "dns-sidecar-home-routing"),
+        ("Deployment", "dns-sidecar-home"),
+        ("Service", "dns-sidecar-home"),
+        ("NetworkPolicy", "dns-sidecar-home"),
+    }
+    assert "cloudflare-dns-hmac" not in str(docs)
+    assert "dns-sidecar-cloudflare" not in str(docs)
+    assert [c["metadata"]["name"] for c in of_kind(docs, "DNSClass")] == ["home"]
+    assert named(docs, "DNSClass", "home")["spec"]["server"] == (
+        "http://dns-sidecar-home.dns-system.svc:7100"
+    )
+    assert named(docs, "ClusterRole", "dns-sidecar-home-dnsclass")["rules"][0]["resourceNames"] == [
+        "home"
+    ]
+    pod = named(docs, "Deployment", "dns-sidecar-home")["spec"]["template"]
+    assert pod["metadata"]["labels"]["app.kubernetes.io/instance"] == "dns-sidecar-home"
+    assert pod["spec"]["serviceAccountName"] == "dns-sidecar-home"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_overlay_sets_the_image(overlay: str) -> None:
+    """Every overlay has `images:` for dns-sidecar (the release tag, except dev where Tilt
+    builds), and every dns-sidecar container renders with exactly that image."""
+    (entry,) = (i for i in kustomization(overlay)["images"] if i["name"] == "dns-sidecar")
+    assert entry == {"name": "dns-sidecar", "newTag": "dev" if overlay == "dev" else VERSION}
+    images = {c["image"] for _, pod in pods(render(overlay)) for c in containers(pod)}
+    assert {i for i in images if is_sidecar_image(i)} <= {f"dns-sidecar:{entry['newTag']}"}
+
+
+@pytest.mark.parametrize("overlay", sorted(set(OVERLAYS) - WITHOUT_WORKLOADS))
+def test_kustomize_edit_set_image_reaches_every_container(overlay: str, tmp_path: Path) -> None:
+    """What `kustomize edit set image dns-sidecar=REGISTRY/dns-sidecar:TAG` writes into the
+    overlay changes every dns-sidecar container, the native sidecar's included."""
+    copy = tmp_path / "manifests"
+    shutil.copytree(MANIFESTS, copy)
+    spec_file = copy / "overlays" / overlay / "kustomization.yaml"
+    spec = yaml.safe_load(spec_file.read_text())
+    spec["images"] = [
+        i if i["name"] != "dns-sidecar" else {
+            "name": "dns-sidecar", "newName": "registry.example/dns-sidecar", "newTag": "9.9.9"
+        }
+        for i in spec["images"]
+    ]  # fmt: skip
+    spec_file.write_text(yaml.safe_dump(spec))
+    docs = kustomize(copy / "overlays" / overlay)
+    images = {c["image"] for _, pod in pods(docs) for c in containers(pod)}
+    assert {i for i in images if "dns-sidecar" in i} == {"registry.example/dns-sidecar:9.9.9"}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_no_overlay_but_dev_ships_an_operator(overlay: str) -> None:
+    """Only dev renders an operator Deployment or the operator's Namespace; the sidecar overlay
+    renders the objects a native sidecar needs, and no workload at all."""
+    docs = render(overlay)
+    operators = [
+        d["metadata"]["name"]
+        for d in of_kind(docs, *WORKLOADS)
+        if d["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/name")
+        == OPERATOR["podName"]
+    ]
+    namespaces = [d["metadata"]["name"] for d in of_kind(docs, "Namespace")]
+    if overlay == "dev":
+        assert (operators, OPERATOR["namespace"] in namespaces) == (
+            ["dns-operator-controller-manager"],
+            True,
+        )
+    else:
+        assert (operators, OPERATOR["namespace"] in namespaces) == ([], False)
+    if overlay in WITHOUT_WORKLOADS:
+        assert sorted((d["kind"], d["metadata"]["name"]) for d in docs) == [
+            ("ClusterRole", "dns-sidecar-dnsclass-home"),
+            ("ClusterRoleBinding", "dns-sidecar-dnsclass-home"),
+            ("ConfigMap", "dns-sidecar-routing"),
+            ("DNSClass", "home"),
+            ("Role", "dns-sidecar"),
+            ("RoleBinding", "dns-sidecar"),
+            ("Secret", "cloudflare-api-token"),
+            ("Secret", "home-dns-hmac"),
+        ]
+        cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "DNSClass"}
+        assert {d["metadata"]["namespace"] for d in docs if d["kind"] not in cluster_scoped} == {
+            OPERATOR["namespace"]
+        }
+
+
+def _native_sidecar(docs: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], dict[str, Any]]:
     operator = next(
         d
-        for d in render("sidecar")
-        if d["metadata"]["name"] == "dns-operator" and d["kind"] == "Deployment"
+        for d in of_kind(docs, "Deployment")
+        if d["metadata"]["name"] == "dns-operator-controller-manager"
     )
-    sidecar = next(
-        c
-        for c in operator["spec"]["template"]["spec"]["initContainers"]
-        if c["name"] == "dns-sidecar"
-    )
+    pod = operator["spec"]["template"]["spec"]
+    (sidecar,) = (c for c in pod["initContainers"] if c["name"] == "dns-sidecar")
+    return pod, sidecar
+
+
+@pytest.mark.parametrize("build", ["dev", HELM])
+def test_native_sidecar_listens_on_localhost(build: str) -> None:
+    """The component adds an init container with restartPolicy Always on loopback, its volumes,
+    and a DNSClass whose server is that loopback."""
+    docs = render(build)
+    pod, sidecar = _native_sidecar(docs)
     assert sidecar["restartPolicy"] == "Always"
     assert not any(a.startswith("--host") for a in sidecar["args"])  # default 127.0.0.1
-    server = next(d for d in render("sidecar") if d["kind"] == "DNSClass")["spec"]["server"]
-    assert server == "http://127.0.0.1:7100"
+    assert {v["name"] for v in pod["volumes"]} >= {"dns-sidecar-routing", "dns-sidecar-tmp"}
+    assert named(docs, "DNSClass", "home")["spec"]["server"] == "http://127.0.0.1:7100"
 
 
-def test_standalone_service_only_the_operator_reaches_the_protocol_port() -> None:
-    """The NetworkPolicy admits only operator pods to 7100; the DNSClass points at the Service."""
-    docs = render("standalone")
-    policy = of_kind(docs, "NetworkPolicy")[0]
-    protocol_rule = next(r for r in policy["spec"]["ingress"] if r["ports"][0]["port"] == 7100)
-    assert protocol_rule["from"] == [
-        {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "dns-operator"}}}
+def test_helm_post_renderer_keeps_the_chart_and_adds_the_sidecar() -> None:
+    """The post-renderer returns the chart's objects unchanged but for the operator's pod, which
+    gains the sidecar and its volumes; DNS_SIDECAR_IMAGE picks the image."""
+    chart_text = (DATA / "operator-helm.yaml").read_text()
+    chart = tuple(d for d in yaml.safe_load_all(chart_text) if d)
+    docs = post_render(chart_text, DNS_SIDECAR_IMAGE="localhost:5005/dns-sidecar:1.2.3")
+    before = named(chart, "Deployment", "dns-operator-controller-manager")["spec"]["template"]
+    after = named(docs, "Deployment", "dns-operator-controller-manager")["spec"]["template"]
+    assert after["spec"]["containers"] == before["spec"]["containers"]
+    assert after["spec"]["serviceAccountName"] == OPERATOR["serviceAccount"]
+    assert sorted(v["name"] for v in after["spec"]["volumes"]) == [
+        "cert",
+        "dns-sidecar-routing",
+        "dns-sidecar-tmp",
     ]
-    service = of_kind(docs, "Service")[0]
-    cls = of_kind(docs, "DNSClass")[0]
-    assert cls["spec"]["server"] == (f"http://{service['metadata']['name']}.{NAMESPACE}.svc:7100")
-    assert cls["spec"]["hmacAuth"]["algorithm"] in ("SHA256", "SHA512")
-    assert of_kind(docs, "PodDisruptionBudget")
-
-
-def test_dev_overlay_runs_the_emulator_for_the_demo_zone() -> None:
-    """The dev overlay runs the emulator and routes the demo zone to it with the dev token."""
-    docs = render("dev")
-    emulator = next(
-        d
-        for d in docs
-        if d["metadata"]["name"] == "cloudflare-emulator" and d["kind"] == "Deployment"
+    (sidecar,) = after["spec"]["initContainers"]
+    assert sidecar["image"] == "localhost:5005/dns-sidecar:1.2.3"
+    assert named(docs, "ServiceAccount", "dns-operator") == named(
+        chart, "ServiceAccount", "dns-operator"
     )
+    untagged = post_render(chart_text, DNS_SIDECAR_IMAGE="localhost:5005/dns-sidecar")
+    _, sidecar = _native_sidecar(untagged)
+    assert sidecar["image"] == f"localhost:5005/dns-sidecar:{VERSION}"
+
+
+def test_kubectl_patch_route_names_the_operators_deployment() -> None:
+    """The patch file applied with `kubectl patch` names the operator's Deployment, carries the
+    release image, and is the same patch the component applies."""
+    component = yaml.safe_load(
+        (MANIFESTS / "components" / "native-sidecar" / "kustomization.yaml").read_text()
+    )
+    assert component["patches"] == [
+        {
+            "path": "operator-patch.yaml",
+            "target": {
+                "kind": "Deployment",
+                "labelSelector": "app.kubernetes.io/name=dns-operator",
+            },
+        }
+    ]
+    patch = yaml.safe_load(
+        (MANIFESTS / "components" / "native-sidecar" / "operator-patch.yaml").read_text()
+    )
+    assert patch["metadata"] == {"name": "dns-operator-controller-manager"}
+    (sidecar,) = patch["spec"]["template"]["spec"]["initContainers"]
+    assert sidecar["image"] == f"dns-sidecar:{VERSION}"
+
+
+def test_readme_deploy_steps_name_real_paths_and_overlays() -> None:
+    """Every repository path and overlay the README's deploy text names exists."""
+    readme = (ROOT / "README.md").read_text()
+    paths = set(re.findall(r"(?<![\w/.-])((?:manifests|dev|tests/data)/[\w./-]*[\w])", readme))
+    assert {p for p in paths if not (ROOT / p).exists()} == set()
+    applied = set(re.findall(r"kubectl apply -k manifests/overlays/([\w-]+)", readme))
+    assert applied - set(OVERLAYS) == set()
+    assert {"standalone", "standalone-ha", "sidecar"} <= applied
+    for overlay in OVERLAYS:
+        assert f"`{overlay}`" in readme, overlay  # each overlay is in the table
+
+
+def test_dev_overlay_runs_the_emulator_for_the_demo_zones() -> None:
+    """The dev overlay runs the emulator and routes both demo zones to it with the dev token."""
+    docs = render("dev")
+    emulator = named(docs, "Deployment", "cloudflare-emulator")
     command = emulator["spec"]["template"]["spec"]["containers"][0]["command"]
     assert command == ["dns-sidecar", "cloudflare-emulator"]
-    (table,) = _routing_tables(docs)
-    demo = next(z for z in table.zones if z.name == "demo.example")
-    account = next(a for a in table.accounts if a.name == demo.account)
-    assert str(getattr(account, "base_url", "")).startswith("http://cloudflare-emulator.")
+    args = emulator["spec"]["template"]["spec"]["containers"][0]["args"]
+    served = {a.removeprefix("--zone=") for a in args if a.startswith("--zone=")}
+    routed = set()
+    for _, table in _routing_tables(docs):
+        for zone in table.zones:
+            account = next(a for a in table.accounts if a.name == zone.account)
+            if str(getattr(account, "base_url", "")).startswith("http://cloudflare-emulator."):
+                routed.add(zone.name)
+    assert (served, routed) == ({"demo.example", "home.example.com"}, served)
 
 
 class _Tilt:
@@ -390,3 +917,45 @@ def test_dockerfile_passes_hadolint_and_runs_as_non_root() -> None:
     ignored = (ROOT / ".dockerignore").read_text().splitlines()
     for copied in ("pyproject.toml", "constraints.txt", "README.md", "sidecar/"):
         assert f"!{copied}" in ignored
+
+
+def test_image_carries_oci_labels_fed_by_make_image() -> None:
+    """The image is labelled with its source, version and licence; `make image` tags it with the
+    version from pyproject.toml and passes that version in (dry run: no container engine here)."""
+    labels = dict(
+        re.findall(
+            r'(org\.opencontainers\.image\.[a-z]+)="([^"]*)"', (ROOT / "Dockerfile").read_text()
+        )
+    )
+    assert labels == {
+        "org.opencontainers.image.title": "dns-sidecar",
+        "org.opencontainers.image.description": (
+            "DNS provider backend for the Kubernetes DNS operator"
+        ),
+        "org.opencontainers.image.licenses": "Apache-2.0",
+        "org.opencontainers.image.version": "${VERSION}",
+        "org.opencontainers.image.source": "${SOURCE}",
+        "org.opencontainers.image.revision": "${REVISION}",
+    }
+    dry_run = subprocess.run(
+        [tool("make"), "--no-print-directory", "-n", "image", f"PYTHON={sys.executable}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    assert dry_run.split()[:2] == ["docker", "build"]
+    assert f"--build-arg VERSION={VERSION}" in dry_run
+    assert f"--tag dns-sidecar:{VERSION} ." in dry_run
+    pushed = subprocess.run(
+        [tool("make"), "--no-print-directory", "-n", "image", f"PYTHON={sys.executable}",
+         "IMAGE=registry.example/dns-sidecar:1.0", "CONTAINER_ENGINE=podman"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout  # fmt: skip
+    assert pushed.split()[:2] == ["podman", "build"]
+    assert "--tag registry.example/dns-sidecar:1.0 ." in pushed

@@ -10,6 +10,7 @@ from pydantic import SecretStr
 
 from sidecar.auth.clients import Client
 from sidecar.auth.hmac import Algorithm
+from sidecar.clock import FrozenClock
 from sidecar.config.runtime import Runtime
 from sidecar.errors import ProviderError, ProviderUnavailable
 from sidecar.providers.base import DeleteResult, Health, UpsertResult, ZonePolicy
@@ -347,7 +348,8 @@ async def test_provider_unavailable(start_sidecar: StartSidecar) -> None:
     assert health.status == 503
     assert health.body["status"] == "unhealthy"
     assert (
-        health.body["message"] == "Unhealthy accounts: acct: Account 'acct': credentials missing."
+        health.body["message"]
+        == "Unhealthy accounts: acct (zones example.com): Account 'acct': credentials missing."
     )
 
 
@@ -382,3 +384,49 @@ async def test_memory_snapshot_survives_restart(
     got = await second.call("GET", "/records/MX/example.com/@")
     assert got.body["record"]["values"] == ["10 mail.example.com"]
     assert [p.name for p in snapshot.parent.iterdir()] == ["records.json"]  # no temp files left
+
+
+async def test_unfinished_snapshot_writes_are_removed_at_start(
+    start_sidecar: StartSidecar, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Temp files of a write killed midway (.NAME.json.XXXXXXXX) are removed at start, and
+    logged; other files beside the snapshot are left alone."""
+    snapshot = tmp_path / "records.json"
+    tmp_path.joinpath(".records.json.k1ll3d_x").write_text('{"half": ')
+    tmp_path.joinpath(".records.json.swp").write_text("an editor's")
+    tmp_path.joinpath("notes.txt").write_text("mine")
+    await start_sidecar(make_settings(table={"memory_file": snapshot}))
+    assert sorted(p.name for p in snapshot.parent.iterdir()) == [".records.json.swp", "notes.txt"]
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        (
+            f"memory provider removed 1 unfinished snapshot write(s) next to {snapshot}: "
+            ".records.json.k1ll3d_x"
+        )
+    ]
+
+
+async def test_health_says_when_the_snapshot_cannot_be_written(
+    start_sidecar: StartSidecar, tmp_path: Path
+) -> None:
+    """/health is unhealthy, naming the account, while the snapshot cannot be written; it
+    recovers by itself once it can."""
+    blocker = tmp_path / "state"
+    blocker.write_text("a file where the snapshot's directory should be")
+    clock = FrozenClock()
+    settings = make_settings(table={"memory_file": blocker / "records.json"})
+    caller = (await start_sidecar(settings, clock=clock)).caller
+    sick = await caller.call("GET", "/health")
+    assert (sick.status, sick.body["status"], sick.body["message"]) == (
+        503,
+        "unhealthy",
+        (
+            "Unhealthy accounts: memory (every zone): The memory provider cannot write its "
+            f"snapshot {blocker / 'records.json'} (File exists); changes are refused until it can."
+        ),
+    )
+    refused = await caller.upsert("A", "example.com", "www", ["192.0.2.1"])
+    assert (refused.status, refused.code) == (503, "PROVIDER_UNAVAILABLE")
+    blocker.unlink()
+    clock.advance(60)  # past the health cache
+    assert (await caller.call("GET", "/health")).status == 200
+    assert (await caller.upsert("A", "example.com", "www", ["192.0.2.1"])).status == 200

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import time
 from pathlib import Path
 
@@ -241,3 +242,34 @@ async def test_provider_shared_by_a_pinned_generation_stays_open() -> None:
         assert closed == []  # generation 1 still runs on "shared"
     await retire1
     assert sorted(closed) == ["first-only", "shared"]
+
+
+async def test_edited_memory_account_carries_its_records_over(
+    start_sidecar: StartSidecar,
+    configmap: ConfigMapDir,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Adding file: to a memory account keeps its records, writes them to the file, and logs
+    it; the file then brings them back after a restart."""
+    caplog.set_level(logging.INFO, logger="sidecar.config.accounts")
+    configmap.publish(table(("example.com", "a")))
+    sidecar = await start(start_sidecar, configmap)
+    await sidecar.caller.upsert("A", "example.com", "www", ["192.0.2.1"])
+    await sidecar.caller.upsert("TXT", "example.com", "@", ["hello"])
+    snapshot = tmp_path / "a.json"
+    configmap.publish(
+        table(("example.com", "a")).replace(
+            "{name: a, provider: memory}", f"{{name: a, provider: memory, file: {snapshot}}}"
+        )
+    )
+    await eventually(lambda: sidecar.app[LIVE].generation == 2)
+    got = await sidecar.caller.call("GET", "/records/A/example.com/www")
+    assert got.body["record"]["values"] == ["192.0.2.1"]
+    logged = [r.getMessage() for r in caplog.records if r.name == "sidecar.config.accounts"]
+    assert logged == [
+        f"memory account 'a' changed: carried 2 record set(s) over and wrote them to {snapshot}"
+    ]
+    restarted = await start(start_sidecar, configmap)
+    again = await restarted.caller.call("GET", "/records/TXT/example.com/@")
+    assert again.body["record"]["values"] == ["hello"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac as _hmac
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -137,11 +138,7 @@ class Verifier:
             given = b""
         lengths = {auth.algorithm.digest_size for _, auth in signing}
         if len(given) not in lengths:
-            raise AuthFailed(
-                f"Header {hmac.HEADER_SIGNATURE} must be a hex HMAC of "
-                f"{' or '.join(str(2 * n) for n in sorted(lengths))} characters.",
-                reason="malformed_signature",
-            )
+            raise AuthFailed(_length_problem(signing, len(given)), reason="malformed_signature")
         client = _match(signing, hmac.message(method, path, timestamp, nonce, body), given)
         if client is None:
             raise AuthFailed(
@@ -163,7 +160,7 @@ class Verifier:
         for client in clients:
             state = client.state()
             if isinstance(state, str):
-                refusals.append(state)
+                refusals.append(state.rstrip("."))  # joined with "; ", then one period
             elif state.secrets:
                 signing.append((client, state))
             elif self.settings.allow_unsigned:
@@ -189,19 +186,37 @@ class Verifier:
                 reason="malformed_timestamp",
             )
         skew = self.settings.skew
+        # Offsets are rounded up: one refused for being over 300 s never reads "300 s".
         if moment < now - skew:
             raise AuthFailed(
-                f"The timestamp is stale: {now - moment:.0f} s old, more than the {skew:g} s "
-                "allowed. Check the clocks of the operator and the sidecar.",
+                f"The timestamp is stale: {math.ceil(now - moment)} s old, more than the "
+                f"{skew:g} s allowed. Check the clocks of the operator and the sidecar.",
                 reason="stale_timestamp",
             )
         if moment > now + skew:
             raise AuthFailed(
-                f"The timestamp is {moment - now:.0f} s in the future, more than the {skew:g} s "
-                "allowed. Check the clocks of the operator and the sidecar.",
+                f"The timestamp is {math.ceil(moment - now)} s in the future, more than the "
+                f"{skew:g} s allowed. Check the clocks of the operator and the sidecar.",
                 reason="future_timestamp",
             )
         return moment + skew
+
+
+def _length_problem(signing: Sequence[tuple[Client, ClientAuth]], size: int) -> str:
+    """Why a signature of ``size`` bytes fits no client: another algorithm's length, or none."""
+    header = hmac.HEADER_SIGNATURE
+    configured = sorted({auth.algorithm for _, auth in signing}, key=lambda a: a.digest_size)
+    expected = " or ".join(f"{2 * a.digest_size} characters ({a.value})" for a in configured)
+    other = [a for a in Algorithm if a.digest_size == size and a not in configured]
+    if not other:
+        return f"Header {header} must be a hex HMAC of {expected}."
+    names = sorted({client.name for client, _ in signing})
+    who = f"client {names[0]!r} is" if len(names) == 1 else "the clients are"
+    return (
+        f"Header {header} has {2 * size} hex characters, the length of an HMAC-{other[0].value}, "
+        f"but {who} configured for {' and '.join(a.value for a in configured)}: the operator "
+        "and the sidecar must use the same algorithm (DNSClass spec.hmacAuth.algorithm)."
+    )
 
 
 def _match(

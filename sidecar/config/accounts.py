@@ -6,6 +6,7 @@ read cache, request budget and connections); only new or changed entries get new
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from sidecar.providers.cloudflare.auth import Auth
 from sidecar.providers.memory import MemoryProvider
 from sidecar.routing.table import Account
 from sidecar.settings import Settings
+
+log = logging.getLogger(__name__)
 
 AccountSpec = CloudflareAccount | MemoryAccount
 
@@ -40,10 +43,19 @@ def build_accounts(
         if old is not None and old.fingerprint == fingerprint:
             accounts[spec.name] = old
             continue
-        accounts[spec.name] = Account(
-            spec.name, _provider(spec, settings, store, clock, coordination), fingerprint
-        )
+        provider = _provider(spec, settings, store, clock, coordination)
+        if old is not None and isinstance(provider, MemoryProvider):
+            _carry_over(spec.name, provider, old.provider)
+        accounts[spec.name] = Account(spec.name, provider, fingerprint)
     return accounts
+
+
+def _carry_over(name: str, provider: MemoryProvider, previous: Provider) -> None:
+    """An edited memory account keeps its records (they exist nowhere else), and says so."""
+    if isinstance(previous, MemoryProvider):
+        log.info("memory account %r changed: %s", name, provider.carry_over(previous))
+    else:
+        log.info("account %r is now a memory account: it starts without records", name)
 
 
 def _provider(

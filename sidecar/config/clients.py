@@ -51,7 +51,7 @@ def _client(spec: ClientSpec, store: CredentialStore) -> Client:
     credentials = list(spec.secrets or [])
 
     def resolve() -> ClientAuth:
-        return ClientAuth(algorithm, tuple(store.read(c).encode() for c in credentials))
+        return ClientAuth(algorithm, tuple(k for c in credentials for k in store.hmac_keys(c)))
 
     return Client(spec.name, resolve, zones, "routing table")
 
@@ -59,7 +59,7 @@ def _client(spec: ClientSpec, store: CredentialStore) -> Client:
 def _from_dns_class(name: str, store: CredentialStore) -> Callable[[], ClientAuth]:
     def resolve() -> ClientAuth:
         found = store.dns_class(name)
-        if found.secret is None:
+        if not found.signed:
             return ClientAuth()
         try:
             algorithm = Algorithm.parse(found.algorithm or "SHA256")
@@ -67,10 +67,13 @@ def _from_dns_class(name: str, store: CredentialStore) -> Callable[[], ClientAut
             raise CredentialUnavailable(
                 f"DNSClass {name}: spec.hmacAuth.algorithm: {err}."
             ) from err
+        if found.inline is not None:  # the operator signs with these exact bytes, unstripped
+            return ClientAuth(algorithm, (found.inline,))
+        assert found.secret is not None  # signed, and not inline
         try:
-            secret = store.read(found.secret)
+            keys = store.hmac_keys(found.secret)
         except CredentialUnavailable as err:
             raise CredentialUnavailable(f"DNSClass {name}: {err.message}") from err
-        return ClientAuth(algorithm, (secret.encode(),))
+        return ClientAuth(algorithm, keys)
 
     return resolve

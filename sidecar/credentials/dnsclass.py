@@ -1,8 +1,14 @@
-"""What a DNSClass says about how its operator signs: ``spec.hmacAuth`` and ``spec.server``."""
+"""What a DNSClass says about how its operator signs: ``spec.hmacAuth`` and ``spec.server``.
+
+The operator (``pkg/secret/secret.go``) signs with ``hmacAuth.secret`` when it is set, inline
+text "for testing only" that wins over ``secretRef``; an empty inline secret makes it send
+unsigned requests; ``hmacAuth`` with neither makes it refuse to send anything. This reads the
+same way, so the two sides cannot disagree about the secret.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sidecar.credentials.sources import CredentialUnavailable, FromSecret, SecretKeyRef
@@ -14,10 +20,16 @@ class DnsClassAuth:
     server: str | None
     algorithm: str | None  # None: no hmacAuth, the operator sends unsigned requests
     secret: FromSecret | None
+    inline: bytes | None = field(default=None, repr=False)  # spec.hmacAuth.secret, as the bytes
 
     @property
     def signed(self) -> bool:
-        return self.secret is not None
+        return self.secret is not None or bool(self.inline)
+
+    @property
+    def has_inline(self) -> bool:
+        """``spec.hmacAuth.secret`` is set (even empty): it decides, ``secretRef`` is ignored."""
+        return self.inline is not None
 
 
 def parse(name: str, obj: dict[str, Any]) -> DnsClassAuth:
@@ -25,11 +37,22 @@ def parse(name: str, obj: dict[str, Any]) -> DnsClassAuth:
     spec: dict[str, Any] = found if isinstance(found, dict) else {}
     server = spec.get("server") if isinstance(spec.get("server"), str) else None
     hmac_auth = spec.get("hmacAuth")
-    if not hmac_auth:
+    if hmac_auth is None:
         return DnsClassAuth(name, server, None, None)
     if not isinstance(hmac_auth, dict):
         raise CredentialUnavailable(f"DNSClass {name}: spec.hmacAuth is not an object.")
+    algorithm = str(hmac_auth.get("algorithm") or "SHA256")
+    inline = hmac_auth.get("secret")
+    if inline is not None:
+        if not isinstance(inline, str):
+            raise CredentialUnavailable(f"DNSClass {name}: spec.hmacAuth.secret is not a string.")
+        return DnsClassAuth(name, server, algorithm, None, inline.encode())
     ref = hmac_auth.get("secretRef")
+    if ref is None:
+        raise CredentialUnavailable(
+            f"DNSClass {name}: spec.hmacAuth has neither secret nor secretRef, so there is no "
+            "secret to verify with (the operator refuses to send requests for it too)."
+        )
     if not isinstance(ref, dict) or not ref.get("name") or not ref.get("key"):
         raise CredentialUnavailable(
             f"DNSClass {name}: spec.hmacAuth.secretRef needs name and key (and namespace)."
@@ -37,4 +60,4 @@ def parse(name: str, obj: dict[str, Any]) -> DnsClassAuth:
     secret = FromSecret(
         secretRef=SecretKeyRef(namespace=ref.get("namespace"), name=ref["name"], key=ref["key"])
     )
-    return DnsClassAuth(name, server, str(hmac_auth.get("algorithm") or "SHA256"), secret)
+    return DnsClassAuth(name, server, algorithm, secret)

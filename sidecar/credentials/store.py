@@ -47,6 +47,7 @@ class CredentialStore:
         self._files: dict[Path, tuple[_FileKey, str]] = {}
         self._wanted: list[Credential] = []
         self._dns_classes: list[str] = []
+        self._inline: set[str] = set()  # DNSClasses already warned about an inline secret
         self._started = False
 
     async def start(self) -> None:
@@ -102,16 +103,41 @@ class CredentialStore:
         assert isinstance(credential, FromEnv | FromValue)
         return read_local(credential)
 
+    def hmac_keys(self, credential: Credential) -> tuple[bytes, ...]:
+        """The keys an HMAC secret verifies with: its text, and for a Kubernetes Secret also the
+        bytes as stored when they differ. The operator signs with a Secret's value byte for
+        byte, so a value written with a trailing newline (``--from-file``) must still verify."""
+        if not isinstance(credential, FromSecret):
+            return (self.read(credential).encode(),)
+        text, stored = self._secret_parts(credential)
+        keys = (text.encode(),)
+        return keys if stored in keys else (*keys, stored)
+
     def _dns_class_secrets(self) -> list[Credential]:
+        """The Secrets the DNSClasses name (called at each change: it also warns, once per
+        DNSClass, about an inline ``spec.hmacAuth.secret``)."""
         found: list[Credential] = []
         for name in self._dns_classes:
             try:
-                secret = self.dns_class(name).secret
+                auth = self.dns_class(name)
             except CredentialUnavailable:
                 continue
-            if secret is not None:
-                found.append(secret)
+            self._warn_inline(auth)
+            if auth.secret is not None:
+                found.append(auth.secret)
         return found
+
+    def _warn_inline(self, auth: DnsClassAuth) -> None:
+        if not auth.has_inline:
+            self._inline.discard(auth.name)
+        elif auth.name not in self._inline:
+            self._inline.add(auth.name)
+            log.warning(
+                "DNSClass %s signs with spec.hmacAuth.secret, an inline secret that the CRD "
+                "calls for testing only (anyone who can read the DNSClass can sign); it wins "
+                "over secretRef. Use secretRef in production.",
+                auth.name,
+            )
 
     def dns_class(self, name: str) -> DnsClassAuth:
         """What DNSClass ``name`` says now, or ``CredentialUnavailable`` naming the object."""
@@ -140,11 +166,14 @@ class CredentialStore:
         return ref.namespace or self.kubernetes.default_namespace, ref.name
 
     def _secret(self, credential: FromSecret) -> str:
+        return self._secret_parts(credential)[0]
+
+    def _secret_parts(self, credential: FromSecret) -> tuple[str, bytes]:
         if self.kubernetes is None:
             raise CredentialUnavailable(f"{credential.describe()}: {self._no_kubernetes()}.")
         namespace, name = self._where(credential)
         watch = self.kubernetes.secret(namespace, name)
-        return secret_value(watch, credential.secret_ref, namespace, self.kubernetes.unavailable)
+        return _secret_text(watch, credential.secret_ref, namespace, self.kubernetes.unavailable)
 
     def _file(self, credential: FromFile) -> str:
         path = credential.file
@@ -166,10 +195,10 @@ class CredentialStore:
         return text
 
 
-def secret_value(
+def _secret_text(
     watch: ObjectWatch | None, ref: SecretKeyRef, namespace: str, why: str | None
-) -> str:
-    """The decoded value of ``ref`` from its watch, or ``CredentialUnavailable`` saying why."""
+) -> tuple[str, bytes]:
+    """The value of ``ref`` as text (stripped) and as the bytes stored, or why there is none."""
     where = f"Secret {namespace}/{ref.name} key {ref.key}"
     if watch is None:
         raise CredentialUnavailable(f"{where}: {why or 'not watched yet'}.")
@@ -184,9 +213,10 @@ def secret_value(
         keys = ", ".join(sorted(data)) or "none"
         raise CredentialUnavailable(f"{where}: the Secret has no such key (keys: {keys}).")
     try:
-        text = base64.b64decode(data[ref.key], validate=True).decode("utf-8").strip()
+        stored = base64.b64decode(data[ref.key], validate=True)
+        text = stored.decode("utf-8").strip()
     except (binascii.Error, UnicodeDecodeError) as err:
         raise CredentialUnavailable(f"{where}: the value is not base64 UTF-8 text.") from err
     if not text:
         raise CredentialUnavailable(f"{where}: the value is empty.")
-    return text
+    return text, stored

@@ -44,10 +44,11 @@ _PRINCIPAL = web.RequestKey("principal", Principal)
 
 @dataclass
 class Fault:
-    status: int | None = None
+    status: int | None = None  # None: a delay only, then the request is served
     retry_after: int = 1
     times: int | None = 1  # None: until cleared
     path: str = ""  # only requests whose path contains this
+    latency: float = 0.0  # seconds before failing, or before answering once served
 
 
 @dataclass
@@ -60,6 +61,10 @@ class Emulator:
     faults: list[Fault] = field(default_factory=list)
     latency: float = 0.0
     stats: Counter[str] = field(default_factory=Counter)
+    # The largest page served, whatever ``per_page`` asks (Cloudflare's: 5 000 000 DNS records,
+    # 50 zones). Tests lower it to meet pagination; ``result_info`` echoes the size served.
+    records_per_page: int = 5_000_000
+    zones_per_page: int = 50
 
     def add_token(
         self, token: str, *, zones: list[str] | None = None, can_list_zones: bool = True
@@ -74,6 +79,11 @@ class Emulator:
         self, status: int, *, times: int | None = 1, retry_after: int = 1, path: str = ""
     ) -> None:
         self.faults.append(Fault(status, retry_after, times, path))
+
+    def delay(self, seconds: float, *, times: int | None = 1, path: str = "") -> None:
+        """Serve matching requests, then answer ``seconds`` late: the work is done even when
+        the caller has given up waiting (a batch that "timed out" may be applied)."""
+        self.faults.append(Fault(None, times=times, path=path, latency=seconds))
 
     def writes(self) -> int:
         return sum(n for key, n in self.stats.items() if not key.startswith("GET "))
@@ -114,8 +124,15 @@ class Emulator:
         if self.latency:
             await asyncio.sleep(self.latency)  # simulated network latency, by request
         fault = self._take_fault(request.path)
-        if fault is not None:
+        if fault is not None and fault.status is not None:
+            await asyncio.sleep(fault.latency)
             return _fault_response(fault)
+        response = await self._serve(request, handler)
+        if fault is not None:  # a late answer: the work is done, the caller may have gone
+            await asyncio.sleep(fault.latency)
+        return response
+
+    async def _serve(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
             request[_PRINCIPAL] = self._authenticate(request)
             if request.match_info.http_exception is not None:
@@ -179,7 +196,7 @@ class Emulator:
             for z in self.state.zones.values()
             if principal.sees(z) and (not name or z.name == name)
         ]
-        page, per_page = _paging(request.query, default=20, top=50)
+        page, per_page = _paging(request.query, default=20, top=self.zones_per_page)
         items, info = paginate(zones, page, per_page)
         return _ok(items, info)
 
@@ -199,7 +216,7 @@ class Emulator:
         candidates = zone.named(exact) if exact else zone.records.values()
         found = [r for r in candidates if matches(r, query)]
         found.sort(key=lambda r: (r["type"], r["name"], r["content"]))
-        page, per_page = _paging(request.query, default=100, top=5_000_000)
+        page, per_page = _paging(request.query, default=100, top=self.records_per_page)
         items, info = paginate(found, page, per_page)
         return _ok(items, info)
 

@@ -13,6 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from sidecar.auth.clients import Client
+from sidecar.auth.hmac import HEADER_SIGNATURE
 from sidecar.clock import Clock
 from sidecar.errors import DomainNotAllowed, RecordNotFound
 from sidecar.observability import context
@@ -22,7 +23,7 @@ from sidecar.protocol.json import json_response
 from sidecar.protocol.middleware import BODY, CLIENT, RUNTIME
 from sidecar.providers.base import Outcome
 from sidecar.records import RecordKey, RecordSet
-from sidecar.routing.health import HealthCache
+from sidecar.routing.health import HealthCache, accounts_for, verdict
 from sidecar.routing.table import Route
 
 UPSERT_MESSAGES = {
@@ -54,15 +55,18 @@ class ProtocolApi:
         ]
 
     async def health(self, request: web.Request) -> web.Response:
-        results = await self.health_cache.check(request[RUNTIME].accounts)
-        failing = {name: h.message for name, h in results.items() if not h.healthy}
+        """Judged for the caller: the accounts its zones route to; unsigned, every account."""
+        runtime = request[RUNTIME]
+        client: Client | None = request.get(CLIENT)
+        signed = client is not None and HEADER_SIGNATURE in request.headers
+        zones = client.zones if client is not None and signed else None
+        accounts = accounts_for(runtime.table, runtime.accounts, zones)
+        results = await self.health_cache.check(accounts)
         stamp = datetime.fromtimestamp(self.clock.time(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        problem = self.problem()
-        if failing or problem:
-            listed = "; ".join(f"{name}: {why}" for name, why in sorted(failing.items()))
-            message = f"Unhealthy accounts: {listed}" if failing else ""
-            if problem:
-                message = "; ".join(filter(None, [message, f"Unhealthy: {problem}"]))
+        unhealthy = verdict(results, runtime.table)
+        problem = self.problem()  # the shared state (Redis), needed by every account
+        if unhealthy is not None or problem is not None:
+            message = "; ".join(filter(None, [unhealthy, problem and f"Unhealthy: {problem}"]))
             body = {"status": "unhealthy", "message": message, "timestamp": stamp}
             return json_response(body, status=503)
         body = {"status": "healthy", "message": "DNS server is operational", "timestamp": stamp}

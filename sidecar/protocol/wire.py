@@ -63,6 +63,12 @@ def parse_upsert(body: bytes) -> UpsertRequest:
 def _shape_error(err: ValidationError) -> InvalidRequest:
     errors = err.errors(include_url=False, include_input=False, include_context=False)
     if any(error["type"] == "json_invalid" for error in errors):
+        said = " ".join(error["msg"] for error in errors)
+        if "recursion limit" in said:  # valid JSON maybe, but deeper than the parser goes
+            return InvalidRequest(
+                "The body's JSON is nested too deeply for the parser (a record body has three "
+                "levels: the body, the record and its values)."
+            )
         return InvalidRequest("The body is not valid JSON (UTF-8).")
     problems = [
         {"field": ".".join(str(part) for part in error["loc"]), "problem": error["msg"]}

@@ -3,7 +3,10 @@
 Same semantics as the Cloudflare provider (ownership aside, since nobody else writes here):
 record sets keyed by (FQDN, type), a CNAME cannot share its name with other records, and an
 unchanged upsert writes nothing. With ``snapshot`` set, every change is persisted as a JSON
-file written atomically (temporary file, fsync, rename), and loaded again at start.
+file written atomically (temporary file, fsync, rename), and loaded again at start; temporary
+files that a killed process left behind are removed then. While the snapshot cannot be written,
+changes are refused and ``health`` says so (and tries again). An account edited by a reload
+takes the records of the provider it replaces (``carry_over``).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -37,8 +41,39 @@ class MemoryProvider:
         self._snapshot = snapshot
         self._records: _Store = {}
         self._write_lock = asyncio.Lock()
-        if snapshot is not None and snapshot.exists():
-            self._records = _load(snapshot)
+        self._write_error: str | None = None  # why the last snapshot write failed
+        self._written = False  # a snapshot write succeeded (health tries one until then)
+        if snapshot is not None:
+            _remove_leftovers(snapshot)
+            if snapshot.exists():
+                self._records = _load(snapshot)
+
+    def carry_over(self, previous: MemoryProvider) -> str:
+        """Take the records of the provider this one replaces (a reload edited the account);
+        with a snapshot, write them to it at once. Says what happened, for the log.
+
+        The records held in memory are the live state: they win over what this provider
+        loaded from its snapshot file. An empty predecessor leaves the file's records.
+        """
+        held = sum(len(types) for types in previous._records.values())
+        if not held:
+            loaded = sum(len(types) for types in self._records.values())
+            return f"kept the {loaded} record set(s) loaded from its snapshot (none in memory)"
+        replaced = sum(len(types) for types in self._records.values())
+        self._records = {fqdn: dict(types) for fqdn, types in previous._records.items()}
+        if self._snapshot is None:
+            return f"carried {held} record set(s) over, in memory only"
+        try:
+            _atomic_write(self._snapshot, _encode(self._records))
+            self._written = True
+        except OSError as err:
+            self._write_error = str(err.strerror or err)
+            return (
+                f"carried {held} record set(s) over, but could not write them to "
+                f"{self._snapshot}: {self._write_error}"
+            )
+        instead = f", in place of the {replaced} the file held" if replaced else ""
+        return f"carried {held} record set(s) over and wrote them to {self._snapshot}{instead}"
 
     async def upsert(self, zone: ZonePolicy, record: RecordSet) -> UpsertResult:
         at_name = self._records.get(record.key.fqdn, {})
@@ -70,6 +105,18 @@ class MemoryProvider:
         return DeleteResult(removed=len(removed.values))
 
     async def health(self) -> Health:
+        if self._snapshot is not None and (self._write_error is not None or not self._written):
+            async with self._write_lock:  # try (again): a fixed disk makes it healthy
+                try:
+                    await self._write()
+                except OSError:
+                    return Health(
+                        healthy=False,
+                        message=(
+                            f"The memory provider cannot write its snapshot {self._snapshot} "
+                            f"({self._write_error}); changes are refused until it can."
+                        ),
+                    )
         return Health(healthy=True, message="in-memory provider")
 
     def status(self) -> dict[str, Any]:
@@ -105,9 +152,8 @@ class MemoryProvider:
         if self._snapshot is None:
             return
         async with self._write_lock:
-            payload = _encode(self._records)
             try:
-                await asyncio.to_thread(_atomic_write, self._snapshot, payload)
+                await self._write()
             except OSError as err:
                 if self._records.get(key.fqdn, {}).get(key.type) is record:
                     self._set(key, before)
@@ -115,6 +161,17 @@ class MemoryProvider:
                     f"The memory provider could not write its snapshot {self._snapshot}: "
                     f"{err.strerror or err}.",
                 ) from err
+
+    async def _write(self) -> None:
+        """Write the snapshot (the caller holds the write lock); remember whether it failed."""
+        assert self._snapshot is not None
+        try:
+            await asyncio.to_thread(_atomic_write, self._snapshot, _encode(self._records))
+        except OSError as err:
+            self._write_error = str(err.strerror or err)
+            raise
+        self._write_error = None
+        self._written = True
 
 
 def _cname_conflict(kind: str, at_name: dict[str, RecordSet]) -> str:
@@ -155,6 +212,24 @@ def _load(path: Path) -> _Store:
         ) from err
     log.info("memory provider loaded %d record sets from %s", len(rows), path)
     return store
+
+
+def _remove_leftovers(path: Path) -> None:
+    """Remove the temporary files of writes that never finished (the process was killed)."""
+    pattern = re.compile(re.escape(f".{path.name}.") + r"[a-z0-9_]{8}")  # mkstemp's names
+    try:
+        found = [p for p in path.parent.iterdir() if pattern.fullmatch(p.name) and p.is_file()]
+    except OSError:
+        return  # no directory yet: nothing left behind
+    for leftover in found:
+        leftover.unlink(missing_ok=True)
+    if found:
+        log.warning(
+            "memory provider removed %d unfinished snapshot write(s) next to %s: %s",
+            len(found),
+            path,
+            ", ".join(sorted(p.name for p in found)),
+        )
 
 
 def _atomic_write(path: Path, payload: bytes) -> None:

@@ -9,8 +9,11 @@ One place for the SDK's pitfalls:
 - **Retries.** The SDK retries 409, 429 and 5xx twice by default, sleeping in between; here
   ``max_retries=0``: a 429 blocks the account's budget and fails fast, anything else is
   answered at once and the operator's reconcile loop retries.
-- **Pagination.** The SDK's auto-pager asks for one page past the end every time; pages are
-  read here until one comes back short, so one page costs one call.
+- **Pagination.** The SDK's auto-pager asks for one page past the end every time; here the
+  ``result_info`` of each page says whether another follows (``total_pages``, else the echoed
+  ``per_page`` with ``total_count`` or ``count``), so one page costs one call. Cloudflare may cap
+  ``per_page`` below what was asked (zones: 50), so a page shorter than the request is not
+  proof of the last one. Without ``result_info``, pages are read until an empty one.
 
 Every call spends the account's budget, counts as a provider call in the request's log line,
 and has a timeout; every failure is classified into the sidecar's error tree in ``_classify``.
@@ -47,6 +50,7 @@ ZONES_PAGE = 50  # Cloudflare's largest page of zones
 AUTH_CODES = frozenset({6003, 6111, 9103, 9106, 9109, 10000, 10001})
 RECORD_CODES = frozenset({1004, 9000, 9004, 9005, 9006, 9007, 9021, 9101, 9207})
 CONFLICT_CODES = frozenset({81053, 81054, 81057, 81058})
+BATCH = "apply the DNS record batch"
 
 
 class CloudflareApi:
@@ -123,7 +127,6 @@ class CloudflareApi:
     async def list_zones(self, name: str | None = None) -> list[dict[str, Any]]:
         return await self._paged(
             "list zones",
-            ZONES_PAGE,
             lambda page, c: c.zones.with_raw_response.list(
                 name=name or cloudflare.omit, page=page, per_page=ZONES_PAGE
             ),
@@ -140,7 +143,6 @@ class CloudflareApi:
             filters["type"] = kind
         return await self._paged(
             "list DNS records",
-            self.list_page,
             lambda page, c: c.dns.records.with_raw_response.list(
                 zone_id=zone_id, page=page, per_page=self.list_page, **filters
             ),
@@ -149,16 +151,15 @@ class CloudflareApi:
     async def _paged(
         self,
         what: str,
-        per_page: int,
         fetch: Callable[[int, cloudflare.AsyncCloudflare], Awaitable[Any]],
     ) -> list[dict[str, Any]]:
-        """Pages until one comes back short: no call for the empty page past the end."""
+        """Every page, as ``result_info`` tells: no call for the empty page past the end."""
         found: list[dict[str, Any]] = []
         for page in itertools.count(1):
             body = await self._call(what, functools.partial(fetch, page))
             items = body.get("result") or []
             found += items
-            if len(items) < per_page:
+            if not _more_pages(body.get("result_info"), page, len(items), len(found)):
                 break
         return found
 
@@ -174,7 +175,7 @@ class CloudflareApi:
         # (unions of ~20 record TypedDicts) costs milliseconds per call, and we send plain JSON.
         body = {"deletes": deletes, "patches": patches, "posts": posts}
         await self._call(
-            "apply the DNS record batch",
+            BATCH,
             lambda c: c.dns.records.with_raw_response.batch(
                 zone_id=zone_id, extra_body={k: v for k, v in body.items() if v}
             ),
@@ -185,9 +186,20 @@ class CloudflareApi:
     def _classify(self, err: cloudflare.APIError, what: str) -> SidecarError:
         """Every SDK failure becomes one of the sidecar's errors, here and nowhere else."""
         where = f"Cloudflare account {self.account!r}"
-        if isinstance(err, cloudflare.APITimeoutError):
+        refused = _connect_failure(err)
+        if refused is not None:  # the SDK calls a failed connect a timeout, however quick
             return ProviderUnavailable(
-                f"{where} did not answer within {self.timeout:g} s when asked to {what}."
+                f"{where} could not be reached at {self._base_url} to {what}: {refused}."
+            )
+        if isinstance(err, cloudflare.APITimeoutError):
+            maybe = (
+                " The batch may still have been applied: a GET shows what is there now, and "
+                "the operator's retry of the upsert converges either way."
+                if what == BATCH
+                else ""
+            )
+            return ProviderUnavailable(
+                f"{where} did not answer within {self.timeout:g} s when asked to {what}.{maybe}"
             )
         if isinstance(err, cloudflare.APIConnectionError):
             return ProviderUnavailable(f"{where} could not be reached to {what}: {err}.")
@@ -231,6 +243,44 @@ def _make_client(auth: Auth, base_url: str, timeout: float) -> cloudflare.AsyncC
     client.api_email = auth.email
     client.user_service_key = None
     return client
+
+
+def _connect_failure(err: BaseException) -> str | None:
+    """What failed the connection, from the causes under the SDK's error (``None``: no
+    connection error below it, or a real timeout)."""
+    causes: list[BaseException] = []
+    seen: BaseException | None = err
+    while seen is not None and len(causes) < 16:  # a bound, should a chain ever loop
+        causes.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    if any(isinstance(cause, ConnectionRefusedError) for cause in causes):
+        return "connection refused"
+    for cause in reversed(causes):  # the root cause: name not known, network unreachable, ...
+        if isinstance(cause, OSError) and not isinstance(cause, TimeoutError) and cause.strerror:
+            return str(cause.strerror).lower()
+    return None
+
+
+def _more_pages(info: Any, page: int, count: int, seen: int) -> bool:
+    """Whether a page follows page ``page`` (``count`` items on it, ``seen`` so far)."""
+    if count == 0:
+        return False
+    if not isinstance(info, dict):
+        return True  # nothing says: read until an empty page
+    total_pages, total, per_page = (
+        _number(info.get(key)) for key in ("total_pages", "total_count", "per_page")
+    )
+    if total_pages is not None:
+        return page < total_pages
+    if total is not None:
+        return seen < total
+    if per_page is not None:  # the server's page size, whatever was asked for
+        return count >= per_page
+    return True
+
+
+def _number(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _errors_of(err: cloudflare.APIStatusError) -> tuple[set[int], str]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sidecar.clock import Clock
-from sidecar.errors import DomainNotAllowed, ProviderError
+from sidecar.errors import DomainNotAllowed, ProviderError, SidecarError
 from sidecar.providers.base import ZonePolicy
 from sidecar.providers.cloudflare.client import CloudflareApi
 from sidecar.records.names import is_within
@@ -61,9 +61,11 @@ class ZoneDirectory:
         try:
             zones = await self._api.list_zones(name)
         except ProviderError as err:
+            if not await self._token_verifies():
+                raise  # a wrong token or key: the hint below would send people astray
             raise ProviderError(
-                f"{err.message} A zone-scoped token cannot look zones up: set zoneId for "
-                f"{name} in the routing table.",
+                f"{err.message} The token verifies but cannot look zones up, as with a "
+                f"zone-scoped token: set zoneId for {name} in the routing table.",
                 details={"zone": name},
             ) from err
         for zone in zones:
@@ -74,6 +76,16 @@ class ZoneDirectory:
             "not read zones; set zoneId in the routing table for zone-scoped tokens).",
             details={"zone": name},
         )
+
+    async def _token_verifies(self) -> bool:
+        """Whether the account signs in with a token that Cloudflare calls active (one more
+        call, made only after a zone lookup failed)."""
+        if self._api.client().api_token is None:
+            return False
+        try:
+            return await self._api.verify_token() == "active"
+        except SidecarError:
+            return False
 
     async def _all(self) -> list[CloudflareZone]:
         fresh = self._clock.monotonic() - self._listed_at < LISTING_TTL

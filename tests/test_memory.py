@@ -1,0 +1,63 @@
+"""The memory provider on its own: what an edited account's provider takes from its predecessor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sidecar.providers.base import ZonePolicy
+from sidecar.providers.memory import MemoryProvider
+from sidecar.records import RecordKey, RecordSet
+
+ZONE = ZonePolicy(name="example.com")
+
+
+async def holding(*names: str, snapshot: Path | None = None) -> MemoryProvider:
+    provider = MemoryProvider(snapshot=snapshot)
+    for name in names:
+        key = RecordKey.parse("A", "example.com", name)
+        await provider.upsert(ZONE, RecordSet.build(key, ["192.0.2.1"], 300))
+    return provider
+
+
+async def test_records_in_memory_win_over_the_file(tmp_path: Path) -> None:
+    """The live records replace what the new provider loaded from its file, which is rewritten."""
+    snapshot = tmp_path / "records.json"
+    await holding("old1", "old2", snapshot=snapshot)
+    live = await holding("www")
+    successor = MemoryProvider(snapshot=snapshot)
+    said = successor.carry_over(live)
+    assert said == (
+        f"carried 1 record set(s) over and wrote them to {snapshot}, in place of the 2 the file "
+        "held"
+    )
+    assert successor.dump() == live.dump()
+    assert MemoryProvider(snapshot=snapshot).dump() == live.dump()
+
+
+async def test_an_empty_predecessor_leaves_the_files_records(tmp_path: Path) -> None:
+    """Nothing in memory: the records loaded from the file stay."""
+    snapshot = tmp_path / "records.json"
+    stored = await holding("www", snapshot=snapshot)
+    successor = MemoryProvider(snapshot=snapshot)
+    said = successor.carry_over(MemoryProvider())
+    assert said == "kept the 1 record set(s) loaded from its snapshot (none in memory)"
+    assert successor.dump() == stored.dump()
+
+
+async def test_carried_over_without_a_file_or_with_one_that_cannot_be_written(
+    tmp_path: Path,
+) -> None:
+    """Without a file the records are kept in memory; an unwritable file is said, and /health
+    then reports it."""
+    live = await holding("www")
+    plain = MemoryProvider()
+    assert plain.carry_over(live) == "carried 1 record set(s) over, in memory only"
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    stuck = MemoryProvider(snapshot=blocker / "records.json")
+    assert stuck.carry_over(live) == (
+        f"carried 1 record set(s) over, but could not write them to {blocker / 'records.json'}: "
+        "File exists"
+    )
+    assert stuck.dump() == live.dump()
+    assert (await stuck.health()).healthy is False
