@@ -42,6 +42,22 @@ class ServerSettings(_Group):
     health_cache_seconds: float = Field(5.0, ge=0, validation_alias=_env("HEALTH_CACHE_SECONDS"))
     provider_timeout: float = Field(10.0, gt=0, validation_alias=_env("PROVIDER_TIMEOUT"))
 
+    # connections on the protocol port (SPEC section 8)
+    read_timeout: float = Field(
+        5.0,
+        gt=0,
+        validation_alias=_env("READ_TIMEOUT"),
+        description="Seconds a connection has to send a request head, and again its body; a "
+        "slow head is closed, a slow body is answered 400 INVALID_REQUEST.",
+    )
+    max_connections: int | None = Field(
+        None,
+        ge=1,
+        validation_alias=_env("MAX_CONNECTIONS"),
+        description="Open connections allowed on the protocol port; by default the "
+        "file-descriptor limit (RLIMIT_NOFILE) less 1/8 of it, at least 64 less.",
+    )
+
 
 class AuthSettings(_Group):
     """HMAC verification; clients come from the routing table, or from these for one client."""
