@@ -22,7 +22,9 @@ log = logging.getLogger(__name__)
 
 
 def grace(shutdown_timeout: float) -> float:
-    """The time kept back from draining to cancel what is left and close (aiohttp needs > 0)."""
+    """A slice of the shutdown budget (aiohttp needs > 0). Four are kept back from draining: two
+    for aiohttp to cancel what is left, one to close the providers, one for the process to exit.
+    """
     return max(0.05, min(1.0, shutdown_timeout / 10))
 
 
@@ -63,7 +65,7 @@ async def serve(
             },
         )
         await stop.wait()
-        deadline = loop.time() + server.shutdown_timeout
+        deadline = loop.time() + server.shutdown_timeout - margin  # margin: the process exit
         in_flight = app[IN_FLIGHT]
         log.info(
             "shutting down: draining in-flight requests",

@@ -7,10 +7,14 @@ import contextlib
 import json
 import logging
 import resource
+import signal
 import socket
+import subprocess
 import time
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +27,7 @@ from sidecar.protocol.connections import default_limit
 from sidecar.server import serve
 from sidecar.settings import ServerSettings
 from tests.conftest import SECRET, eventually, make_settings
-from tests.service import free_port, running
+from tests.service import ROOT, Service, clean_env, command, free_port, running
 
 
 @dataclass
@@ -200,3 +204,72 @@ def test_a_signed_request_is_served_past_1100_slow_connections_at_1024_descripto
                 conn.close()
         assert (status_and_body(reply)[0], took < 6) == (404, True)
         assert service.log.stat().st_size - logged_before < 64 * 1024
+
+
+@contextlib.contextmanager
+def emulator_process(log: Path) -> Iterator[str]:
+    """The Cloudflare API emulator as a subprocess; its base URL."""
+    port = free_port()
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            command("cloudflare-emulator", "--port", str(port), "--token", "dev-token"),
+            env=clean_env(),
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=sink,
+        )
+    try:
+        poll(lambda: "Cloudflare API emulator on" in log.read_text())
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.kill()
+        process.wait()
+
+
+def poll(condition: Callable[[], bool], deadline: float = 20) -> None:
+    end = time.monotonic() + deadline
+    while not condition():
+        assert time.monotonic() < end, "condition not met in time"
+        time.sleep(0.02)
+
+
+def in_flight(service: Service) -> float:
+    with urllib.request.urlopen(service.management_url + "/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    return float(text.split("\ndns_sidecar_requests_in_flight ", 1)[1].split("\n", 1)[0])
+
+
+def test_shutdown_fits_the_timeout_with_a_hung_provider_call_and_a_slow_body(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM with a provider call hanging and a body trickling in: exit within the timeout."""
+    with emulator_process(tmp_path / "emulator.log") as emulator:
+        env = {
+            "CLOUDFLARE_API_TOKEN": "dev-token",
+            "CLOUDFLARE_BASE_URL": emulator + "/client/v4",
+            "HMAC_SECRET": SECRET.decode(),
+            "DNS_SIDECAR_SHUTDOWN_TIMEOUT": "2",
+            "DNS_SIDECAR_PROVIDER_TIMEOUT": "60",
+        }
+        with running(env=env) as service:
+            faults = urllib.request.Request(
+                emulator + "/__emulator/faults", data=b'{"latency": 60}', method="POST"
+            )
+            urllib.request.urlopen(faults, timeout=5).close()
+            with (
+                socket.create_connection(("127.0.0.1", service.port), timeout=10) as hung,
+                socket.create_connection(("127.0.0.1", service.port), timeout=10) as slow,
+            ):
+                hung.sendall(signed_get())
+                poll(lambda: in_flight(service) == 1.0)
+                slow.sendall(b"POST /records HTTP/1.1\r\nHost: x\r\nContent-Length: 99\r\n\r\n{")
+                poll(lambda: in_flight(service) == 2.0)
+                started = time.monotonic()
+                service.process.send_signal(signal.SIGTERM)
+                code = service.process.wait(timeout=30)
+                took = time.monotonic() - started
+                logged = service.logged()  # read before the directory is removed
+    assert (code, took < 2 + 0.75) == (0, True), took
+    errors = [line for line in logged.splitlines() if json.loads(line)["level"] == "error"]
+    assert errors == []
