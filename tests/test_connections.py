@@ -273,3 +273,50 @@ def test_shutdown_fits_the_timeout_with_a_hung_provider_call_and_a_slow_body(
     assert (code, took < 2 + 0.75) == (0, True), took
     errors = [line for line in logged.splitlines() if json.loads(line)["level"] == "error"]
     assert errors == []
+
+
+MALFORMED = {
+    "oversized header": (
+        b"X-Big: " + b"a" * 9000 + b"\r\n",
+        431,
+        "The request head has a line longer than 8190 bytes.",
+    ),
+    "too many headers": (
+        b"".join(b"X-H%d: 1\r\n" % n for n in range(200)),
+        431,
+        "The request head is too large: Too many headers received.",
+    ),
+    "CL and TE": (
+        b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+        400,
+        "The request is not valid HTTP: Transfer-Encoding can't be present with Content-Length.",
+    ),
+    "duplicate Content-Length": (
+        b"Content-Length: 5\r\nContent-Length: 5\r\n",
+        400,
+        "The request is not valid HTTP: Duplicate Content-Length.",
+    ),
+    "bad header byte": (
+        b"X-Bad: a\x01b\r\n",
+        400,
+        "The request is not valid HTTP: Invalid header value char.",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+async def test_parser_errors_are_json_logged_once_and_counted(
+    served: Serve, caplog: pytest.LogCaptureFixture, case: str
+) -> None:
+    """What the HTTP parser refuses is answered with the JSON error, one warning, a metric."""
+    headers, status, message = MALFORMED[case]
+    service = await served()
+    with caplog.at_level(logging.WARNING):
+        reply = await service.exchange(b"POST /records HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n")
+    error = {"code": "INVALID_REQUEST", "message": message, "details": {}}
+    assert status_and_body(reply) == (status, {"success": False, "error": error})
+    assert b"\r\nContent-Type: application/json" in reply
+    assert b"\r\nX-Request-Id: " in reply
+    logged = [(r.name, r.levelname, r.exc_info) for r in caplog.records]
+    assert logged == [("sidecar.protocol.connections", "WARNING", None)]
+    assert service.metric("dns_sidecar_http_parse_errors_total", status=str(status)) == 1.0

@@ -245,8 +245,12 @@ class GuardedHandler(web.RequestHandler):
 
 def parse_error(exc: HttpProcessingError) -> SidecarError:
     """What the caller is told about a request the HTTP parser rejected."""
-    reason = (exc.message or type(exc).__name__).strip().replace("\n", " ")[:200]
-    if isinstance(exc, LineTooLong) or "Too many headers" in reason:
+    if isinstance(exc, LineTooLong):
+        limit = exc.args[1] if len(exc.args) > 1 else "the allowed number of"
+        return HeadersTooLarge(f"The request head has a line longer than {limit} bytes.")
+    first = (exc.message or type(exc).__name__).strip().splitlines()[0]
+    reason = first.rstrip(" .:")[:200]
+    if "Too many headers" in reason:
         return HeadersTooLarge(f"The request head is too large: {reason}.")
     if isinstance(exc, DecompressSizeError):
         return PayloadTooLarge(f"The request body is too large: {reason}.")
