@@ -11,7 +11,7 @@ import enum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Port = Annotated[int, Field(ge=0, le=65535)]
@@ -142,3 +142,56 @@ class Settings(BaseModel):
 
 def _set(overrides: dict[str, Any] | None) -> dict[str, Any]:
     return {key: value for key, value in (overrides or {}).items() if value is not None}
+
+
+# --- saying what is wrong with a setting (for the command line) ------------------------------
+
+
+def describe_settings_error(err: ValidationError, flags: dict[str, str] | None = None) -> list[str]:
+    """One line per invalid setting: its names, the value given, and what is allowed."""
+    groups: dict[str, type[_Group]] = {
+        group.__name__: group
+        for group in (
+            ServerSettings,
+            AuthSettings,
+            LogSettings,
+            TableSettings,
+            KubernetesSettings,
+            CloudflareSeedSettings,
+        )
+    }
+    group = groups.get(err.title)
+    lines = []
+    for error in err.errors():
+        key = str(error["loc"][0]) if error["loc"] else ""
+        name, field = _field(group, key)
+        names = _names(name, field) + ([flags[name]] if flags and name in flags else [])
+        where = f" ({', '.join(names)})" if names else ""
+        lines.append(f"invalid setting {name}{where}: {error['input']!r}: {_allowed(error, field)}")
+    return lines
+
+
+def _field(group: type[_Group] | None, key: str) -> tuple[str, Any]:
+    for name, field in (group.model_fields if group else {}).items():
+        alias = field.validation_alias
+        if name == key or (isinstance(alias, AliasChoices) and key in alias.choices):
+            return name, field
+    return key, None
+
+
+def _names(name: str, field: Any) -> list[str]:
+    alias = getattr(field, "validation_alias", None)
+    return [str(choice) for choice in alias.choices] if isinstance(alias, AliasChoices) else []
+
+
+def _allowed(error: Any, field: Any) -> str:
+    metadata = getattr(field, "metadata", [])
+    low = next((m.ge for m in metadata if hasattr(m, "ge")), None)
+    high = next((m.le for m in metadata if hasattr(m, "le")), None)
+    if low is not None and high is not None:
+        whole = "a whole number " if getattr(field, "annotation", None) is int else ""
+        return f"must be {whole}between {low} and {high}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if message.startswith("Input should be "):
+        return "must be " + message.removeprefix("Input should be ")
+    return message
