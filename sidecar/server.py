@@ -75,7 +75,7 @@ async def serve(
         await listener.stop()
         guard.close_waiting()
         drain = deadline - loop.time() - 3 * margin
-        if not await in_flight.wait_idle(max(0.0, drain)):
+        if in_flight.count and not await in_flight.wait_idle(max(0.0, drain)):
             log.warning("shutdown timeout: %d request(s) cut off", in_flight.count)
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):

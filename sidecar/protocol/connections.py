@@ -14,7 +14,10 @@ The protocol port is open to whoever can reach it, so each connection is held on
   bytes) is answered with the protocol's JSON error, logged as one warning line and counted.
 
 :class:`Listener` owns the listening socket and its accept loop; :class:`GuardedHandler` is
-aiohttp's per-connection protocol with these terms added.
+aiohttp's per-connection protocol with these terms added. aiohttp has no hook for either, so the
+handler reads three of ``RequestHandler``'s attributes (``_request_count``, ``_messages``,
+``_lingering_time``); aiohttp is pinned in ``constraints.txt`` and ``tests/test_connections.py``
+exercises each.
 """
 
 from __future__ import annotations
