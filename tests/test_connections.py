@@ -320,3 +320,50 @@ async def test_parser_errors_are_json_logged_once_and_counted(
     logged = [(r.name, r.levelname, r.exc_info) for r in caplog.records]
     assert logged == [("sidecar.protocol.connections", "WARNING", None)]
     assert service.metric("dns_sidecar_http_parse_errors_total", status=str(status)) == 1.0
+
+
+async def test_a_trickling_head_does_not_extend_its_deadline(served: Serve) -> None:
+    """A head sent a byte at a time is closed at the read timeout, however steady the bytes."""
+    service = await served(read_timeout=0.3)
+    reader, writer = await asyncio.open_connection("127.0.0.1", service.port)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with contextlib.suppress(ConnectionError):
+        for byte in b"GET /records/A/example.com/www HTTP/1.1\r\nHost: x\r\n" * 10:
+            writer.write(bytes([byte]))
+            await writer.drain()
+            if reader.at_eof() or writer.is_closing():
+                break
+            await asyncio.sleep(0.02)  # the pace of a slow client, not a synchronisation
+    assert await asyncio.wait_for(reader.read(), 10) == b""
+    assert loop.time() - started < 3
+    writer.close()
+
+
+@pytest.mark.usefixtures("many_descriptors")
+def test_running_out_of_descriptors_logs_one_warning() -> None:
+    """With the cap set above the descriptor limit, EMFILE is one warning, not a flood."""
+    slow: list[socket.socket] = []
+    env = {"HMAC_SECRET": SECRET.decode(), "DNS_SIDECAR_MAX_CONNECTIONS": "5000"}
+    with running(env=env, fd_limit=256) as service:
+        logged_before = service.log.stat().st_size
+        try:
+            slow.extend(
+                socket.create_connection(("127.0.0.1", service.port), timeout=5)
+                for _ in range(400)  # those past the limit wait in the backlog
+            )
+            poll(lambda: "cannot accept a connection" in service.logged())
+            logged = service.logged()
+        finally:
+            for conn in slow:
+                conn.close()
+    lines = [json.loads(line) for line in logged.splitlines()]
+    warned = [line["message"] for line in lines if "cannot accept" in line["message"]]
+    assert warned == [
+        (
+            "cannot accept a connection: Too many open files; retrying (lower "
+            "DNS_SIDECAR_MAX_CONNECTIONS or raise the file-descriptor limit) (0 more time(s) "
+            "since the last warning)"
+        )
+    ]
+    assert len(logged.encode()) - logged_before < 64 * 1024
