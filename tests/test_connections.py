@@ -23,7 +23,7 @@ from aiohttp import web
 from sidecar.app import MANAGEMENT_API, METRICS, create_app
 from sidecar.auth import hmac
 from sidecar.auth.hmac import Algorithm
-from sidecar.protocol.connections import default_limit
+from sidecar.protocol.connections import RateLimitedWarning, default_limit
 from sidecar.server import serve
 from sidecar.settings import ServerSettings
 from tests.conftest import SECRET, eventually, make_settings
@@ -91,6 +91,20 @@ def status_and_body(reply: bytes) -> tuple[int, Any]:
 def test_default_limit_stays_below_the_descriptor_limit() -> None:
     """The derived cap leaves room for the process's own descriptors, and never drops below 16."""
     assert [default_limit(n) for n in (1024, 20_000, 64)] == [896, 17_500, 16]
+
+
+def test_a_repeated_warning_is_logged_once_a_minute(caplog: pytest.LogCaptureFixture) -> None:
+    """Within a minute the condition is only counted; the next warning says how often it was."""
+    now = [100.0]
+    warn = RateLimitedWarning("limit of %d reached", clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, "sidecar.protocol.connections"):
+        for at in (100.0, 101.0, 159.0, 160.0):
+            now[0] = at
+            warn(5)
+    assert [r.getMessage() for r in caplog.records] == [
+        "limit of 5 reached",
+        "limit of 5 reached (2 more since the last warning)",
+    ]
 
 
 async def test_slow_head_is_closed_after_the_read_timeout(served: Serve) -> None:
@@ -362,8 +376,7 @@ def test_running_out_of_descriptors_logs_one_warning() -> None:
     assert warned == [
         (
             "cannot accept a connection: Too many open files; retrying (lower "
-            "DNS_SIDECAR_MAX_CONNECTIONS or raise the file-descriptor limit) (0 more time(s) "
-            "since the last warning)"
+            "DNS_SIDECAR_MAX_CONNECTIONS or raise the file-descriptor limit)"
         )
     ]
     assert len(logged.encode()) - logged_before < 64 * 1024

@@ -25,8 +25,10 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import math
 import resource
 import socket
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -58,20 +60,24 @@ def default_limit(soft_fd_limit: int | None = None) -> int:
 class RateLimitedWarning:
     """Log a condition at most once per ``every`` seconds, with how often it happened since."""
 
-    def __init__(self, message: str, every: float = WARN_EVERY) -> None:
+    def __init__(
+        self, message: str, every: float = WARN_EVERY, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.message = message
         self.every = every
-        self._next = 0.0
+        self.clock = clock
+        self._next = -math.inf
         self._suppressed = 0
 
     def __call__(self, *args: object) -> None:
-        now = asyncio.get_running_loop().time()
+        now = self.clock()
         if now < self._next:
             self._suppressed += 1
             return
-        log.warning(
-            self.message + " (%d more time(s) since the last warning)", *args, self._suppressed
-        )
+        if self._suppressed:
+            log.warning(self.message + " (%d more since the last warning)", *args, self._suppressed)
+        else:
+            log.warning(self.message, *args)
         self._next = now + self.every
         self._suppressed = 0
 
