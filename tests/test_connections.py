@@ -284,7 +284,7 @@ def test_shutdown_fits_the_timeout_with_a_hung_provider_call_and_a_slow_body(
                 code = service.process.wait(timeout=30)
                 took = time.monotonic() - started
                 logged = service.logged()  # read before the directory is removed
-    assert (code, took < 2 + 0.75) == (0, True), took
+    assert (code, took < 2 + 1) == (0, True), took  # 1 s for a loaded machine
     errors = [line for line in logged.splitlines() if json.loads(line)["level"] == "error"]
     assert errors == []
 
