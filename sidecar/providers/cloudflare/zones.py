@@ -93,10 +93,13 @@ class ZoneDirectory:
         fresh = self._clock.monotonic() - self._listed_at < LISTING_TTL
         if self._listing is None or (self._listing.done() and not fresh):
             self._listing = asyncio.ensure_future(self._list_all())
+        listing = self._listing
         try:
-            zones = await asyncio.shield(self._listing)
+            zones = await asyncio.shield(listing)
         except BaseException:
-            self._listing = None
+            if listing.done() and self._listing is listing:
+                self._listing = None  # failed: the next caller lists again
+            # a caller cancelled leaves the listing running and owned, for aclose() to cancel
             raise
         return zones
 
