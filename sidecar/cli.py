@@ -11,6 +11,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
@@ -21,25 +22,45 @@ from sidecar.config import loader
 from sidecar.errors import ConfigError
 from sidecar.observability.logging import configure
 from sidecar.server import serve
-from sidecar.settings import Settings
+from sidecar.settings import Settings, describe_settings_error
 
 log = logging.getLogger("sidecar")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+DEFAULT_URL = "http://127.0.0.1:7100"  # the request command's --url
+SERVE_FLAGS = {  # setting -> the serve flag that sets it
+    "config": "--config",
+    "host": "--host",
+    "port": "--port",
+    "management_host": "--management-host",
+    "management_port": "--management-port",
+    "allow_unauthenticated": "--allow-unauthenticated",
+    "format": "--log-format",
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser, commands = _parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said with the command's own usage, not the top level's
+        commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     command = {
         "serve": _serve,
         "check": _check,
         "request": _request,
         "cloudflare-emulator": _emulator,
     }[args.command]
-    return command(args)
+    try:
+        return command(args)
+    except BrokenPipeError:
+        # the reader went away (`| head`): say so once, and keep Python from failing again
+        # when it flushes stdout at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print("dns-sidecar: output closed early (broken pipe)", file=sys.stderr)  # noqa: T201
+        return EXIT_FAILED
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(
         prog="dns-sidecar",
         description="DNS provider backend for the Kubernetes DNS operator's webhook protocol.",
@@ -59,16 +80,24 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="accept unsigned requests on a non-loopback address (not for production)",
     )
-    run.add_argument("--log-format", choices=["auto", "json", "console"])
+    run.add_argument(
+        "--log-format",
+        choices=["auto", "json", "console"],
+        help="auto: JSON unless stderr is a terminal (default auto; env DNS_SIDECAR_LOG_FORMAT)",
+    )
 
     check = commands.add_parser("check", help="validate a routing table; exit 1 on problems")
-    check.add_argument("path", type=Path)
+    check.add_argument("path", type=Path, metavar="PATH", help="the routing table YAML file")
 
     request = commands.add_parser("request", help="send one signed request and print the reply")
     request.add_argument("method", help="GET, POST or DELETE")
-    request.add_argument("path", help="for example /records/A/example.com/www")
+    request.add_argument("path", help="starting with /, for example /records/A/example.com/www")
     request.add_argument("--data", help="JSON body (POST /records)")
-    request.add_argument("--url", default="http://127.0.0.1:7100", help="the sidecar's base URL")
+    request.add_argument(
+        "--url",
+        default=DEFAULT_URL,
+        help=f"the sidecar's base URL, with http:// or https:// (default {DEFAULT_URL})",
+    )
     request.add_argument(
         "--secret", help="HMAC secret (default: env HMAC_SECRET or DNS_SIDECAR_HMAC_SECRET)"
     )
@@ -79,15 +108,28 @@ def _parser() -> argparse.ArgumentParser:
     emulator = commands.add_parser(
         "cloudflare-emulator", help="run the stateful Cloudflare API emulator (development)"
     )
-    emulator.add_argument("--host", default="127.0.0.1")
-    emulator.add_argument("--port", type=int, default=8787)
+    emulator.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    emulator.add_argument("--port", type=int, default=8787, help="listen port (default 8787)")
     emulator.add_argument(
-        "--zone", action="append", default=[], help="a zone to create (repeat; default example.com)"
+        "--zone",
+        action="append",
+        default=[],
+        help="a zone to create, stored in IDNA form (repeat; default example.com)",
     )
-    emulator.add_argument("--token", action="append", default=[], help="an accepted API token")
+    emulator.add_argument(
+        "--token",
+        action="append",
+        default=[],
+        help="an accepted API token (repeat; default emulator-token)",
+    )
     emulator.add_argument("--api-key", help="an accepted global API key (with --email)")
     emulator.add_argument("--email", help="the email that goes with --api-key")
-    return parser
+    return parser, {
+        "serve": run,
+        "check": check,
+        "request": request,
+        "cloudflare-emulator": emulator,
+    }
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -104,7 +146,8 @@ def _serve(args: argparse.Namespace) -> int:
             log={"format": args.log_format},
         )
     except ValidationError as err:
-        print(f"dns-sidecar: invalid setting: {err}", file=sys.stderr)  # noqa: T201
+        for line in describe_settings_error(err, SERVE_FLAGS):
+            print(f"dns-sidecar: {line}", file=sys.stderr)  # noqa: T201
         return EXIT_USAGE
     configure(settings.log)
     try:
@@ -151,6 +194,19 @@ def _request(args: argparse.Namespace) -> int:
         )
     except ValueError as err:
         print(f"dns-sidecar: {err}", file=sys.stderr)  # noqa: T201
+        return EXIT_USAGE
+    if not args.path.startswith("/"):
+        print(  # noqa: T201
+            f"dns-sidecar: the path must start with '/', for example /{args.path}", file=sys.stderr
+        )
+        return EXIT_USAGE
+    url = urlsplit(args.url)
+    if url.scheme not in ("http", "https") or not url.netloc:
+        print(  # noqa: T201
+            f"dns-sidecar: --url {args.url!r} is not an http:// or https:// URL "
+            f"(for example {DEFAULT_URL})",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     data = args.data.encode() if args.data else b""
     try:

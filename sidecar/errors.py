@@ -8,6 +8,7 @@ bodies themselves::
     SidecarError                      (500 INTERNAL_ERROR)
     ├── ClientError                   the caller's fault, 4xx
     │   ├── InvalidRequest            400 INVALID_REQUEST
+    │   │   └── HeadersTooLarge       431 INVALID_REQUEST (the HTTP parser refused the head)
     │   ├── InvalidRecord             400 INVALID_RECORD
     │   ├── AuthFailed                401 AUTH_FAILED
     │   ├── DomainNotAllowed          403 DOMAIN_NOT_ALLOWED
@@ -57,6 +58,12 @@ class ClientError(SidecarError):
 class InvalidRequest(ClientError):
     status = 400
     code = "INVALID_REQUEST"
+
+
+class HeadersTooLarge(InvalidRequest):
+    """The request head is over the parser's limits; the protocol code stays INVALID_REQUEST."""
+
+    status = 431
 
 
 class InvalidRecord(ClientError):

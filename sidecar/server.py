@@ -1,8 +1,9 @@
 """Running the two servers until SIGTERM, then draining in-flight requests and exiting 0.
 
-Shutdown order: ``/readyz`` turns 503, the protocol port stops accepting connections, requests
-in progress finish (their connections stay open, so a body still arriving is read), for at most
-``shutdown_timeout`` seconds; then everything closes.
+Shutdown fits in ``shutdown_timeout`` seconds in total: ``/readyz`` turns 503, the protocol port
+stops accepting connections and closes the idle ones, requests in progress finish (their
+connections stay open, so a body still arriving is read) until shortly before the deadline;
+then what is left is cancelled and everything closes, within what remains.
 """
 
 from __future__ import annotations
@@ -13,10 +14,18 @@ import signal
 
 from aiohttp import web
 
-from sidecar.app import IN_FLIGHT, MANAGEMENT, MANAGEMENT_API
+from sidecar.app import IN_FLIGHT, MANAGEMENT, MANAGEMENT_API, METRICS
+from sidecar.protocol.connections import Guard, Listener, default_limit
 from sidecar.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+def grace(shutdown_timeout: float) -> float:
+    """A slice of the shutdown budget (aiohttp needs > 0). Four are kept back from draining: two
+    for aiohttp to cancel what is left, one to close the providers, one for the process to exit.
+    """
+    return max(0.05, min(1.0, shutdown_timeout / 10))
 
 
 async def serve(
@@ -28,16 +37,21 @@ async def serve(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     server = settings.server
-    protocol = web.AppRunner(
-        app, access_log=None, shutdown_timeout=server.shutdown_timeout, handle_signals=False
-    )
+    margin = grace(server.shutdown_timeout)
+    # the runner waits up to ``margin`` for a handler, then as long again once it is cancelled
+    protocol = web.AppRunner(app, access_log=None, shutdown_timeout=margin, handle_signals=False)
     management = web.AppRunner(app[MANAGEMENT], access_log=None, handle_signals=False)
     await protocol.setup()
     await management.setup()
+    assert protocol.server is not None  # set by setup()
+    guard = Guard(server.max_connections or default_limit(), server.read_timeout, app[METRICS])
+    listener = Listener(
+        protocol.server, guard, loop=loop, access_log=None, lingering_time=server.read_timeout
+    )
+    deadline: float | None = None  # set at the stop signal
     try:
         await web.TCPSite(management, server.management_host, server.management_port).start()
-        site = web.TCPSite(protocol, server.host, server.port)
-        await site.start()
+        await listener.start(server.host, server.port)
         app[MANAGEMENT_API].ready = True
         log.info(
             "dns-sidecar serving",
@@ -46,22 +60,31 @@ async def serve(
                     "protocol": f"{server.host}:{server.port}",
                     "management": f"{server.management_host}:{server.management_port}",
                     "config": app[MANAGEMENT_API].live.current.source,
+                    "max_connections": guard.limit,
                 }
             },
         )
         await stop.wait()
+        deadline = loop.time() + server.shutdown_timeout - margin  # margin: the process exit
         in_flight = app[IN_FLIGHT]
         log.info(
             "shutting down: draining in-flight requests",
             extra={"fields": {"in_flight": in_flight.count}},
         )
         app[MANAGEMENT_API].ready = False
-        await site.stop()
-        if not await in_flight.wait_idle(server.shutdown_timeout):
+        await listener.stop()
+        guard.close_waiting()
+        drain = deadline - loop.time() - 3 * margin
+        if in_flight.count and not await in_flight.wait_idle(max(0.0, drain)):
             log.warning("shutdown timeout: %d request(s) cut off", in_flight.count)
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
-        await protocol.cleanup()
+        await listener.stop()
+        try:
+            async with asyncio.timeout_at(deadline):
+                await protocol.cleanup()
+        except TimeoutError:
+            log.warning("shutdown timeout: closing the providers was cut off")
         await management.cleanup()
     log.info("stopped")

@@ -11,7 +11,7 @@ import enum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Port = Annotated[int, Field(ge=0, le=65535)]
@@ -41,6 +41,22 @@ class ServerSettings(_Group):
     shutdown_timeout: float = Field(25.0, ge=0, validation_alias=_env("SHUTDOWN_TIMEOUT"))
     health_cache_seconds: float = Field(5.0, ge=0, validation_alias=_env("HEALTH_CACHE_SECONDS"))
     provider_timeout: float = Field(10.0, gt=0, validation_alias=_env("PROVIDER_TIMEOUT"))
+
+    # connections on the protocol port (SPEC section 8)
+    read_timeout: float = Field(
+        5.0,
+        gt=0,
+        validation_alias=_env("READ_TIMEOUT"),
+        description="Seconds a connection has to send a request head, and again its body; a "
+        "slow head is closed, a slow body is answered 400 INVALID_REQUEST.",
+    )
+    max_connections: int | None = Field(
+        None,
+        ge=1,
+        validation_alias=_env("MAX_CONNECTIONS"),
+        description="Open connections allowed on the protocol port; by default the "
+        "file-descriptor limit (RLIMIT_NOFILE) less 1/8 of it, at least 64 less.",
+    )
 
 
 class AuthSettings(_Group):
@@ -177,3 +193,56 @@ class Settings(BaseModel):
 
 def _set(overrides: dict[str, Any] | None) -> dict[str, Any]:
     return {key: value for key, value in (overrides or {}).items() if value is not None}
+
+
+# --- saying what is wrong with a setting (for the command line) ------------------------------
+
+
+def describe_settings_error(err: ValidationError, flags: dict[str, str] | None = None) -> list[str]:
+    """One line per invalid setting: its names, the value given, and what is allowed."""
+    groups: dict[str, type[_Group]] = {
+        group.__name__: group
+        for group in (
+            ServerSettings,
+            AuthSettings,
+            LogSettings,
+            TableSettings,
+            KubernetesSettings,
+            CloudflareSeedSettings,
+        )
+    }
+    group = groups.get(err.title)
+    lines = []
+    for error in err.errors():
+        key = str(error["loc"][0]) if error["loc"] else ""
+        name, field = _field(group, key)
+        names = _names(name, field) + ([flags[name]] if flags and name in flags else [])
+        where = f" ({', '.join(names)})" if names else ""
+        lines.append(f"invalid setting {name}{where}: {error['input']!r}: {_allowed(error, field)}")
+    return lines
+
+
+def _field(group: type[_Group] | None, key: str) -> tuple[str, Any]:
+    for name, field in (group.model_fields if group else {}).items():
+        alias = field.validation_alias
+        if name == key or (isinstance(alias, AliasChoices) and key in alias.choices):
+            return name, field
+    return key, None
+
+
+def _names(name: str, field: Any) -> list[str]:
+    alias = getattr(field, "validation_alias", None)
+    return [str(choice) for choice in alias.choices] if isinstance(alias, AliasChoices) else []
+
+
+def _allowed(error: Any, field: Any) -> str:
+    metadata = getattr(field, "metadata", [])
+    low = next((m.ge for m in metadata if hasattr(m, "ge")), None)
+    high = next((m.le for m in metadata if hasattr(m, "le")), None)
+    if low is not None and high is not None:
+        whole = "a whole number " if getattr(field, "annotation", None) is int else ""
+        return f"must be {whole}between {low} and {high}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if message.startswith("Input should be "):
+        return "must be " + message.removeprefix("Input should be ")
+    return message

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -83,9 +85,19 @@ def wait_ready(service: Service, deadline: float = 20.0) -> None:
     raise TimeoutError("dns-sidecar did not become ready")
 
 
+def _limit_descriptors(limit: int) -> None:
+    resource.setrlimit(
+        resource.RLIMIT_NOFILE, (limit, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
+    )
+
+
 @contextlib.contextmanager
-def running(args: Sequence[str] = (), env: dict[str, str] | None = None) -> Iterator[Service]:
+def running(
+    args: Sequence[str] = (), env: dict[str, str] | None = None, *, fd_limit: int | None = None
+) -> Iterator[Service]:
+    """``dns-sidecar serve`` on free ports; ``fd_limit`` lowers its file-descriptor limit."""
     port, management = free_port(), free_port()
+    limit = None if fd_limit is None else functools.partial(_limit_descriptors, fd_limit)
     with tempfile.TemporaryDirectory(prefix="dns-sidecar-") as tmp:
         log = Path(tmp) / "stderr.log"
         with log.open("w") as sink:
@@ -97,6 +109,7 @@ def running(args: Sequence[str] = (), env: dict[str, str] | None = None) -> Iter
                 stdout=sink,
                 stderr=sink,
                 text=True,
+                preexec_fn=limit,  # noqa: PLW1509 - only setrlimit, before exec, in the child
             )
         service = Service(process, port, management, log)
         try:

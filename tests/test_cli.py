@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from sidecar.cli import main
 from tests.service import ROOT, clean_env, command, free_port, running
 
 RECORD = json.dumps(
@@ -291,3 +293,88 @@ def test_emulator_command_and_seed_compatible_mode(tmp_path: Path) -> None:
     finally:
         emulator.send_signal(signal.SIGTERM)
         assert emulator.wait(timeout=20) == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (
+            ["request", "GET", "records/A/example.com/www"],
+            "dns-sidecar: the path must start with '/', for example /records/A/example.com/www\n",
+        ),
+        (
+            ["request", "GET", "/health", "--url", "127.0.0.1:7100"],
+            (
+                "dns-sidecar: --url '127.0.0.1:7100' is not an http:// or https:// URL "
+                "(for example http://127.0.0.1:7100)\n"
+            ),
+        ),
+        (
+            ["serve", "--port", "99999"],
+            (
+                "dns-sidecar: invalid setting port (DNS_SIDECAR_PORT, PORT, --port): 99999: "
+                "must be a whole number between 0 and 65535\n"
+            ),
+        ),
+    ],
+)
+def test_first_use_mistakes_get_one_line(
+    args: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A path without '/', a URL without a scheme, a port out of range: one line, exit 2."""
+    assert main(args) == 2
+    assert capsys.readouterr() == ("", said)
+
+
+def test_unknown_option_shows_the_commands_usage(capsys: pytest.CaptureFixture[str]) -> None:
+    """`serve --bogus` is answered with serve's usage, not the top level's."""
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--bogus"])
+    err = capsys.readouterr().err
+    assert (exited.value.code, err.splitlines()[0], err.splitlines()[-1]) == (
+        2,
+        "usage: dns-sidecar serve [-h] [--config CONFIG] [--host HOST] [--port PORT]",
+        "dns-sidecar serve: error: unrecognized arguments: --bogus",
+    )
+
+
+@pytest.mark.parametrize(
+    ("command_name", "documented"),
+    [
+        ("check", ["PATH        the routing table YAML file"]),
+        ("request", ["with http:// or https:// (default", "http://127.0.0.1:7100)"]),
+        ("cloudflare-emulator", ["listen address (default 127.0.0.1)", "(default 8787)"]),
+    ],
+)
+def test_help_documents_arguments_and_defaults(
+    command_name: str, documented: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every argument's help says what it is and its default."""
+    with pytest.raises(SystemExit):
+        main([command_name, "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert [text for text in documented if " ".join(text.split()) not in shown] == []
+
+
+def test_request_into_a_closed_pipe_says_so_in_one_line() -> None:
+    """`dns-sidecar request ... | head` with the reader gone: one line on stderr, no traceback."""
+    with running() as service:
+        reader, writer = os.pipe()
+        os.close(reader)
+        try:
+            result = subprocess.run(
+                command("request", "GET", "/health", "--url", service.url),
+                env=clean_env(),
+                cwd=ROOT,
+                stdout=writer,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+        finally:
+            os.close(writer)
+    assert (result.returncode, result.stderr) == (
+        1,
+        "dns-sidecar: output closed early (broken pipe)\n",
+    )

@@ -100,23 +100,23 @@ zones:
         "defaults.ttl (line 2): Input should be greater than or equal to 1",
         "defaults.ownership (line 2): Input should be 'strict', 'adopt' or 'off'",
         "clients[0] (line 4): give either dnsClass or algorithm + secrets, not both",
+        (
+            "clients[1].zones[0] (line 5): client 'd' may change 'elsewhere.net', but no zone "
+            "routes it"
+        ),
         "accounts[0] (line 7): email goes with apiKey, not with apiToken",
         "accounts[1] (line 8): a Cloudflare account needs exactly one of apiToken or apiKey",
         "accounts[2].apiToken (line 9): unknown key",
         "zones[0].zoneId (line 11): String should match pattern '^[0-9a-f]{32}$'",
+        "zones[1].name (line 12): duplicate name 'example.com' (first at zones[0])",
         (
             "zones[2].name (line 13): zone name 'bad name' has a label 'bad name' with "
             "characters a DNS name cannot hold (letters, digits, '-' and '_' only; no leading "
             "or trailing '-')."
         ),
-        "zones[1].name (line 12): duplicate name 'example.com' (first at zones[0])",
         (
             "zones[2].account (line 13): zone 'bad name' names account 'gone', which is not "
             "defined (accounts: cf, cf2, m)"
-        ),
-        (
-            "clients[1].zones[0] (line 5): client 'd' may change 'elsewhere.net', but no zone "
-            "routes it"
         ),
     ]
 
@@ -162,3 +162,29 @@ def test_root_zone_catches_everything_else() -> None:
     table = build(spec, make_settings(), source="t").table
     assert table.resolve("anything.test").account.name == "m"
     assert table.resolve("www.example.com").account.name == "n"
+
+
+def test_problems_for_a_first_user() -> None:
+    """A misspelt key gets the nearest one, a bare number or boolean name gets "quote it"."""
+    assert problems(
+        "version: 1\n"
+        "accounts: [{name: m, provider: memory}]\n"
+        "zone: []\n"
+        "zones:\n"
+        "  - {name: 123, account: m}\n"
+        "  - {name: off, account: m}\n"
+    ) == [
+        "zone (line 3): unknown key (did you mean 'zones'?)",
+        "zones[0].name (line 5): YAML reads 123 as a number, not a name: quote it ('123')",
+        (
+            "zones[1].name (line 6): YAML reads an unquoted yes/no/on/off/true/false as a "
+            "boolean, not a name: quote it"
+        ),
+    ]
+
+
+def test_yaml_syntax_errors_name_the_file() -> None:
+    """The parser's position names the file, not "<unicode string>"."""
+    (problem,) = problems("version: 1\naccounts: [\n")
+    assert 'in "t.yaml", line 3, column 1' in problem
+    assert "<unicode string>" not in problem

@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from sidecar.emulator.state import State
 from tests.conftest import RunningEmulator
 
 ZONE = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -276,3 +277,8 @@ async def test_faults_and_stats(session: aiohttp.ClientSession, cf: RunningEmula
     async with session.get(cf.root + "/__emulator/stats") as reply:
         stats = await reply.json()
     assert stats == {"requests": {"GET /zones": 3}, "total": 3, "writes": 0}
+
+
+def test_a_unicode_zone_is_stored_in_idna_form() -> None:
+    """`--zone bücher.example` becomes xn--bcher-kva.example, as Cloudflare stores it."""
+    assert State().add_zone("Bücher.Example.").name == "xn--bcher-kva.example"

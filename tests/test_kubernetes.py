@@ -4,6 +4,7 @@ API server on loopback (list, watch, 410 after compaction, bookmarks, dropped co
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,8 @@ import pytest
 
 from sidecar.app import LIVE, METRICS, STORE
 from sidecar.auth.hmac import Algorithm
-from sidecar.credentials.watch import ObjectWatch
+from sidecar.credentials.kubernetes import KubernetesObjects
+from sidecar.credentials.watch import ObjectWatch, WatchSettings
 from tests.conftest import (
     RunningEmulator,
     RunningKube,
@@ -421,3 +423,22 @@ async def test_secret_with_a_trailing_newline_verifies_as_the_operator_signs(
     as_operator = await sidecar.caller.call("GET", "/health", secret=b"cf-secret\n")
     stripped = await sidecar.caller.call("GET", "/health", secret=b"cf-secret")
     assert (as_operator.status, stripped.status) == (200, 200)
+
+
+async def test_a_watch_the_server_ends_cleanly_is_reopened_with_backoff(kube: RunningKube) -> None:
+    """A server that ends every watch at once is not hammered: each reopening waits longer."""
+    kube.fake.set_secret(NS, "hmac", {"current": "one"})
+    settings = WatchSettings(watch_seconds=0, backoff_initial=0.2, backoff_max=30)  # ends at once
+    objects = KubernetesObjects(kubeconfig=kube.kubeconfig, namespace=NS, settings=settings)
+    await objects.start()
+    loop = asyncio.get_running_loop()
+    try:
+        started = loop.time()
+        watch = objects.secret(NS, "hmac")
+        assert watch is not None
+        await eventually(lambda: kube.fake.watches >= 3)
+        took = loop.time() - started
+    finally:
+        await objects.stop()
+    # two waits before the third watch: 0.2 s and 0.4 s, each with jitter of at most -20 %
+    assert (kube.fake.watches, took >= 0.48) == (3, True)

@@ -273,3 +273,30 @@ async def test_edited_memory_account_carries_its_records_over(
     restarted = await start(start_sidecar, configmap)
     again = await restarted.caller.call("GET", "/records/TXT/example.com/@")
     assert again.body["record"]["values"] == ["hello"]
+
+
+async def test_a_file_changing_beside_the_table_causes_no_reload_and_no_log(
+    start_sidecar: StartSidecar, configmap: ConfigMapDir, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A log file written every 10 ms in the table's directory: no reload, no line logged."""
+    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="watchfiles")
+    configmap.publish(table(("example.com", "a")))
+    sidecar = await start(start_sidecar, configmap)
+    reloader = sidecar.app[RELOADER]
+    reloads: list[bool] = []
+    reload_once = reloader.reload_once
+
+    async def counted() -> bool:
+        reloads.append(await reload_once())
+        return reloads[-1]
+
+    reloader.reload_once = counted  # type: ignore[method-assign]
+    noise = configmap.root / "sidecar.log"
+    for n in range(50):
+        noise.write_text(f"line {n}\n" * n)
+        await asyncio.sleep(0.01)  # the pace of the noise, not a synchronisation
+    configmap.publish(table(("example.org", "a")))  # the watcher still sees the table's changes
+    await eventually(lambda: sidecar.app[LIVE].generation == 2)
+    assert reloads == [True]
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("watchfiles")] == []

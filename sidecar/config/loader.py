@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import difflib
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from sidecar.config import schema
 from sidecar.config.schema import RoutingTableSpec, cross_check
 from sidecar.errors import ConfigError
 
 _Path = tuple[str | int, ...]
+_LINE = re.compile(r"\(line (\d+)\)")
 
 
 def load(path: Path) -> RoutingTableSpec:
@@ -28,6 +32,10 @@ def parse(text: str, source: str) -> RoutingTableSpec:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
+        if isinstance(err, yaml.MarkedYAMLError):
+            for mark in (err.context_mark, err.problem_mark):
+                if mark is not None:
+                    mark.name = source  # not "<unicode string>"
         raise ConfigError(source, [f"not valid YAML: {err}"]) from err
     lines: dict[_Path, int] = {}
     problems: list[str] = []
@@ -44,7 +52,7 @@ def parse(text: str, source: str) -> RoutingTableSpec:
             problems.append(f"{_describe(where, lines)}: {_message(error)}")
     problems += [f"{_describe(where, lines)}: {why}" for where, why in cross_check(data)]
     if problems or spec is None:
-        raise ConfigError(source, problems)
+        raise ConfigError(source, sorted(problems, key=_line))
     return spec
 
 
@@ -102,11 +110,32 @@ def _describe(path: _Path, lines: dict[_Path, int]) -> str:
     return _dotted(path)
 
 
+def _line(problem: str) -> int:
+    """The line a problem names, for sorting (problems without one come first)."""
+    found = _LINE.search(problem)
+    return int(found.group(1)) if found else 0
+
+
+def _known_keys() -> set[str]:
+    keys: set[str] = set()
+    for model in vars(schema).values():
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            keys |= {field.alias or name for name, field in model.model_fields.items()}
+    return keys
+
+
 def _message(error: Any) -> str:
     message = str(error["msg"])
     message = message.removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
-        return "unknown key"
+        key = str(error["loc"][-1])
+        near = difflib.get_close_matches(key, _known_keys() - {key}, n=1, cutoff=0.6)
+        return f"unknown key (did you mean {near[0]!r}?)" if near else "unknown key"
     if error["type"] == "missing":
         return "required key is missing"
+    if error["type"] == "string_type" and isinstance(error["input"], bool):
+        return "YAML reads an unquoted yes/no/on/off/true/false as a boolean, not a name: quote it"
+    if error["type"] == "string_type" and isinstance(error["input"], int | float):
+        value = error["input"]
+        return f"YAML reads {value} as a number, not a name: quote it ('{value}')"
     return message

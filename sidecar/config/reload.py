@@ -1,13 +1,13 @@
 """Live reload of the routing table file.
 
-The file is usually a mounted ConfigMap, which the kubelet updates by swapping a ``..data``
-symlink in its directory, any number of times; watching the file itself would stop working
-after the first swap, so the directory is watched. Events are debounced, the content hashed
-(an unchanged file is not rebuilt), the new table validated and built in full, and only then
-swapped in. A file that fails keeps the old table serving; the error is logged, counted and
-shown on ``/status``. A periodic re-check catches anything the watcher missed. Both loops are
-supervised (``sidecar.tasks``): one that fails is logged, shown as down on ``/status`` and
-restarted with backoff.
+The file is usually a mounted ConfigMap, which the kubelet updates by swapping a ``..data`` symlink
+in its directory, any number of times; watching the file itself would stop working after the first
+swap, so the directory is watched, for changes to the file's own name and to ``..data`` only.
+Events are debounced, the content hashed (an unchanged file is not rebuilt), the new table
+validated and built in full, and only then swapped in. A file that fails keeps the old table
+serving; the error is logged, counted and shown on ``/status``. A periodic re-check catches
+anything the watcher missed. Both loops are supervised (``sidecar.tasks``): one that fails is
+logged, shown as down on ``/status`` and restarted with backoff.
 """
 
 from __future__ import annotations
@@ -54,6 +54,13 @@ def parse_table(data: bytes, path: Path) -> RoutingTableSpec:
     except UnicodeDecodeError as err:
         raise ConfigError(str(path), [f"not UTF-8 text: {err}"]) from err
     return loader.parse(text, str(path))
+
+
+def watch_filter(path: Path) -> Callable[[watchfiles.Change, str], bool]:
+    """Changes to the routing file itself or to the kubelet's ``..data`` swap; not its
+    neighbours (a log file written beside it would otherwise feed the watcher forever)."""
+    names = {path.name, "..data"}
+    return lambda change, changed: Path(changed).name in names
 
 
 class Reloader:
@@ -123,8 +130,10 @@ class Reloader:
     async def watch_forever(self, stop: asyncio.Event) -> None:
         """Reload on every change in the file's directory until ``stop`` is set."""
         table = self.settings.table
+        logging.getLogger("watchfiles").setLevel(logging.WARNING)  # no line per change seen
         async for _ in watchfiles.awatch(
             self.path.parent,
+            watch_filter=watch_filter(self.path),
             debounce=table.reload_debounce_ms,
             step=min(50, table.reload_debounce_ms),
             stop_event=stop,

@@ -1,11 +1,12 @@
 """Following one named Kubernetes object by list + watch, kept current.
 
-One :class:`ObjectWatch` follows one object through ``fieldSelector=metadata.name=NAME`` (so a
-Role limited by ``resourceNames`` suffices): list, remember the ``resourceVersion``, watch from
-it with bookmarks, re-list on ``410 Gone``, and reconnect with jittered backoff after any
-failure. ``watch_once`` does one list-and-watch pass and returns; ``watch_forever`` only loops
-it. The calls come in as a ``lister`` (a generated ``kubernetes_asyncio`` list call with its
-path arguments bound, see ``credentials.kubernetes``), answering raw aiohttp responses.
+One :class:`ObjectWatch` follows one object through ``fieldSelector=metadata.name=NAME`` (so a Role
+limited by ``resourceNames`` suffices): list, remember the ``resourceVersion``, watch from it with
+bookmarks, re-list on ``410 Gone``, and reconnect with jittered backoff after any failure.
+``watch_once`` does one list-and-watch pass and returns; ``watch_forever`` only loops it, with
+jittered backoff after every end, clean or not. The calls come in as a ``lister`` (a generated
+``kubernetes_asyncio`` list call with its path arguments bound, see ``credentials.kubernetes``),
+answering raw aiohttp responses.
 """
 
 from __future__ import annotations
@@ -66,11 +67,16 @@ class ObjectWatch:
     async def watch_forever(self) -> None:
         """Keep following the object; failures are logged and retried with backoff."""
         delay = self.settings.backoff_initial
+        loop = asyncio.get_running_loop()
         while True:
             try:
+                opened = loop.time()
                 await self.watch_once()
-                delay = self.settings.backoff_initial  # a clean end: the server closed the watch
-                continue
+                # a clean end: the server closed the watch; after a long one, start afresh,
+                # but a server that keeps closing at once is met with the growing backoff
+                if loop.time() - opened >= self.settings.backoff_max:
+                    delay = self.settings.backoff_initial
+                log.debug("%s: the watch ended; watching again in %.1f s", self.describe, delay)
             except Gone:
                 log.info("%s: resourceVersion expired, listing again", self.describe)
                 self.resource_version = None

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import idna
+
 from sidecar.emulator import fields
 from sidecar.emulator.errors import CloudflareError, invalid
 
@@ -73,7 +75,8 @@ class State:
         self.zones: dict[str, Zone] = {}
 
     def add_zone(self, name: str, zone_id: str | None = None) -> Zone:
-        zone = Zone(zone_id or _new_id(), name.lower().rstrip("."))
+        """A new zone; a Unicode name is stored in IDNA (``xn--``) form, as Cloudflare does."""
+        zone = Zone(zone_id or _new_id(), _ascii(name.lower().rstrip(".")))
         self.zones[zone.id] = zone
         return zone
 
@@ -224,3 +227,12 @@ def _input_view(record: Record) -> dict[str, Any]:
 
 def _same_data(a: Record, b: Record) -> bool:
     return a["content"] == b["content"] and a.get("priority") == b.get("priority")
+
+
+def _ascii(name: str) -> str:
+    if name.isascii():
+        return name
+    try:
+        return idna.encode(name, uts46=True).decode("ascii")
+    except idna.IDNAError:
+        return name  # the emulator takes what it is given; the sidecar validates names

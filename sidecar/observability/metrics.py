@@ -66,6 +66,21 @@ class Metrics:
             registry=self.registry,
         )
 
+        # connections on the protocol port (sidecar.protocol.connections)
+        self.connections_closed = Counter(
+            "dns_sidecar_connections_closed",
+            "Connections closed by the sidecar, by reason: slow_head, slow_body, or limit "
+            "(closed to make room at the connection cap).",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.http_errors = Counter(
+            "dns_sidecar_http_parse_errors",
+            "Requests the HTTP parser refused (bad or oversized head), by response status.",
+            ["status"],
+            registry=self.registry,
+        )
+
     def watch_replay_cache(self, size: Callable[[], int]) -> None:
         self.replay_cache.set_function(lambda: float(size()))
 

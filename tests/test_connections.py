@@ -1,0 +1,382 @@
+"""Connections on the protocol port (SPEC section 8): read deadlines, the cap, parser errors."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import resource
+import signal
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from sidecar.app import MANAGEMENT_API, METRICS, create_app
+from sidecar.auth import hmac
+from sidecar.auth.hmac import Algorithm
+from sidecar.protocol.connections import RateLimitedWarning, default_limit
+from sidecar.server import serve
+from sidecar.settings import ServerSettings
+from tests.conftest import SECRET, eventually, make_settings
+from tests.service import ROOT, Service, clean_env, command, free_port, running
+
+
+@dataclass
+class Served:
+    app: web.Application
+    port: int
+
+    def metric(self, name: str, **labels: str) -> float:
+        value = self.app[METRICS].registry.get_sample_value(name, labels)
+        return value or 0.0
+
+    async def exchange(self, data: bytes, *, read: bool = True) -> bytes:
+        """Send ``data`` on a new connection; everything answered until the server closes."""
+        reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        try:
+            writer.write(data)
+            await writer.drain()
+            return await asyncio.wait_for(reader.read(), 10) if read else b""
+        finally:
+            writer.close()
+
+
+Serve = Callable[..., Awaitable[Served]]
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[Serve]:
+    """``serve()`` itself, in this event loop, on a free port; stopped after the test."""
+    running: list[tuple[asyncio.Event, asyncio.Task[None]]] = []
+
+    async def start(**server: Any) -> Served:
+        port = free_port()
+        settings = make_settings(
+            hmac_secret=SECRET.decode(),
+            server={"port": port, "management_port": free_port(), **server},
+        )
+        app = create_app(settings)
+        stop = asyncio.Event()
+        running.append((stop, asyncio.get_running_loop().create_task(serve(app, settings, stop))))
+        await eventually(lambda: app[MANAGEMENT_API].ready)
+        return Served(app, port)
+
+    yield start
+    for stop, task in running:
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+def signed_get(path: str = "/records/A/example.com/www") -> bytes:
+    headers = hmac.sign(SECRET, Algorithm.SHA256, "GET", path, b"")
+    lines = [f"GET {path} HTTP/1.1", "Host: x", "Connection: close"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def status_and_body(reply: bytes) -> tuple[int, Any]:
+    head, _, body = reply.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), json.loads(body)
+
+
+def test_default_limit_stays_below_the_descriptor_limit() -> None:
+    """The derived cap leaves room for the process's own descriptors, and never drops below 16."""
+    assert [default_limit(n) for n in (1024, 20_000, 64)] == [896, 17_500, 16]
+
+
+def test_a_repeated_warning_is_logged_once_a_minute(caplog: pytest.LogCaptureFixture) -> None:
+    """Within a minute the condition is only counted; the next warning says how often it was."""
+    now = [100.0]
+    warn = RateLimitedWarning("limit of %d reached", clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, "sidecar.protocol.connections"):
+        for at in (100.0, 101.0, 159.0, 160.0):
+            now[0] = at
+            warn(5)
+    assert [r.getMessage() for r in caplog.records] == [
+        "limit of 5 reached",
+        "limit of 5 reached (2 more since the last warning)",
+    ]
+
+
+async def test_slow_head_is_closed_after_the_read_timeout(served: Serve) -> None:
+    """A connection that never finishes its request head is closed, silently, and counted."""
+    service = await served(read_timeout=0.3)
+    reply = await service.exchange(b"GET /records/A/example.com/www HTTP/1.1\r\nHost: x\r\n")
+    assert reply == b""
+    assert service.metric("dns_sidecar_connections_closed_total", reason="slow_head") == 1.0
+
+
+async def test_slow_body_is_answered_400_and_leaves_no_request_in_flight(served: Serve) -> None:
+    """A body that does not arrive in time gets the JSON error; the request stops counting."""
+    service = await served(read_timeout=0.3)
+    reply = await service.exchange(
+        b'POST /records HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"rec'
+    )
+    assert status_and_body(reply) == (
+        400,
+        {
+            "success": False,
+            "error": {
+                "code": "INVALID_REQUEST",
+                "message": "The request body did not arrive within 0.3 s.",
+                "details": {"readTimeout": 0.3},
+            },
+        },
+    )
+    assert service.metric("dns_sidecar_requests_in_flight") == 0.0
+    assert service.metric("dns_sidecar_connections_closed_total", reason="slow_body") == 1.0
+
+
+async def test_at_the_cap_a_new_connection_replaces_the_oldest_idle_one(served: Serve) -> None:
+    """With the cap reached by connections that send nothing, a real request is still served."""
+    service = await served(max_connections=3, read_timeout=30)
+    idle = [await asyncio.open_connection("127.0.0.1", service.port) for _ in range(3)]
+    await eventually(lambda: service.metric("dns_sidecar_connections_closed_total") == 0)
+    reply = await service.exchange(signed_get())
+    assert status_and_body(reply)[0] == 404  # served: no such record
+    assert await asyncio.wait_for(idle[0][0].read(), 10) == b""  # the oldest made room
+    assert service.metric("dns_sidecar_connections_closed_total", reason="limit") == 1.0
+    for _, writer in idle:
+        writer.close()
+
+
+async def test_a_busy_connection_is_never_closed_to_make_room(
+    served: Serve, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At the cap with every connection inside a request, new ones wait for one to end."""
+    service = await served(max_connections=1, read_timeout=30)
+    body = b'{"record": {}}'
+    reader, writer = await asyncio.open_connection("127.0.0.1", service.port)
+    writer.write(
+        b"POST /records HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+        + f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body[:5]
+    )
+    await eventually(lambda: service.metric("dns_sidecar_requests_in_flight") == 1.0)
+    waiting = asyncio.get_running_loop().create_task(service.exchange(signed_get()))
+    with caplog.at_level(logging.WARNING, "sidecar.protocol.connections"):
+        await eventually(lambda: "connection limit of 1 reached" in caplog.text)
+    assert not waiting.done()
+    writer.write(body[5:])
+    assert status_and_body(await asyncio.wait_for(reader.read(), 10))[0] == 401
+    assert status_and_body(await asyncio.wait_for(waiting, 10))[0] == 404
+    writer.close()
+
+
+def test_settings_document_the_connection_terms() -> None:
+    """The two connection settings come from the environment, with their documented defaults."""
+    fields = ServerSettings.model_fields
+    assert (fields["read_timeout"].default, fields["max_connections"].default) == (5.0, None)
+    assert all(fields[name].description for name in ("read_timeout", "max_connections"))
+
+
+@pytest.fixture
+def many_descriptors() -> Iterator[None]:
+    """This test process needs room for well over a thousand sockets of its own."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 4096 if hard == resource.RLIM_INFINITY else min(hard, 4096)
+    if wanted < 2500:
+        pytest.skip(f"the hard file-descriptor limit ({hard}) is too low for this test")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, wanted), hard))
+    yield
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.mark.usefixtures("many_descriptors")
+def test_a_signed_request_is_served_past_1100_slow_connections_at_1024_descriptors() -> None:
+    """1 100 slow connections against a 1 024-descriptor process: a real request still gets in."""
+    slow: list[socket.socket] = []
+    with running(env={"HMAC_SECRET": SECRET.decode()}, fd_limit=1024) as service:
+        logged_before = service.log.stat().st_size
+        try:
+            for index in range(1100):
+                conn = socket.create_connection(("127.0.0.1", service.port), timeout=5)
+                slow.append(conn)
+                with contextlib.suppress(OSError):  # it may be closed already, to make room
+                    if index % 10:
+                        conn.sendall(b"POST /records HTTP/1.1\r\nHost: x\r\n")  # a head, slowly
+                    else:
+                        conn.sendall(b"POST /records HTTP/1.1\r\nContent-Length: 99\r\n\r\n{")
+            started = time.monotonic()
+            with socket.create_connection(("127.0.0.1", service.port), timeout=6) as conn:
+                conn.sendall(signed_get())
+                reply = b""
+                while chunk := conn.recv(65536):
+                    reply += chunk
+            took = time.monotonic() - started
+        finally:
+            for conn in slow:
+                conn.close()
+        assert (status_and_body(reply)[0], took < 6) == (404, True)
+        assert service.log.stat().st_size - logged_before < 64 * 1024
+
+
+@contextlib.contextmanager
+def emulator_process(log: Path) -> Iterator[str]:
+    """The Cloudflare API emulator as a subprocess; its base URL."""
+    port = free_port()
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            command("cloudflare-emulator", "--port", str(port), "--token", "dev-token"),
+            env=clean_env(),
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=sink,
+        )
+    try:
+        poll(lambda: "Cloudflare API emulator on" in log.read_text())
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.kill()
+        process.wait()
+
+
+def poll(condition: Callable[[], bool], deadline: float = 20) -> None:
+    end = time.monotonic() + deadline
+    while not condition():
+        assert time.monotonic() < end, "condition not met in time"
+        time.sleep(0.02)
+
+
+def in_flight(service: Service) -> float:
+    with urllib.request.urlopen(service.management_url + "/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    return float(text.split("\ndns_sidecar_requests_in_flight ", 1)[1].split("\n", 1)[0])
+
+
+def test_shutdown_fits_the_timeout_with_a_hung_provider_call_and_a_slow_body(
+    tmp_path: Path,
+) -> None:
+    """SIGTERM with a provider call hanging and a body trickling in: exit within the timeout."""
+    with emulator_process(tmp_path / "emulator.log") as emulator:
+        env = {
+            "CLOUDFLARE_API_TOKEN": "dev-token",
+            "CLOUDFLARE_BASE_URL": emulator + "/client/v4",
+            "HMAC_SECRET": SECRET.decode(),
+            "DNS_SIDECAR_SHUTDOWN_TIMEOUT": "2",
+            "DNS_SIDECAR_PROVIDER_TIMEOUT": "60",
+        }
+        with running(env=env) as service:
+            faults = urllib.request.Request(
+                emulator + "/__emulator/faults", data=b'{"latency": 60}', method="POST"
+            )
+            urllib.request.urlopen(faults, timeout=5).close()
+            with (
+                socket.create_connection(("127.0.0.1", service.port), timeout=10) as hung,
+                socket.create_connection(("127.0.0.1", service.port), timeout=10) as slow,
+            ):
+                hung.sendall(signed_get())
+                poll(lambda: in_flight(service) == 1.0)
+                slow.sendall(b"POST /records HTTP/1.1\r\nHost: x\r\nContent-Length: 99\r\n\r\n{")
+                poll(lambda: in_flight(service) == 2.0)
+                started = time.monotonic()
+                service.process.send_signal(signal.SIGTERM)
+                code = service.process.wait(timeout=30)
+                took = time.monotonic() - started
+                logged = service.logged()  # read before the directory is removed
+    assert (code, took < 2 + 1) == (0, True), took  # 1 s for a loaded machine
+    errors = [line for line in logged.splitlines() if json.loads(line)["level"] == "error"]
+    assert errors == []
+
+
+MALFORMED = {
+    "oversized header": (
+        b"X-Big: " + b"a" * 9000 + b"\r\n",
+        431,
+        "The request head has a line longer than 8190 bytes.",
+    ),
+    "too many headers": (
+        b"".join(b"X-H%d: 1\r\n" % n for n in range(200)),
+        431,
+        "The request head is too large: Too many headers received.",
+    ),
+    "CL and TE": (
+        b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n",
+        400,
+        "The request is not valid HTTP: Transfer-Encoding can't be present with Content-Length.",
+    ),
+    "duplicate Content-Length": (
+        b"Content-Length: 5\r\nContent-Length: 5\r\n",
+        400,
+        "The request is not valid HTTP: Duplicate Content-Length.",
+    ),
+    "bad header byte": (
+        b"X-Bad: a\x01b\r\n",
+        400,
+        "The request is not valid HTTP: Invalid header value char.",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+async def test_parser_errors_are_json_logged_once_and_counted(
+    served: Serve, caplog: pytest.LogCaptureFixture, case: str
+) -> None:
+    """What the HTTP parser refuses is answered with the JSON error, one warning, a metric."""
+    headers, status, message = MALFORMED[case]
+    service = await served()
+    with caplog.at_level(logging.WARNING):
+        reply = await service.exchange(b"POST /records HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n")
+    error = {"code": "INVALID_REQUEST", "message": message, "details": {}}
+    assert status_and_body(reply) == (status, {"success": False, "error": error})
+    assert b"\r\nContent-Type: application/json" in reply
+    assert b"\r\nX-Request-Id: " in reply
+    logged = [(r.name, r.levelname, r.exc_info) for r in caplog.records]
+    assert logged == [("sidecar.protocol.connections", "WARNING", None)]
+    assert service.metric("dns_sidecar_http_parse_errors_total", status=str(status)) == 1.0
+
+
+async def test_a_trickling_head_does_not_extend_its_deadline(served: Serve) -> None:
+    """A head sent a byte at a time is closed at the read timeout, however steady the bytes."""
+    service = await served(read_timeout=0.3)
+    reader, writer = await asyncio.open_connection("127.0.0.1", service.port)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    with contextlib.suppress(ConnectionError):
+        for byte in b"GET /records/A/example.com/www HTTP/1.1\r\nHost: x\r\n" * 10:
+            writer.write(bytes([byte]))
+            await writer.drain()
+            if reader.at_eof() or writer.is_closing():
+                break
+            await asyncio.sleep(0.02)  # the pace of a slow client, not a synchronisation
+    assert await asyncio.wait_for(reader.read(), 10) == b""
+    assert loop.time() - started < 3
+    writer.close()
+
+
+@pytest.mark.usefixtures("many_descriptors")
+def test_running_out_of_descriptors_logs_one_warning() -> None:
+    """With the cap set above the descriptor limit, EMFILE is one warning, not a flood."""
+    slow: list[socket.socket] = []
+    env = {"HMAC_SECRET": SECRET.decode(), "DNS_SIDECAR_MAX_CONNECTIONS": "5000"}
+    with running(env=env, fd_limit=256) as service:
+        logged_before = service.log.stat().st_size
+        try:
+            slow.extend(
+                socket.create_connection(("127.0.0.1", service.port), timeout=5)
+                for _ in range(400)  # those past the limit wait in the backlog
+            )
+            poll(lambda: "cannot accept a connection" in service.logged())
+            logged = service.logged()
+        finally:
+            for conn in slow:
+                conn.close()
+    lines = [json.loads(line) for line in logged.splitlines()]
+    warned = [line["message"] for line in lines if "cannot accept" in line["message"]]
+    assert warned == [
+        (
+            "cannot accept a connection: Too many open files; retrying (lower "
+            "DNS_SIDECAR_MAX_CONNECTIONS or raise the file-descriptor limit)"
+        )
+    ]
+    assert len(logged.encode()) - logged_before < 64 * 1024
