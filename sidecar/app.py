@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from sidecar.auth.clients import AuthSettings, ClientAuth, Verifier
+from sidecar.auth.clients import AuthSettings, ClientAuth, ClientKind, Verifier
 from sidecar.auth.replay import ReplayCache
 from sidecar.clock import Clock, SystemClock
 from sidecar.config import runtime
@@ -77,7 +77,7 @@ def check_exposure(settings: Settings, current: runtime.Runtime) -> None:
     open_to_unsigned = not current.clients or any(
         isinstance(state := client.state(), ClientAuth) and not state.secrets
         for client in current.clients
-        if not client.source.startswith("DNSClass")  # read only once the API is reachable
+        if client.kind is not ClientKind.DNS_CLASS  # read only once the API is reachable
     )
     if open_to_unsigned and not is_loopback(server.host) and not server.allow_unauthenticated:
         raise StartupError(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.auth.clients import ClientAuth
+from sidecar.auth.clients import ClientAuth, Refused
 from sidecar.auth.hmac import Algorithm
 from sidecar.config import loader
 from sidecar.config.runtime import build
@@ -71,7 +71,7 @@ zones: [{{name: example.com, account: m}}]
     )
     a, b = build(spec, make_settings(), source="t.yaml").clients
     assert a.state() == ClientAuth(Algorithm.SHA512, (b"from-env", b"from-file"))
-    assert b.state() == (
+    assert b.state() == Refused(
         "client 'b': The credential environment variable UNSET_VARIABLE is empty or unset."
     )
     secret_file.write_text("rotated\n")  # read again at the next use: rotation needs no reload
