@@ -14,9 +14,9 @@ from aiohttp import web
 from sidecar.auth.clients import AuthSettings, ClientAuth, ClientKind, Verifier
 from sidecar.auth.replay import ReplayCache
 from sidecar.clock import Clock, SystemClock
-from sidecar.config import runtime
+from sidecar.config import loader, runtime
 from sidecar.config.live import LiveConfig
-from sidecar.config.reload import Reloader, parse_table, read_table
+from sidecar.config.reload import Reloader
 from sidecar.credentials.store import CredentialStore
 from sidecar.management import ManagementApi
 from sidecar.observability.inflight import InFlight
@@ -56,10 +56,9 @@ def load_runtime(settings: Settings, store: CredentialStore, clock: Clock) -> Lo
     path = settings.table.config
     if path is None:
         return Loaded(runtime.without_table(settings, clock))
-    data, digest = read_table(path)
-    spec = parse_table(data, path)
-    built = runtime.build(spec, settings, source=str(path), store=store, clock=clock)
-    return Loaded(built, digest)
+    table = loader.read(path)
+    built = runtime.build(table.spec, settings, source=str(path), store=store, clock=clock)
+    return Loaded(built, table.digest)
 
 
 def is_loopback(host: str) -> bool:

@@ -159,7 +159,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     try:
-        spec = loader.load(args.path)
+        spec = loader.read(args.path).spec
     except ConfigError as err:
         print(err, file=sys.stderr)  # noqa: T201
         return EXIT_FAILED

@@ -28,7 +28,7 @@ def problems(text: str) -> list[str]:
 def test_example_table_routes_by_longest_suffix(monkeypatch: pytest.MonkeyPatch) -> None:
     """The shipped example builds; names go to the longest matching zone with merged defaults."""
     monkeypatch.setenv("CF_WORK_KEY", "key")
-    runtime = build(loader.load(EXAMPLE), make_settings(), source=str(EXAMPLE))
+    runtime = build(loader.read(EXAMPLE).spec, make_settings(), source=str(EXAMPLE))
     lab = runtime.table.resolve("a.b.lab.example.com")
     assert (lab.zone.name, lab.account.name, lab.zone.ttl, lab.zone.ownership) == (
         "lab.example.com",
@@ -139,7 +139,7 @@ def test_structural_problems(text: str, expected: str) -> None:
 def test_unreadable_file(tmp_path: Path) -> None:
     """A missing file is a ConfigError naming the path."""
     with pytest.raises(ConfigError, match="cannot read the file"):
-        loader.load(tmp_path / "missing.yaml")
+        loader.read(tmp_path / "missing.yaml")
 
 
 def test_bare_off_means_ownership_off() -> None:
