@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from sidecar.auth.clients import AuthSettings, ClientAuth, Verifier
+from sidecar.auth.clients import AuthSettings, ClientAuth, ClientKind, Verifier
 from sidecar.auth.replay import ReplayCache
 from sidecar.clock import Clock, SystemClock
-from sidecar.config import runtime
+from sidecar.config import loader, runtime
 from sidecar.config.live import LiveConfig
-from sidecar.config.reload import Reloader, parse_table, read_table
+from sidecar.config.reload import Reloader
 from sidecar.credentials.store import CredentialStore
 from sidecar.management import ManagementApi
 from sidecar.observability.inflight import InFlight
@@ -56,10 +56,9 @@ def load_runtime(settings: Settings, store: CredentialStore, clock: Clock) -> Lo
     path = settings.table.config
     if path is None:
         return Loaded(runtime.without_table(settings, clock))
-    data, digest = read_table(path)
-    spec = parse_table(data, path)
-    built = runtime.build(spec, settings, source=str(path), store=store, clock=clock)
-    return Loaded(built, digest)
+    table = loader.read(path)
+    built = runtime.build(table.spec, settings, source=str(path), store=store, clock=clock)
+    return Loaded(built, table.digest)
 
 
 def is_loopback(host: str) -> bool:
@@ -77,7 +76,7 @@ def check_exposure(settings: Settings, current: runtime.Runtime) -> None:
     open_to_unsigned = not current.clients or any(
         isinstance(state := client.state(), ClientAuth) and not state.secrets
         for client in current.clients
-        if not client.source.startswith("DNSClass")  # read only once the API is reachable
+        if client.kind is not ClientKind.DNS_CLASS  # read only once the API is reachable
     )
     if open_to_unsigned and not is_loopback(server.host) and not server.allow_unauthenticated:
         raise StartupError(
