@@ -57,3 +57,8 @@ image:
 	  --build-arg SOURCE=$(shell git config --get remote.origin.url) \
 	  --build-arg REVISION=$(shell git rev-parse HEAD 2>/dev/null) \
 	  --tag $(IMAGE) .
+
+## settings-table: rewrite the README's settings table from the declarations in sidecar/settings.py
+.PHONY: settings-table
+settings-table: $(STAMP)
+	$(BIN)/python -m tests.settings_table --write README.md

@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from sidecar.auth.clients import AuthSettings, ClientAuth, Verifier
+from sidecar.auth.clients import AuthSettings, ClientAuth, ClientKind, Verifier
 from sidecar.auth.replay import ReplayCache
 from sidecar.clock import Clock, SystemClock
-from sidecar.config import runtime
+from sidecar.config import loader, runtime
 from sidecar.config.live import LiveConfig
-from sidecar.config.reload import Reloader, parse_table, read_table
+from sidecar.config.reload import Reloader
 from sidecar.coordination.base import Coordination
 from sidecar.coordination.local import LocalCoordination
 from sidecar.credentials.store import CredentialStore
@@ -64,12 +64,11 @@ def load_runtime(
     path = settings.table.config
     if path is None:
         return Loaded(runtime.without_table(settings, clock, coordination))
-    data, digest = read_table(path)
-    spec = parse_table(data, path)
+    table = loader.read(path)
     built = runtime.build(
-        spec, settings, source=str(path), store=store, clock=clock, coordination=coordination
+        table.spec, settings, source=str(path), store=store, clock=clock, coordination=coordination
     )
-    return Loaded(built, digest)
+    return Loaded(built, table.digest)
 
 
 def make_coordination(settings: Settings, clock: Clock, metrics: Metrics) -> Coordination:
@@ -101,7 +100,7 @@ def check_exposure(settings: Settings, current: runtime.Runtime) -> None:
     open_to_unsigned = not current.clients or any(
         isinstance(state := client.state(), ClientAuth) and not state.secrets
         for client in current.clients
-        if not client.source.startswith("DNSClass")  # read only once the API is reachable
+        if client.kind is not ClientKind.DNS_CLASS  # read only once the API is reachable
     )
     if open_to_unsigned and not is_loopback(server.host) and not server.allow_unauthenticated:
         raise StartupError(

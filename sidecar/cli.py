@@ -22,21 +22,12 @@ from sidecar.config import loader
 from sidecar.errors import ConfigError
 from sidecar.observability.logging import configure
 from sidecar.server import serve
-from sidecar.settings import Settings, describe_settings_error
+from sidecar.settings import AuthSettings, Settings, describe_settings_error
 
 log = logging.getLogger("sidecar")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 DEFAULT_URL = "http://127.0.0.1:7100"  # the request command's --url
-SERVE_FLAGS = {  # setting -> the serve flag that sets it
-    "config": "--config",
-    "host": "--host",
-    "port": "--port",
-    "management_host": "--management-host",
-    "management_port": "--management-port",
-    "allow_unauthenticated": "--allow-unauthenticated",
-    "format": "--log-format",
-}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -146,7 +137,7 @@ def _serve(args: argparse.Namespace) -> int:
             log={"format": args.log_format},
         )
     except ValidationError as err:
-        for line in describe_settings_error(err, SERVE_FLAGS):
+        for line in describe_settings_error(err):
             print(f"dns-sidecar: {line}", file=sys.stderr)  # noqa: T201
         return EXIT_USAGE
     configure(settings.log)
@@ -168,7 +159,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace) -> int:
     try:
-        spec = loader.load(args.path)
+        spec = loader.read(args.path).spec
     except ConfigError as err:
         print(err, file=sys.stderr)  # noqa: T201
         return EXIT_FAILED
@@ -182,16 +173,10 @@ def _check(args: argparse.Namespace) -> int:
 def _request(args: argparse.Namespace) -> int:
     from sidecar.client import send  # noqa: PLC0415 - only this command needs the HTTP client
 
-    secret = (
-        args.secret or os.environ.get("DNS_SIDECAR_HMAC_SECRET") or os.environ.get("HMAC_SECRET")
-    )
+    env = AuthSettings()  # the server's variables, so both sides read the same names
+    secret = args.secret or (env.hmac_secret.get_secret_value() if env.hmac_secret else None)
     try:
-        algorithm = Algorithm.parse(
-            args.algorithm
-            or os.environ.get("DNS_SIDECAR_HMAC_ALGORITHM")
-            or os.environ.get("HMAC_ALGORITHM")
-            or "SHA256"
-        )
+        algorithm = Algorithm.parse(args.algorithm or env.hmac_algorithm)
     except ValueError as err:
         print(f"dns-sidecar: {err}", file=sys.stderr)  # noqa: T201
         return EXIT_USAGE

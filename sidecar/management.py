@@ -13,7 +13,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from sidecar import __version__
-from sidecar.auth.clients import Client, ClientAuth, Verifier
+from sidecar.auth.clients import Client, ClientAuth, Refused, Verifier
 from sidecar.config.live import LiveConfig
 from sidecar.coordination.base import Coordination
 from sidecar.observability.metrics import Metrics
@@ -110,6 +110,6 @@ def _client_status(client: Client) -> dict[str, Any]:
         "signed": bool(settings and settings.secrets),
         "secrets": len(settings.secrets) if settings else 0,
         "zones": list(client.zones) if client.zones is not None else "all",
-        "refused": state if isinstance(state, str) else None,
+        "refused": state.reason if isinstance(state, Refused) else None,
         **client.details(),
     }

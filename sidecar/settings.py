@@ -30,17 +30,60 @@ class _Group(BaseSettings):
 class ServerSettings(_Group):
     """Where and how the two HTTP servers listen."""
 
-    host: str = Field("127.0.0.1", validation_alias=_env("HOST"))
-    port: Port = Field(7100, validation_alias=_env("PORT", "PORT"))
-    management_host: str = Field("127.0.0.1", validation_alias=_env("MANAGEMENT_HOST"))
-    management_port: Port = Field(8080, validation_alias=_env("MANAGEMENT_PORT"))
-    allow_unauthenticated: bool = Field(
-        default=False, validation_alias=_env("ALLOW_UNAUTHENTICATED")
+    host: str = Field(
+        "127.0.0.1",
+        validation_alias=_env("HOST"),
+        description="Protocol listen address; a non-loopback one needs an HMAC secret.",
+        json_schema_extra={"flag": "--host"},
     )
-    max_body_bytes: int = Field(64 * 1024, ge=1024, validation_alias=_env("MAX_BODY_BYTES"))
-    shutdown_timeout: float = Field(25.0, ge=0, validation_alias=_env("SHUTDOWN_TIMEOUT"))
-    health_cache_seconds: float = Field(5.0, ge=0, validation_alias=_env("HEALTH_CACHE_SECONDS"))
-    provider_timeout: float = Field(10.0, gt=0, validation_alias=_env("PROVIDER_TIMEOUT"))
+    port: Port = Field(
+        7100,
+        validation_alias=_env("PORT", "PORT"),
+        description="Protocol port.",
+        json_schema_extra={"flag": "--port"},
+    )
+    management_host: str = Field(
+        "127.0.0.1",
+        validation_alias=_env("MANAGEMENT_HOST"),
+        description="Management listen address (/livez, /readyz, /metrics, /status).",
+        json_schema_extra={"flag": "--management-host"},
+    )
+    management_port: Port = Field(
+        8080,
+        validation_alias=_env("MANAGEMENT_PORT"),
+        description="Management port.",
+        json_schema_extra={"flag": "--management-port"},
+    )
+    allow_unauthenticated: bool = Field(
+        default=False,
+        validation_alias=_env("ALLOW_UNAUTHENTICATED"),
+        description="Accept unsigned requests on a non-loopback address (labs only).",
+        json_schema_extra={"flag": "--allow-unauthenticated"},
+    )
+    max_body_bytes: int = Field(
+        64 * 1024,
+        ge=1024,
+        validation_alias=_env("MAX_BODY_BYTES"),
+        description="Largest request body; a larger one is answered 413 PAYLOAD_TOO_LARGE.",
+    )
+    shutdown_timeout: float = Field(
+        25.0,
+        ge=0,
+        validation_alias=_env("SHUTDOWN_TIMEOUT"),
+        description="Seconds from SIGTERM to exit, in total (drain, cancel, close).",
+    )
+    health_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        validation_alias=_env("HEALTH_CACHE_SECONDS"),
+        description="Seconds an account's health verdict is reused before it is checked again.",
+    )
+    provider_timeout: float = Field(
+        10.0,
+        gt=0,
+        validation_alias=_env("PROVIDER_TIMEOUT"),
+        description="Seconds per provider API call before it counts as unavailable (503).",
+    )
 
     # connections on the protocol port (SPEC section 8)
     read_timeout: float = Field(
@@ -62,10 +105,29 @@ class ServerSettings(_Group):
 class AuthSettings(_Group):
     """HMAC verification; clients come from the routing table, or from these for one client."""
 
-    hmac_secret: SecretStr | None = Field(None, validation_alias=_env("HMAC_SECRET", "HMAC_SECRET"))
-    hmac_algorithm: str = Field("SHA256", validation_alias=_env("HMAC_ALGORITHM", "HMAC_ALGORITHM"))
-    timestamp_skew: float = Field(300.0, gt=0, validation_alias=_env("TIMESTAMP_SKEW"))
-    replay_cache_size: int = Field(100_000, ge=1, validation_alias=_env("REPLAY_CACHE_SIZE"))
+    hmac_secret: SecretStr | None = Field(
+        None,
+        validation_alias=_env("HMAC_SECRET", "HMAC_SECRET"),
+        description="The one client's HMAC secret when the routing table names no clients.",
+    )
+    hmac_algorithm: str = Field(
+        "SHA256",
+        validation_alias=_env("HMAC_ALGORITHM", "HMAC_ALGORITHM"),
+        description="SHA256 or SHA512, for that one client.",
+    )
+    timestamp_skew: float = Field(
+        300.0,
+        gt=0,
+        validation_alias=_env("TIMESTAMP_SKEW"),
+        description="Seconds a signed request's timestamp may be off, either way.",
+    )
+    replay_cache_size: int = Field(
+        100_000,
+        ge=1,
+        validation_alias=_env("REPLAY_CACHE_SIZE"),
+        description="Nonces remembered in-process; when full of unexpired ones, requests are "
+        "refused (429), never let through.",
+    )
 
 
 class LogFormat(enum.StrEnum):
@@ -75,34 +137,92 @@ class LogFormat(enum.StrEnum):
 
 
 class LogSettings(_Group):
-    format: LogFormat = Field(LogFormat.AUTO, validation_alias=_env("LOG_FORMAT"))
-    level: str = Field("INFO", validation_alias=_env("LOG_LEVEL"))
+    format: LogFormat = Field(
+        LogFormat.AUTO,
+        validation_alias=_env("LOG_FORMAT"),
+        description="auto (JSON unless stderr is a terminal), json or console.",
+        json_schema_extra={"flag": "--log-format"},
+    )
+    level: str = Field(
+        "INFO",
+        validation_alias=_env("LOG_LEVEL"),
+        description="DEBUG, INFO (one line per request), WARNING or ERROR.",
+    )
 
 
 class TableSettings(_Group):
     """The routing table file, and what serves when there is none."""
 
-    config: Path | None = Field(None, validation_alias=_env("CONFIG"))
-    memory_file: Path | None = Field(None, validation_alias=_env("MEMORY_FILE"))
-    reload_interval: float = Field(30.0, gt=0, validation_alias=_env("RELOAD_INTERVAL"))
-    reload_debounce_ms: int = Field(100, ge=1, validation_alias=_env("RELOAD_DEBOUNCE_MS"))
+    config: Path | None = Field(
+        None,
+        validation_alias=_env("CONFIG"),
+        description="The routing table YAML file; none: the embedded default (or seed mode).",
+        json_schema_extra={"flag": "--config"},
+    )
+    memory_file: Path | None = Field(
+        None,
+        validation_alias=_env("MEMORY_FILE"),
+        description="A JSON snapshot that keeps the embedded default's records across restarts.",
+    )
+    reload_interval: float = Field(
+        30.0,
+        gt=0,
+        validation_alias=_env("RELOAD_INTERVAL"),
+        description="Seconds between re-checks of the routing table, behind the file watcher.",
+    )
+    reload_debounce_ms: int = Field(
+        100,
+        ge=1,
+        validation_alias=_env("RELOAD_DEBOUNCE_MS"),
+        description="Milliseconds of quiet after a file event before the table is re-read.",
+    )
 
 
 class KubernetesSettings(_Group):
     """Where Secrets and DNSClasses are read from (only when the routing table names them)."""
 
-    kubeconfig: Path | None = Field(None, validation_alias=_env("KUBECONFIG", "KUBECONFIG"))
-    namespace: str | None = Field(None, validation_alias=_env("NAMESPACE", "POD_NAMESPACE"))
-    sync_timeout: float = Field(10.0, ge=0, validation_alias=_env("KUBERNETES_SYNC_TIMEOUT"))
+    kubeconfig: Path | None = Field(
+        None,
+        validation_alias=_env("KUBECONFIG", "KUBECONFIG"),
+        description="A kubeconfig file, when not in a cluster; none: in-cluster, else "
+        "~/.kube/config.",
+    )
+    namespace: str | None = Field(
+        None,
+        validation_alias=_env("NAMESPACE", "POD_NAMESPACE"),
+        description="The namespace of a secretRef without one; none: the pod's.",
+    )
+    sync_timeout: float = Field(
+        10.0,
+        ge=0,
+        validation_alias=_env("KUBERNETES_SYNC_TIMEOUT"),
+        description="Seconds start-up waits for the first read of each Secret and DNSClass.",
+    )
 
 
 class CloudflareSeedSettings(_Group):
     """The guide's ``CLOUDFLARE_*`` variables: with no routing table, one Cloudflare account."""
 
-    api_token: SecretStr | None = Field(None, validation_alias=AliasChoices("CLOUDFLARE_API_TOKEN"))
-    api_key: SecretStr | None = Field(None, validation_alias=AliasChoices("CLOUDFLARE_API_KEY"))
-    email: str | None = Field(None, validation_alias=AliasChoices("CLOUDFLARE_EMAIL"))
-    base_url: str | None = Field(None, validation_alias=AliasChoices("CLOUDFLARE_BASE_URL"))
+    api_token: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("CLOUDFLARE_API_TOKEN"),
+        description="Seed mode: an API token for the one Cloudflare account.",
+    )
+    api_key: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("CLOUDFLARE_API_KEY"),
+        description="Seed mode: a global API key (with CLOUDFLARE_EMAIL).",
+    )
+    email: str | None = Field(
+        None,
+        validation_alias=AliasChoices("CLOUDFLARE_EMAIL"),
+        description="Seed mode: the email that goes with CLOUDFLARE_API_KEY.",
+    )
+    base_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("CLOUDFLARE_BASE_URL"),
+        description="Seed mode: another API endpoint (the emulator).",
+    )
 
     @property
     def configured(self) -> bool:
@@ -195,28 +315,63 @@ def _set(overrides: dict[str, Any] | None) -> dict[str, Any]:
     return {key: value for key, value in (overrides or {}).items() if value is not None}
 
 
+GROUPS: tuple[type[_Group], ...] = (
+    ServerSettings,
+    AuthSettings,
+    LogSettings,
+    TableSettings,
+    KubernetesSettings,
+    CloudflareSeedSettings,
+    RedisSettings,
+)
+
+
+# --- the reference table in the README, generated from the declarations above ----------------
+
+
+def reference_table() -> str:
+    """Every setting as a Markdown table: variables, flag, default, and its description.
+
+    The README's settings table is this text (``make settings-table`` rewrites it; a test
+    compares the two), so the documentation cannot drift from the declarations.
+    """
+    rows = ["| variable | flag | default | what it does |", "|---|---|---|---|"]
+    for group in GROUPS:
+        for name, field in group.model_fields.items():
+            names = _names(name, field)
+            variable = f"`{names[0]}`"
+            if len(names) > 1:
+                variable += " (or " + ", ".join(f"`{other}`" for other in names[1:]) + ")"
+            flag = f"`{_flag(field)}`" if _flag(field) else ""
+            rows.append(
+                f"| {variable} | {flag} | {_default(field.default)} | {field.description} |"
+            )
+    return "\n".join(rows) + "\n"
+
+
+def _default(value: object) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, enum.Enum):
+        value = value.value
+    return f"`{value}`"
+
+
 # --- saying what is wrong with a setting (for the command line) ------------------------------
 
 
-def describe_settings_error(err: ValidationError, flags: dict[str, str] | None = None) -> list[str]:
+def describe_settings_error(err: ValidationError) -> list[str]:
     """One line per invalid setting: its names, the value given, and what is allowed."""
-    groups: dict[str, type[_Group]] = {
-        group.__name__: group
-        for group in (
-            ServerSettings,
-            AuthSettings,
-            LogSettings,
-            TableSettings,
-            KubernetesSettings,
-            CloudflareSeedSettings,
-        )
-    }
-    group = groups.get(err.title)
+    group = next((group for group in GROUPS if group.__name__ == err.title), None)
     lines = []
     for error in err.errors():
         key = str(error["loc"][0]) if error["loc"] else ""
         name, field = _field(group, key)
-        names = _names(name, field) + ([flags[name]] if flags and name in flags else [])
+        names = _names(name, field) + ([flag] if (flag := _flag(field)) else [])
         where = f" ({', '.join(names)})" if names else ""
         lines.append(f"invalid setting {name}{where}: {error['input']!r}: {_allowed(error, field)}")
     return lines
@@ -228,6 +383,12 @@ def _field(group: type[_Group] | None, key: str) -> tuple[str, Any]:
         if name == key or (isinstance(alias, AliasChoices) and key in alias.choices):
             return name, field
     return key, None
+
+
+def _flag(field: Any) -> str | None:
+    """The ``serve`` flag that sets a setting, declared beside it (``json_schema_extra``)."""
+    extra = getattr(field, "json_schema_extra", None)
+    return str(extra["flag"]) if isinstance(extra, dict) and "flag" in extra else None
 
 
 def _names(name: str, field: Any) -> list[str]:

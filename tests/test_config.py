@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from sidecar.auth.clients import ClientAuth
+from sidecar.auth.clients import ClientAuth, Refused
 from sidecar.auth.hmac import Algorithm
 from sidecar.config import loader
 from sidecar.config.runtime import build
@@ -28,7 +28,7 @@ def problems(text: str) -> list[str]:
 def test_example_table_routes_by_longest_suffix(monkeypatch: pytest.MonkeyPatch) -> None:
     """The shipped example builds; names go to the longest matching zone with merged defaults."""
     monkeypatch.setenv("CF_WORK_KEY", "key")
-    runtime = build(loader.load(EXAMPLE), make_settings(), source=str(EXAMPLE))
+    runtime = build(loader.read(EXAMPLE).spec, make_settings(), source=str(EXAMPLE))
     lab = runtime.table.resolve("a.b.lab.example.com")
     assert (lab.zone.name, lab.account.name, lab.zone.ttl, lab.zone.ownership) == (
         "lab.example.com",
@@ -71,7 +71,7 @@ zones: [{{name: example.com, account: m}}]
     )
     a, b = build(spec, make_settings(), source="t.yaml").clients
     assert a.state() == ClientAuth(Algorithm.SHA512, (b"from-env", b"from-file"))
-    assert b.state() == (
+    assert b.state() == Refused(
         "client 'b': The credential environment variable UNSET_VARIABLE is empty or unset."
     )
     secret_file.write_text("rotated\n")  # read again at the next use: rotation needs no reload
@@ -139,7 +139,7 @@ def test_structural_problems(text: str, expected: str) -> None:
 def test_unreadable_file(tmp_path: Path) -> None:
     """A missing file is a ConfigError naming the path."""
     with pytest.raises(ConfigError, match="cannot read the file"):
-        loader.load(tmp_path / "missing.yaml")
+        loader.read(tmp_path / "missing.yaml")
 
 
 def test_bare_off_means_ownership_off() -> None:

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from sidecar.settings import LogFormat, Settings
+import pytest
+from pydantic import ValidationError
+
+from sidecar.settings import (
+    GROUPS,
+    LogFormat,
+    ServerSettings,
+    Settings,
+    describe_settings_error,
+    reference_table,
+)
+from tests import settings_table
 
 
 def test_defaults() -> None:
@@ -61,3 +72,30 @@ def test_secret_is_not_in_repr(monkeypatch: pytest.MonkeyPatch) -> None:
     """Secrets stay out of reprs (and so out of logs)."""
     monkeypatch.setenv("HMAC_SECRET", "hunter2")
     assert "hunter2" not in repr(Settings.from_env())
+
+
+def test_every_setting_is_documented_where_declared() -> None:
+    """Each setting carries a description, and each variable name is unique across groups."""
+    fields = [field for group in GROUPS for field in group.model_fields.values()]
+    undocumented = [field.validation_alias for field in fields if not field.description]
+    assert undocumented == []
+    names = [str(field.validation_alias.choices[0]) for field in fields]  # type: ignore[union-attr]
+    assert len(names) == len(set(names))
+
+
+def test_readme_settings_table_is_generated_from_the_declarations() -> None:
+    """The README's table is exactly what the declarations render (run make settings-table)."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    assert settings_table.current(readme) == reference_table()
+
+
+def test_settings_error_names_the_flag_declared_beside_the_setting() -> None:
+    """A bad port names its variables and its serve flag, from the declaration itself."""
+    with pytest.raises(ValidationError) as caught:
+        ServerSettings(port=99999)
+    assert describe_settings_error(caught.value) == [
+        (
+            "invalid setting port (DNS_SIDECAR_PORT, PORT, --port): 99999: "
+            "must be a whole number between 0 and 65535"
+        )
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import hmac as _hmac
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -26,6 +27,24 @@ class ClientAuth:
     secrets: tuple[bytes, ...] = field(default=(), repr=False)
 
 
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """Why a client's requests are refused now (its settings cannot be read)."""
+
+    reason: str
+
+
+ClientState = ClientAuth | Refused
+
+
+class ClientKind(enum.Enum):
+    """Where a client's settings come from."""
+
+    TABLE = "routing table"
+    ENVIRONMENT = "HMAC_SECRET environment"
+    DNS_CLASS = "DNSClass"  # read from the cluster, so known only once the API answers
+
+
 def _unsigned() -> ClientAuth:
     return ClientAuth()
 
@@ -40,7 +59,8 @@ class Client:
     name: str
     resolve: Callable[[], ClientAuth] = _unsigned
     zones: tuple[str, ...] | None = None  # None: every zone
-    source: str = "routing table"
+    kind: ClientKind = ClientKind.TABLE
+    dns_class: str | None = None  # the DNSClass it reads, for kind DNS_CLASS
     details: Callable[[], dict[str, str | None]] = dict  # more to show on /status
 
     @classmethod
@@ -50,17 +70,24 @@ class Client:
         algorithm: Algorithm = Algorithm.SHA256,
         secrets: tuple[bytes, ...] = (),
         zones: tuple[str, ...] | None = None,
-        source: str = "routing table",
+        kind: ClientKind = ClientKind.TABLE,
     ) -> Client:
         auth = ClientAuth(algorithm, secrets)
-        return cls(name, lambda: auth, zones, source)
+        return cls(name, lambda: auth, zones, kind)
 
-    def state(self) -> ClientAuth | str:
+    @property
+    def source(self) -> str:
+        """Where its settings come from, for people: ``DNSClass home``, ``routing table``..."""
+        if self.dns_class is not None:
+            return f"{self.kind.value} {self.dns_class}"
+        return self.kind.value
+
+    def state(self) -> ClientState:
         """The settings in force, or why there are none."""
         try:
             return self.resolve()
         except CredentialUnavailable as err:
-            return f"client {self.name!r}: {err.message}"
+            return Refused(f"client {self.name!r}: {err.message}")
 
     def may_change(self, fqdn: str) -> bool:
         return self.zones is None or any(is_within(fqdn, zone) for zone in self.zones)
@@ -100,7 +127,7 @@ class Verifier:
         signature = headers.get(hmac.HEADER_SIGNATURE)
         timestamp = headers.get(hmac.HEADER_TIMESTAMP)
         nonce = headers.get(hmac.HEADER_NONCE)
-        signing, unsigned, refused = self._sort(clients)
+        signing, unsigned, refused = self._partition(clients)
         bare = signature is None and timestamp is None and nonce is None
         if unsigned and (not signing or bare):
             return unsigned[0]
@@ -150,17 +177,18 @@ class Verifier:
         await self.replay.record(nonce, expires - self.settings.skew, expires, now)
         return client
 
-    def _sort(
+    def _partition(
         self, clients: Sequence[Client]
     ) -> tuple[list[tuple[Client, ClientAuth]], list[Client], str]:
-        """The clients that sign (with their settings now), those that do not, and refusals."""
+        """The clients that sign (with their settings now), those that do not, and one message
+        joining why the others are refused."""
         signing: list[tuple[Client, ClientAuth]] = []
         unsigned: list[Client] = []
         refusals: list[str] = []
         for client in clients:
             state = client.state()
-            if isinstance(state, str):
-                refusals.append(state.rstrip("."))  # joined with "; ", then one period
+            if isinstance(state, Refused):
+                refusals.append(state.reason.rstrip("."))  # joined with "; ", then one period
             elif state.secrets:
                 signing.append((client, state))
             elif self.settings.allow_unsigned:

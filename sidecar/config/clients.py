@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sidecar.auth.clients import Client, ClientAuth
+from sidecar.auth.clients import Client, ClientAuth, ClientKind
 from sidecar.auth.hmac import Algorithm
 from sidecar.config.schema import ClientSpec
 from sidecar.credentials.sources import CredentialUnavailable
@@ -32,7 +32,7 @@ def env_clients(settings: Settings) -> tuple[Client, ...]:
         return ()
     algorithm = Algorithm.parse(settings.auth.hmac_algorithm)
     value = (secret.get_secret_value().encode(),)
-    return (Client.fixed(ENV_CLIENT, algorithm, value, source="HMAC_SECRET environment"),)
+    return (Client.fixed(ENV_CLIENT, algorithm, value, kind=ClientKind.ENVIRONMENT),)
 
 
 def _client(spec: ClientSpec, store: CredentialStore) -> Client:
@@ -46,14 +46,15 @@ def _client(spec: ClientSpec, store: CredentialStore) -> Client:
             except CredentialUnavailable:
                 return {"server": None}
 
-        return Client(spec.name, _from_dns_class(name, store), zones, f"DNSClass {name}", details)
+        from_cluster = _from_dns_class(name, store)
+        return Client(spec.name, from_cluster, zones, ClientKind.DNS_CLASS, name, details)
     algorithm = spec.hmac_algorithm
     credentials = list(spec.secrets or [])
 
     def resolve() -> ClientAuth:
         return ClientAuth(algorithm, tuple(k for c in credentials for k in store.hmac_keys(c)))
 
-    return Client(spec.name, resolve, zones, "routing table")
+    return Client(spec.name, resolve, zones)
 
 
 def _from_dns_class(name: str, store: CredentialStore) -> Callable[[], ClientAuth]:

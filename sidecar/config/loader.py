@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,12 +20,29 @@ _Path = tuple[str | int, ...]
 _LINE = re.compile(r"\(line (\d+)\)")
 
 
-def load(path: Path) -> RoutingTableSpec:
+@dataclass(frozen=True, slots=True)
+class TableFile:
+    """A routing table file, read and validated in full."""
+
+    spec: RoutingTableSpec
+    digest: str  # of the file's bytes: a reload of an unchanged file builds nothing
+
+
+def read(path: Path) -> TableFile:
+    """The one way from a path to a validated table: ``check``, start-up and reload use it.
+
+    Raises :class:`ConfigError` listing every problem: unreadable, not UTF-8, not YAML, or
+    not a valid table.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise ConfigError(str(path), [f"cannot read the file: {err}"]) from err
-    return parse(text, str(path))
+        data = path.read_bytes()
+    except OSError as err:
+        raise ConfigError(str(path), [f"cannot read the file: {err.strerror or err}"]) from err
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(str(path), [f"not UTF-8 text: {err}"]) from err
+    return TableFile(parse(text, str(path)), hashlib.sha256(data).hexdigest())
 
 
 def parse(text: str, source: str) -> RoutingTableSpec:

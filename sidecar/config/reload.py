@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -25,7 +24,6 @@ import watchfiles
 from sidecar.clock import Clock
 from sidecar.config import loader, runtime
 from sidecar.config.live import LiveConfig
-from sidecar.config.schema import RoutingTableSpec
 from sidecar.coordination.base import Coordination
 from sidecar.credentials.store import CredentialStore
 from sidecar.errors import ConfigError
@@ -33,27 +31,6 @@ from sidecar.settings import Settings
 from sidecar.tasks import Tasks
 
 log = logging.getLogger(__name__)
-
-
-def digest(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def read_table(path: Path) -> tuple[bytes, str]:
-    """The file's bytes and their digest; ``ConfigError`` when it cannot be read."""
-    try:
-        data = path.read_bytes()
-    except OSError as err:
-        raise ConfigError(str(path), [f"cannot read the file: {err.strerror or err}"]) from err
-    return data, digest(data)
-
-
-def parse_table(data: bytes, path: Path) -> RoutingTableSpec:
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise ConfigError(str(path), [f"not UTF-8 text: {err}"]) from err
-    return loader.parse(text, str(path))
 
 
 def watch_filter(path: Path) -> Callable[[watchfiles.Change, str], bool]:
@@ -91,12 +68,11 @@ class Reloader:
         """Re-read the file; swap in a new table if it changed and is valid."""
         async with self._lock:
             try:
-                data, new_digest = read_table(self.path)
-                if new_digest == self.loaded_digest:
+                table = loader.read(self.path)
+                if table.digest == self.loaded_digest:
                     return False
-                spec = parse_table(data, self.path)
                 new = runtime.build(
-                    spec,
+                    table.spec,
                     self.settings,
                     source=str(self.path),
                     store=self.store,
@@ -107,7 +83,7 @@ class Reloader:
             except (ConfigError, ValueError) as err:
                 return self._rejected(str(err))
             old = self.live.swap(new)
-            self.loaded_digest = new_digest
+            self.loaded_digest = table.digest
             await self.store.track(new.credentials, new.dns_classes)
             self._retire(old)
         log.info(

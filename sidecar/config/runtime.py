@@ -13,7 +13,7 @@ from sidecar.auth.clients import Client
 from sidecar.clock import Clock, SystemClock
 from sidecar.config.accounts import build_accounts, cloudflare_provider
 from sidecar.config.clients import build_clients, env_clients
-from sidecar.config.schema import Defaults, RateLimit, RoutingTableSpec
+from sidecar.config.schema import RateLimit, RoutingTableSpec
 from sidecar.coordination.base import Coordination
 from sidecar.credentials.sources import Credential
 from sidecar.credentials.store import CredentialStore
@@ -124,8 +124,7 @@ def embedded_default(settings: Settings) -> Runtime:
 
 
 def _everything(source: str, account: Account, settings: Settings) -> Runtime:
-    defaults = Defaults()
-    zone = ZonePolicy(name=ROOT, ttl=defaults.ttl, ownership=defaults.ownership)
+    zone = ZonePolicy(name=ROOT)  # the routing table's defaults, as ZonePolicy declares them
     return Runtime(
         source=source,
         table=RoutingTable([Route(zone, account)]),

@@ -24,11 +24,9 @@ from pydantic import (
 from sidecar.auth.hmac import Algorithm
 from sidecar.credentials.sources import Credential
 from sidecar.errors import InvalidRecord
-from sidecar.providers.base import Ownership
+from sidecar.providers.base import Ownership, ZonePolicy
 from sidecar.records.names import is_within, normalize_domain
 from sidecar.routing.table import ROOT
-
-DEFAULT_COMMENT = "managed by dns-sidecar"
 
 
 def _zone_name(raw: str) -> str:
@@ -62,11 +60,14 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+_ZONE = ZonePolicy(name=ROOT)  # the defaults are declared once, on ZonePolicy
+
+
 class Defaults(_Strict):
-    ttl: Ttl = 300
-    proxied: bool = False
-    ownership: OwnershipField = Ownership.STRICT
-    comment: Annotated[str, StringConstraints(max_length=100)] = DEFAULT_COMMENT
+    ttl: Ttl = _ZONE.ttl
+    proxied: bool = _ZONE.proxied
+    ownership: OwnershipField = _ZONE.ownership
+    comment: Annotated[str, StringConstraints(max_length=100)] = _ZONE.comment
 
 
 class ClientSpec(_Strict):

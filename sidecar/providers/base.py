@@ -17,15 +17,22 @@ class Ownership(enum.StrEnum):
     OFF = "off"  # no marker checks
 
 
+OWNERSHIP_MARKER = "managed by dns-sidecar"  # the default comment on records the sidecar owns
+
+
 @dataclass(frozen=True, slots=True)
 class ZonePolicy:
-    """A routed zone's settings, as the provider needs them for one request."""
+    """A routed zone's settings, as the provider needs them for one request.
+
+    The defaults here are the routing table's ``defaults`` (``config.schema.Defaults`` takes
+    them from this class), so they are declared once.
+    """
 
     name: str
     ttl: int = 300
     proxied: bool = False
     ownership: Ownership = Ownership.STRICT
-    comment: str = "managed by dns-sidecar"
+    comment: str = OWNERSHIP_MARKER
     zone_id: str | None = None
 
 
