@@ -84,13 +84,13 @@ class CredentialStore:
         if self.kubernetes is None:
             return
         for name in self._dns_classes:
-            self.kubernetes.dns_class(name)
+            self.kubernetes.watch_dns_class(name)
         self.kubernetes.keep_only("DNSClass", {("DNSClass", n) for n in self._dns_classes})
         keys: set[tuple[str, ...]] = set()
         for credential in [*self._wanted, *self._dns_class_secrets()]:
             if isinstance(credential, FromSecret):
                 namespace, name = self._where(credential)
-                self.kubernetes.secret(namespace, name)
+                self.kubernetes.watch_secret(namespace, name)
                 keys.add(("Secret", namespace, name))
         self.kubernetes.keep_only("Secret", keys)
 

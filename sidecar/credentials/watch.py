@@ -20,6 +20,8 @@ from typing import Any
 
 import aiohttp
 
+from sidecar.settings import WatchSettings
+
 log = logging.getLogger(__name__)
 
 
@@ -40,14 +42,6 @@ Lister = Callable[..., Awaitable[Any]]
 
 
 @dataclass
-class WatchSettings:
-    list_timeout: float = 10.0  # seconds for a list request
-    watch_seconds: int = 290  # the server ends each watch after this; we then watch again
-    backoff_initial: float = 0.5
-    backoff_max: float = 30.0
-
-
-@dataclass
 class ObjectWatch:
     """The current state of one named object; ``None`` while it does not exist."""
 
@@ -61,7 +55,6 @@ class ObjectWatch:
     synced: asyncio.Event = field(default_factory=asyncio.Event)
     error: str | None = None  # why the last pass failed, while it stays failed
     resource_version: str | None = None
-    changes: int = 0
 
     async def watch_forever(self) -> None:
         """Keep following the object; failures are logged and retried with backoff."""
@@ -161,7 +154,6 @@ class ObjectWatch:
         before = _content(self.object)
         self.object = obj
         if _content(obj) != before:
-            self.changes += 1
             self.on_change(self.kind)
 
 
