@@ -25,10 +25,6 @@ class Plan:
     def empty(self) -> bool:
         return not (self.deletes or self.patches or self.posts)
 
-    @property
-    def size(self) -> int:
-        return len(self.deletes) + len(self.patches) + len(self.posts)
-
 
 @dataclass(frozen=True, slots=True)
 class Desired:
