@@ -21,6 +21,7 @@ from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.config.config_exception import ConfigException
 
 from sidecar import background
+from sidecar.credentials.objects import DNSClass, Secret
 from sidecar.credentials.watch import ApiError, Lister, ObjectWatch
 from sidecar.settings import WatchSettings
 
@@ -66,7 +67,8 @@ class KubernetesObjects:
         self._api: k8s.ApiClient | None = None
         self._setup_error: str | None = None
         self._context_namespace: str | None = None
-        self._watches: dict[tuple[str, ...], tuple[ObjectWatch, asyncio.Task[None]]] = {}
+        # Secrets and DNSClasses side by side; the getters below say which is which
+        self._watches: dict[tuple[str, ...], tuple[ObjectWatch[Any], asyncio.Task[None]]] = {}
 
     @property
     def default_namespace(self) -> str:
@@ -137,15 +139,15 @@ class KubernetesObjects:
             name,
         )
 
-    def secret(self, namespace: str, name: str) -> ObjectWatch | None:
+    def secret(self, namespace: str, name: str) -> ObjectWatch[Secret] | None:
         """The watch of Secret ``namespace/name``; ``None`` unless it is followed."""
         return self._watched(("Secret", namespace, name))
 
-    def dns_class(self, name: str) -> ObjectWatch | None:
+    def dns_class(self, name: str) -> ObjectWatch[DNSClass] | None:
         """The watch of DNSClass ``name``; ``None`` unless it is followed."""
         return self._watched(("DNSClass", name))
 
-    def _watched(self, key: tuple[str, ...]) -> ObjectWatch | None:
+    def _watched(self, key: tuple[str, ...]) -> ObjectWatch[Any] | None:
         found = self._watches.get(key)
         return found[0] if found is not None else None
 
@@ -188,7 +190,7 @@ class KubernetesObjects:
     ) -> None:
         if key in self._watches or self._api is None:
             return
-        watch = ObjectWatch(
+        watch: ObjectWatch[Any] = ObjectWatch(
             describe, make_lister(self._api), name, self._settings, key[0], self._notify
         )
         task = asyncio.get_running_loop().create_task(

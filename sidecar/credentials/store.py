@@ -33,6 +33,7 @@ from sidecar.credentials.sources import (
 
 if TYPE_CHECKING:
     from sidecar.credentials.kubernetes import KubernetesObjects
+    from sidecar.credentials.objects import Secret
     from sidecar.credentials.watch import ObjectWatch
 
 log = logging.getLogger(__name__)
@@ -196,7 +197,7 @@ class CredentialStore:
 
 
 def _secret_text(
-    watch: ObjectWatch | None, ref: SecretKeyRef, namespace: str, why: str | None
+    watch: ObjectWatch[Secret] | None, ref: SecretKeyRef, namespace: str, why: str | None
 ) -> tuple[str, bytes]:
     """The value of ``ref`` as text (stripped) and as the bytes stored, or why there is none."""
     where = f"Secret {namespace}/{ref.name} key {ref.key}"
