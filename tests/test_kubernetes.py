@@ -12,6 +12,7 @@ import pytest
 
 from sidecar.app import LIVE, METRICS, STORE
 from sidecar.auth.hmac import Algorithm
+from sidecar.credentials.sources import CredentialUnavailable, FromSecret, SecretKeyRef
 from sidecar.credentials.watch import ObjectWatch
 from tests.conftest import (
     RunningEmulator,
@@ -201,6 +202,26 @@ async def test_watch_survives_compaction_bookmarks_and_drops(
     )
     assert changes(sidecar, "Secret") == 3  # a re-list of the same content is not a change
     assert kube.fake.unselected == 0  # every request named its object
+
+
+async def test_reading_an_object_starts_no_watch(
+    kube: RunningKube, start_sidecar: StartSidecar, tmp_path: Path
+) -> None:
+    """Only applying a table starts watches: reading an object nobody follows (as /status may)
+    finds nothing, says so, and starts nothing."""
+    kube.fake.set_secret(NS, "hmac", {"current": "one", "previous": "zero"})
+    kube.fake.set_secret(NS, "other", {"current": "x"})
+    sidecar = await start(start_sidecar, kube, tmp_path, hmac_table(), algorithm=Algorithm.SHA512)
+    store = sidecar.app[STORE]
+    objects = store.kubernetes
+    assert objects is not None
+    other = FromSecret(secretRef=SecretKeyRef(namespace=NS, name="other", key="current"))
+    for _ in range(2):  # the first read must not have started a watch for the second to find
+        assert (objects.secret(NS, "other"), objects.dns_class("other")) == (None, None)
+        with pytest.raises(CredentialUnavailable) as refused:
+            store.read(other)
+        assert refused.value.message == "Secret dns-system/other key current: not watched yet."
+    assert objects.secret(NS, "hmac") is not None
 
 
 async def test_forbidden_secret_is_explained(
