@@ -6,8 +6,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from sidecar.auth.clients import Client
 from sidecar.config.runtime import Runtime
-from sidecar.providers.base import Provider, ZonePolicy
-from sidecar.routing.table import ROOT, Account, Route, RoutingTable
+from sidecar.providers.base import ROOT, Provider, ZonePolicy
+from sidecar.routing.table import Account, Route, RoutingTable
 
 
 def make_runtime(

@@ -8,10 +8,10 @@ from sidecar.auth.clients import Client, ClientAuth
 from sidecar.auth.hmac import Algorithm
 from sidecar.clock import FrozenClock
 from sidecar.config.runtime import Runtime
-from sidecar.providers.base import Health, ZonePolicy
+from sidecar.providers.base import ROOT, Health, ZonePolicy
 from sidecar.providers.memory import MemoryProvider
 from sidecar.routing.health import accounts_for
-from sidecar.routing.table import ROOT, Route, RoutingTable
+from sidecar.routing.table import Route, RoutingTable
 from tests.builders import make_runtime
 from tests.conftest import SECRET, StartSidecar
 

@@ -24,7 +24,7 @@ from sidecar.providers.base import DeleteResult, Health, UpsertResult, ZonePolic
 from sidecar.providers.memory import MemoryProvider
 from sidecar.records import RecordKey, RecordSet
 from tests.builders import make_runtime
-from tests.conftest import SECRET, Caller, Reply, StartSidecar, make_settings
+from tests.conftest import SECRET, Caller, ProtocolReply, StartSidecar, make_settings
 
 SUCCESS = "success"
 NOT_FOUND = "not found"
@@ -33,7 +33,7 @@ AUTH = "auth failed"
 RETRY = "retry"
 
 
-def operator_verdict(method: str, reply: Reply) -> str:
+def operator_verdict(method: str, reply: ProtocolReply) -> str:
     """The operator's reading of one reply (client.go, then the controller's retry rule)."""
     if not isinstance(reply.body, dict):
         return RETRY  # json.Unmarshal failed: a plain error, retried
@@ -169,4 +169,4 @@ def test_operator_verdict_reads_like_the_go_client(
 ) -> None:
     """The ported decision keeps the Go client's corners: an unparsable body is retried even
     with 400, and a success flag needs 200."""
-    assert operator_verdict(method, Reply(status, body)) == verdict
+    assert operator_verdict(method, ProtocolReply(status, body)) == verdict

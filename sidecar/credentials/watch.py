@@ -98,7 +98,7 @@ class ObjectWatch(Generic[ObjectT]):
         await self._watch()
 
     async def _list(self) -> None:
-        reply = await self._request(watch=False, limit=self.settings.list_timeout)
+        reply = await self._request(watch=False, request_timeout=self.settings.list_timeout)
         async with reply:
             body: ObjectList[ObjectT] = await reply.json()
         items = body.get("items") or []
@@ -110,7 +110,7 @@ class ObjectWatch(Generic[ObjectT]):
     async def _watch(self) -> None:
         reply = await self._request(
             watch=True,
-            limit=aiohttp.ClientTimeout(
+            request_timeout=aiohttp.ClientTimeout(
                 connect=self.settings.list_timeout, sock_read=self.settings.watch_seconds + 30
             ),
         )
@@ -121,11 +121,13 @@ class ObjectWatch(Generic[ObjectT]):
                     event: WatchEvent[ObjectT] = json.loads(line)
                     self._event(event)
 
-    async def _request(self, *, watch: bool, limit: Any) -> aiohttp.ClientResponse:
+    async def _request(
+        self, *, watch: bool, request_timeout: float | aiohttp.ClientTimeout
+    ) -> aiohttp.ClientResponse:
         kwargs: dict[str, Any] = {
             "field_selector": f"metadata.name={self.name}",
             "_preload_content": False,
-            "_request_timeout": limit,
+            "_request_timeout": request_timeout,
         }
         if watch:
             kwargs |= {
