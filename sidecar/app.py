@@ -128,6 +128,8 @@ def create_app(
         return KubernetesObjects(
             kubeconfig=k8s.kubeconfig,
             namespace=k8s.namespace,
+            in_cluster=k8s.in_cluster,
+            settings=settings.watch,
             on_change=lambda kind: metrics.kubernetes_changes.labels(kind).inc(),
         )
 

@@ -198,6 +198,45 @@ class KubernetesSettings(_Group):
         validation_alias=_env("KUBERNETES_SYNC_TIMEOUT"),
         description="Seconds start-up waits for the first read of each Secret and DNSClass.",
     )
+    service_host: str | None = Field(
+        None,
+        validation_alias=AliasChoices("KUBERNETES_SERVICE_HOST"),
+        description="Set by Kubernetes in every pod: when set, and no kubeconfig is given, the "
+        "API server is reached with the pod's service account (in-cluster configuration).",
+    )
+
+    @property
+    def in_cluster(self) -> bool:
+        return self.service_host is not None
+
+
+class WatchSettings(_Group):
+    """How each Secret and DNSClass the routing table names is followed (list, then watch)."""
+
+    list_timeout: float = Field(
+        10.0,
+        gt=0,
+        validation_alias=_env("WATCH_LIST_TIMEOUT"),
+        description="Seconds a list request (and connecting a watch) may take.",
+    )
+    watch_seconds: int = Field(
+        290,
+        ge=1,
+        validation_alias=_env("WATCH_SECONDS"),
+        description="Seconds the API server keeps each watch open; it is then opened again.",
+    )
+    backoff_initial: float = Field(
+        0.5,
+        gt=0,
+        validation_alias=_env("WATCH_BACKOFF_INITIAL"),
+        description="Seconds before the first reconnect after a failure (then doubled, jittered).",
+    )
+    backoff_max: float = Field(
+        30.0,
+        gt=0,
+        validation_alias=_env("WATCH_BACKOFF_MAX"),
+        description="The longest wait between reconnects, in seconds.",
+    )
 
 
 class CloudflareSeedSettings(_Group):
@@ -289,6 +328,7 @@ class Settings(BaseModel):
     table: TableSettings = Field(default_factory=TableSettings)
     cloudflare: CloudflareSeedSettings = Field(default_factory=CloudflareSeedSettings)
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
+    watch: WatchSettings = Field(default_factory=WatchSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
 
     @classmethod
@@ -307,6 +347,7 @@ class Settings(BaseModel):
             table=TableSettings(**_set(table)),
             cloudflare=CloudflareSeedSettings(),
             kubernetes=KubernetesSettings(),
+            watch=WatchSettings(),
             redis=RedisSettings(),
         )
 
@@ -321,6 +362,7 @@ GROUPS: tuple[type[_Group], ...] = (
     LogSettings,
     TableSettings,
     KubernetesSettings,
+    WatchSettings,
     CloudflareSeedSettings,
     RedisSettings,
 )

@@ -62,7 +62,7 @@ def make_settings(**auth: Any) -> Settings:
 
 
 @dataclass
-class Reply:
+class ProtocolReply:
     status: int
     body: Any
     headers: CIMultiDict[str] = field(default_factory=CIMultiDict)
@@ -101,7 +101,7 @@ class Caller:
         signed_path: str | None = None,
         signed_body: bytes | None = None,
         headers: dict[str, str] | None = None,
-    ) -> Reply:
+    ) -> ProtocolReply:
         data = raw if raw is not None else (json.dumps(body).encode() if body is not None else b"")
         sent = {"Content-Type": "application/json"} if data else {}
         key = secret or self.secret
@@ -125,9 +125,11 @@ class Caller:
                 parsed: Any = json.loads(text)
             except ValueError:
                 parsed = text.decode(errors="replace")
-            return Reply(r.status, parsed, CIMultiDict(r.headers))
+            return ProtocolReply(r.status, parsed, CIMultiDict(r.headers))
 
-    async def upsert(self, kind: str, domain: str, sub: str, values: list[str], **kw: Any) -> Reply:
+    async def upsert(
+        self, kind: str, domain: str, sub: str, values: list[str], **kw: Any
+    ) -> ProtocolReply:
         record: dict[str, Any] = {"type": kind, "domain": domain, "subdomain": sub}
         record["values"] = values
         if "ttl" in kw:

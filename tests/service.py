@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -104,7 +104,7 @@ def running(
             process = subprocess.Popen(
                 command("serve", "--port", str(port), "--management-port", str(management), *args),
                 env=clean_env(env),
-                cwd=ROOT,
+                cwd=REPO,
                 stdin=subprocess.DEVNULL,
                 stdout=sink,
                 stderr=sink,

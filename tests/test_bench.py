@@ -5,14 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.service import ROOT, clean_env
+from tests.service import REPO, clean_env
 
 
 def test_quick_benchmark_runs_every_scenario() -> None:
     """`python -m bench --quick` runs the five scenarios and prints one row per measure."""
     result = subprocess.run(
         [sys.executable, "-m", "bench", "--quick"],
-        cwd=ROOT,
+        cwd=REPO,
         env=clean_env(),
         capture_output=True,
         text=True,

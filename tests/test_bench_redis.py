@@ -5,14 +5,14 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.service import ROOT, clean_env
+from tests.service import REPO, clean_env
 
 
 def test_quick_redis_overhead_benchmark_runs() -> None:
     """`python -m bench.redis_overhead --quick` measures both configurations."""
     result = subprocess.run(
         [sys.executable, "-m", "bench.redis_overhead", "--quick"],
-        cwd=ROOT,
+        cwd=REPO,
         env=clean_env(),
         capture_output=True,
         text=True,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from sidecar.cli import main
-from tests.service import ROOT, clean_env, command, free_port, running
+from tests.service import REPO, clean_env, command, free_port, running
 
 RECORD = json.dumps(
     {
@@ -35,7 +35,7 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     return subprocess.run(
         command(*args),
         env=clean_env(env),
-        cwd=ROOT,
+        cwd=REPO,
         capture_output=True,
         text=True,
         timeout=60,
@@ -176,7 +176,7 @@ def test_guide_environment_names() -> None:
     process = subprocess.Popen(
         command("serve", "--management-port", str(management)),
         env=clean_env({"PORT": str(port)}),
-        cwd=ROOT,
+        cwd=REPO,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -271,7 +271,7 @@ def test_emulator_command_and_seed_compatible_mode(tmp_path: Path) -> None:
                 "dev-token",
             ),
             env=clean_env(),
-            cwd=ROOT,
+            cwd=REPO,
             stdin=subprocess.DEVNULL,
             stdout=sink,
             stderr=sink,
@@ -365,7 +365,7 @@ def test_request_into_a_closed_pipe_says_so_in_one_line() -> None:
             result = subprocess.run(
                 command("request", "GET", "/health", "--url", service.url),
                 env=clean_env(),
-                cwd=ROOT,
+                cwd=REPO,
                 stdout=writer,
                 stderr=subprocess.PIPE,
                 text=True,

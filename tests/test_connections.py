@@ -27,7 +27,7 @@ from sidecar.protocol.connections import RateLimitedWarning, default_limit
 from sidecar.server import serve
 from sidecar.settings import ServerSettings
 from tests.conftest import SECRET, eventually, make_settings
-from tests.service import ROOT, Service, clean_env, command, free_port, running
+from tests.service import REPO, Service, clean_env, command, free_port, running
 
 
 @dataclass
@@ -228,7 +228,7 @@ def emulator_process(log: Path) -> Iterator[str]:
         process = subprocess.Popen(
             command("cloudflare-emulator", "--port", str(port), "--token", "dev-token"),
             env=clean_env(),
-            cwd=ROOT,
+            cwd=REPO,
             stdin=subprocess.DEVNULL,
             stdout=sink,
             stderr=sink,

@@ -30,7 +30,7 @@ from tests.conftest import (
     make_settings,
 )
 from tests.redis_server import RedisServer, command
-from tests.service import ROOT, clean_env
+from tests.service import REPO, clean_env
 
 Connect = Callable[..., Awaitable[RedisConnection]]
 
@@ -229,7 +229,7 @@ def test_without_a_redis_url_redis_is_never_imported() -> None:
     done = subprocess.run(
         [sys.executable, "-c", code],
         env=clean_env(),
-        cwd=ROOT,
+        cwd=REPO,
         capture_output=True,
         text=True,
         check=True,

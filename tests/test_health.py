@@ -8,10 +8,11 @@ from sidecar.auth.clients import Client, ClientAuth
 from sidecar.auth.hmac import Algorithm
 from sidecar.clock import FrozenClock
 from sidecar.config.runtime import Runtime
-from sidecar.providers.base import Health, ZonePolicy
+from sidecar.providers.base import ROOT, Health, ZonePolicy
 from sidecar.providers.memory import MemoryProvider
 from sidecar.routing.health import accounts_for
-from sidecar.routing.table import ROOT, Account, Route, RoutingTable
+from sidecar.routing.table import Route, RoutingTable
+from tests.builders import make_runtime
 from tests.conftest import SECRET, StartSidecar
 
 HOME_SECRET = b"home-secret"
@@ -30,16 +31,14 @@ class _Sick(MemoryProvider):
         return Health(healthy=False, message=self.why)
 
 
-def _runtime(*clients: Client) -> tuple[Runtime, dict[str, Any]]:
+def _with_two_sick_accounts(*clients: Client) -> tuple[Runtime, dict[str, Any]]:
     providers: dict[str, Any] = {
         "personal": _Sick("token expired"),
         "lab": _Sick("snapshot not writable"),
         "home": MemoryProvider(),
     }
-    accounts = {name: Account(name, provider) for name, provider in providers.items()}
     zones = [("example.com", "personal"), ("lab.example.com", "lab"), ("home.example", "home")]
-    table = RoutingTable(Route(ZonePolicy(name=z), accounts[a]) for z, a in zones)
-    return Runtime("test", table, clients, accounts), providers
+    return make_runtime(providers, zones, clients=clients), providers
 
 
 CLOUDFLARE = Client.fixed("cloudflare", Algorithm.SHA256, (SECRET,), zones=("example.com",))
@@ -49,7 +48,7 @@ HOME = Client.fixed("home", Algorithm.SHA512, (HOME_SECRET,), zones=("home.examp
 async def test_health_is_judged_over_the_callers_accounts(start_sidecar: StartSidecar) -> None:
     """A caller whose zones are healthy is told so, whatever another caller's accounts say;
     the other caller hears which accounts fail and the zones they affect."""
-    runtime, providers = _runtime(CLOUDFLARE, HOME)
+    runtime, providers = _with_two_sick_accounts(CLOUDFLARE, HOME)
     caller = (await start_sidecar(runtime=runtime, secret=SECRET)).caller
     home = await caller.call("GET", "/health", secret=HOME_SECRET, algorithm=Algorithm.SHA512)
     assert (home.status, home.body["status"], home.body["message"]) == (
@@ -74,7 +73,7 @@ async def test_unsigned_health_on_loopback_judges_every_account(
 ) -> None:
     """An unsigned call cannot say who it is: every account is judged, each check cached."""
     unsigned = Client("open", ClientAuth, zones=("home.example",))
-    runtime, providers = _runtime(unsigned)
+    runtime, providers = _with_two_sick_accounts(unsigned)
     clock = FrozenClock()
     caller = (await start_sidecar(runtime=runtime, clock=clock)).caller
     for _ in range(3):
@@ -95,7 +94,7 @@ async def test_unsigned_health_on_loopback_judges_every_account(
 def test_accounts_for_zones_above_below_and_uncovered() -> None:
     """A client zone reaches the account serving it and every account of a zone below it;
     a zone nobody serves reaches none; the catch-all zone serves what is left."""
-    runtime, _ = _runtime()
+    runtime, _ = _with_two_sick_accounts()
     table, accounts = runtime.table, runtime.accounts
     assert sorted(accounts_for(table, accounts, ("example.com",))) == ["lab", "personal"]
     assert sorted(accounts_for(table, accounts, ("x.lab.example.com",))) == ["lab"]

@@ -5,6 +5,7 @@ API server on loopback (list, watch, 410 after compaction, bookmarks, dropped co
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,9 @@ import pytest
 from sidecar.app import LIVE, METRICS, STORE
 from sidecar.auth.hmac import Algorithm
 from sidecar.credentials.kubernetes import KubernetesObjects
-from sidecar.credentials.watch import ObjectWatch, WatchSettings
+from sidecar.credentials.sources import CredentialUnavailable, FromSecret, SecretKeyRef
+from sidecar.credentials.watch import ObjectWatch
+from sidecar.settings import WatchSettings
 from tests.conftest import (
     RunningEmulator,
     RunningKube,
@@ -36,10 +39,28 @@ async def start(
     return await start_sidecar(settings, **kw)
 
 
-def watch_of(sidecar: Sidecar, *key: str) -> ObjectWatch:
+def secret_watch(sidecar: Sidecar, namespace: str, name: str) -> ObjectWatch:
     objects = sidecar.app[STORE].kubernetes
     assert objects is not None
-    return objects._watches[key][0]
+    watch = objects.secret(namespace, name)
+    assert watch is not None
+    return watch
+
+
+def dns_class_watch(sidecar: Sidecar, name: str) -> ObjectWatch:
+    objects = sidecar.app[STORE].kubernetes
+    assert objects is not None
+    watch = objects.dns_class(name)
+    assert watch is not None
+    return watch
+
+
+def changes(sidecar: Sidecar, kind: str) -> float:
+    """Changes seen to the watched objects of ``kind``, as the metric counts them."""
+    text = sidecar.app[METRICS].render().decode()
+    pattern = rf'^dns_sidecar_kubernetes_object_changes_total{{kind="{kind}"}} (\S+)$'
+    found = re.search(pattern, text, flags=re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
 
 
 def cloudflare_table(cf: RunningEmulator, extra_zone: str = "") -> str:
@@ -74,8 +95,7 @@ async def test_rotated_token_reaches_the_provider(
     cf.emulator.tokens.clear()
     cf.emulator.add_token("rotated-token")
     kube.fake.set_secret(NS, "cf-personal", {"api-token": "rotated-token"})
-    watch = watch_of(sidecar, "Secret", NS, "cf-personal")
-    await eventually(lambda: watch.changes == 2)
+    await eventually(lambda: changes(sidecar, "Secret") == 2)
     assert (await caller.upsert("A", "example.com", "www", ["192.0.2.2"])).status == 200
     assert [r["content"] for r in cf.records("example.com")] == ["192.0.2.2"]
     metrics = sidecar.app[METRICS].render().decode()
@@ -137,8 +157,7 @@ async def test_rotated_hmac_secret_is_enforced(
     assert (await caller.call("GET", "/health", secret=b"one")).status == 200
     assert (await caller.call("GET", "/health", secret=b"zero")).status == 200
     kube.fake.set_secret(NS, "hmac", {"current": "two", "previous": "one"})
-    watch = watch_of(sidecar, "Secret", NS, "hmac")
-    await eventually(lambda: watch.changes == 2)
+    await eventually(lambda: changes(sidecar, "Secret") == 2)
     assert (await caller.call("GET", "/health", secret=b"two")).status == 200
     assert (await caller.call("GET", "/health", secret=b"one")).status == 200
     refused = await caller.call("GET", "/health", secret=b"zero")
@@ -151,25 +170,25 @@ async def test_watch_survives_compaction_bookmarks_and_drops(
     """410 Gone makes it list again; bookmarks only move the version; a drop reconnects."""
     kube.fake.set_secret(NS, "hmac", {"current": "one", "previous": "zero"})
     sidecar = await start(start_sidecar, kube, tmp_path, hmac_table(), algorithm=Algorithm.SHA512)
-    watch = watch_of(sidecar, "Secret", NS, "hmac")
+    watch = secret_watch(sidecar, NS, "hmac")
     await eventually(lambda: list(kube.fake.open_watches()) == [("Secret", NS, "hmac")])
     lists = kube.fake.lists
 
     kube.fake.bookmark()
     await eventually(lambda: watch.resource_version == str(kube.fake.version))
-    assert watch.changes == 1  # a bookmark is not a change
+    assert changes(sidecar, "Secret") == 1  # a bookmark is not a change
 
     kube.fake.compact()
     kube.fake.expire_watches()  # 410 as an ERROR event
     await eventually(lambda: kube.fake.lists > lists)
     kube.fake.set_secret(NS, "hmac", {"current": "two", "previous": "one"})
-    await eventually(lambda: watch.changes == 2)
+    await eventually(lambda: changes(sidecar, "Secret") == 2)
 
     watches = kube.fake.watches
     kube.fake.drop_watches()
     await eventually(lambda: kube.fake.watches > watches and any(kube.fake.open_watches()))
     kube.fake.set_secret(NS, "hmac", {"current": "three", "previous": "two"})
-    await eventually(lambda: watch.changes == 3)
+    await eventually(lambda: changes(sidecar, "Secret") == 3)
     caller = sidecar.caller
     assert (await caller.call("GET", "/health", secret=b"three")).status == 200
 
@@ -184,8 +203,28 @@ async def test_watch_survives_compaction_bookmarks_and_drops(
             and watch.resource_version == str(kube.fake.version)
         )
     )
-    assert watch.changes == 3  # a re-list of the same content is not a change
+    assert changes(sidecar, "Secret") == 3  # a re-list of the same content is not a change
     assert kube.fake.unselected == 0  # every request named its object
+
+
+async def test_reading_an_object_starts_no_watch(
+    kube: RunningKube, start_sidecar: StartSidecar, tmp_path: Path
+) -> None:
+    """Only applying a table starts watches: reading an object nobody follows (as /status may)
+    finds nothing, says so, and starts nothing."""
+    kube.fake.set_secret(NS, "hmac", {"current": "one", "previous": "zero"})
+    kube.fake.set_secret(NS, "other", {"current": "x"})
+    sidecar = await start(start_sidecar, kube, tmp_path, hmac_table(), algorithm=Algorithm.SHA512)
+    store = sidecar.app[STORE]
+    objects = store.kubernetes
+    assert objects is not None
+    other = FromSecret(secretRef=SecretKeyRef(namespace=NS, name="other", key="current"))
+    for _ in range(2):  # the first read must not have started a watch for the second to find
+        assert (objects.secret(NS, "other"), objects.dns_class("other")) == (None, None)
+        with pytest.raises(CredentialUnavailable) as refused:
+            store.read(other)
+        assert refused.value.message == "Secret dns-system/other key current: not watched yet."
+    assert objects.secret(NS, "hmac") is not None
 
 
 async def test_forbidden_secret_is_explained(
@@ -252,14 +291,14 @@ async def test_dns_class_settings_follow_the_dns_class(
 
     # algorithm switched from SHA256 to SHA512 on the DNSClass
     kube.fake.set_dns_class("cloudflare", hmac_auth("SHA512", "cf-hmac"))
-    dns_class = watch_of(sidecar, "DNSClass", "cloudflare")
-    await eventually(lambda: dns_class.changes == 2)
+    dns_class = dns_class_watch(sidecar, "cloudflare")
+    await eventually(lambda: changes(sidecar, "DNSClass") == 3)  # both DNSClasses read, then this
     assert (await caller.call("GET", "/health", **cf512)).status == 200
     assert (await caller.call("GET", "/health", **cf256)).code == "AUTH_FAILED"
 
     # secretRef pointed at another Secret
     kube.fake.set_dns_class("cloudflare", hmac_auth("SHA512", "cf-hmac-2"))
-    await eventually(lambda: dns_class.changes == 3)
+    await eventually(lambda: changes(sidecar, "DNSClass") == 4)
 
     async def new_secret_enforced() -> bool:
         reply = await caller.call(
@@ -428,14 +467,13 @@ async def test_secret_with_a_trailing_newline_verifies_as_the_operator_signs(
 async def test_a_watch_the_server_ends_cleanly_is_reopened_with_backoff(kube: RunningKube) -> None:
     """A server that ends every watch at once is not hammered: each reopening waits longer."""
     kube.fake.set_secret(NS, "hmac", {"current": "one"})
-    settings = WatchSettings(watch_seconds=0, backoff_initial=0.2, backoff_max=30)  # ends at once
+    settings = WatchSettings.model_construct(watch_seconds=0, backoff_initial=0.2, backoff_max=30)
     objects = KubernetesObjects(kubeconfig=kube.kubeconfig, namespace=NS, settings=settings)
     await objects.start()
     loop = asyncio.get_running_loop()
     try:
         started = loop.time()
-        watch = objects.secret(NS, "hmac")
-        assert watch is not None
+        objects.watch_secret(NS, "hmac")
         await eventually(lambda: kube.fake.watches >= 3)
         took = loop.time() - started
     finally:

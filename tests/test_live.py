@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from sidecar.config.live import LiveConfig
-from sidecar.config.runtime import Runtime
-from sidecar.providers.base import ZonePolicy
 from sidecar.providers.memory import MemoryProvider
-from sidecar.routing.table import ROOT, Account, Route, RoutingTable
+from tests.builders import make_runtime
 
 
 class Tracked(MemoryProvider):
@@ -23,24 +21,11 @@ class Tracked(MemoryProvider):
         await super().aclose()
 
 
-def runtime(*providers: Tracked) -> Runtime:
-    accounts = {
-        f"a{index}": Account(f"a{index}", provider) for index, provider in enumerate(providers)
-    }
-    first = next(iter(accounts.values()))
-    return Runtime(
-        source="test",
-        table=RoutingTable([Route(ZonePolicy(name=ROOT), first)]),
-        clients=(),
-        accounts=accounts,
-    )
-
-
 async def test_retire_closes_only_providers_no_table_uses() -> None:
     """A provider the new table keeps stays open; the one it dropped is closed."""
     shared, dropped = Tracked(), Tracked()
-    live = LiveConfig(runtime(shared, dropped))
-    old = live.swap(runtime(shared))
+    live = LiveConfig(make_runtime([shared, dropped]))
+    old = live.swap(make_runtime([shared]))
     await live.retire(old)
     assert (shared.closed, dropped.closed, live.generation) == (0, 1, 2)
 
@@ -48,9 +33,9 @@ async def test_retire_closes_only_providers_no_table_uses() -> None:
 async def test_retire_waits_for_the_requests_pinning_the_old_table() -> None:
     """A request still on the old table keeps its provider open until it finishes."""
     dropped = Tracked()
-    live = LiveConfig(runtime(dropped))
+    live = LiveConfig(make_runtime([dropped]))
     with live.use() as pinned:
-        old = live.swap(runtime(Tracked()))
+        old = live.swap(make_runtime([Tracked()]))
         retiring = asyncio.create_task(live.retire(old))
         await asyncio.sleep(0)  # let retire reach its wait (a yield, not a timing)
         assert (retiring.done(), dropped.closed, pinned is old) == (False, 0, True)
@@ -61,10 +46,10 @@ async def test_retire_waits_for_the_requests_pinning_the_old_table() -> None:
 async def test_retire_spares_a_provider_an_older_pinned_table_still_uses() -> None:
     """Gen 1 pinned, gen 2 retired: a provider gen 1 still uses is left for gen 1's retirement."""
     first_only = Tracked()
-    live = LiveConfig(runtime(first_only))
+    live = LiveConfig(make_runtime([first_only]))
     with live.use():
-        gen1 = live.swap(runtime(first_only, Tracked()))
-        gen2 = live.swap(runtime(Tracked()))
+        gen1 = live.swap(make_runtime([first_only, Tracked()]))
+        gen2 = live.swap(make_runtime([Tracked()]))
         await live.retire(gen2)
         assert first_only.closed == 0
     await live.retire(gen1)
@@ -73,12 +58,12 @@ async def test_retire_spares_a_provider_an_older_pinned_table_still_uses() -> No
 
 async def test_reject_keeps_the_table_and_records_why() -> None:
     """A failed reload keeps the current generation; a later swap clears the error."""
-    live = LiveConfig(runtime(Tracked()))
+    live = LiveConfig(make_runtime([Tracked()]))
     live.reject("zones[0].account: not defined")
     assert (live.generation, live.last_error, live.failed_reloads) == (
         1,
         "zones[0].account: not defined",
         1,
     )
-    live.swap(runtime(Tracked()))
+    live.swap(make_runtime([Tracked()]))
     assert (live.generation, live.last_error, live.failed_reloads) == (2, None, 1)

@@ -27,8 +27,8 @@ from sidecar.config import loader
 from sidecar.credentials import dnsclass
 from sidecar.credentials.sources import FromSecret
 
-ROOT = Path(__file__).resolve().parent.parent
-MANIFESTS = ROOT / "manifests"
+REPO = Path(__file__).resolve().parent.parent
+MANIFESTS = REPO / "manifests"
 DATA = Path(__file__).resolve().parent / "data"
 OVERLAYS = sorted(p.name for p in (MANIFESTS / "overlays").iterdir())
 HELM = "sidecar-on-helm-chart"  # the operator's Helm chart output through the post-renderer
@@ -39,7 +39,7 @@ CUSTOM_KINDS = {"DNSClass", "ServiceMonitor"}  # CRDs: no schema ships with kube
 SCHEMA_VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]  # native sidecars: 1.29+
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
 MAX_MEMORY_MI = 128
-VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
 OPERATOR = yaml.safe_load((MANIFESTS / "operator" / "operator.yaml").read_text())["data"]
 
 
@@ -187,7 +187,7 @@ def test_the_crd_copy_is_a_valid_crd_and_dev_installs_the_same() -> None:
         "Cluster",
     )
     assert [v["name"] for v in crd["spec"]["versions"]] == ["v1alpha1"]
-    assert yaml.safe_load((ROOT / "dev" / "dnsclass-crd.yaml").read_text()) == crd
+    assert yaml.safe_load((REPO / "dev" / "dnsclass-crd.yaml").read_text()) == crd
 
 
 def test_the_crd_check_refuses_what_the_operator_refuses() -> None:
@@ -803,9 +803,9 @@ def test_kubectl_patch_route_names_the_operators_deployment() -> None:
 
 def test_readme_deploy_steps_name_real_paths_and_overlays() -> None:
     """Every repository path and overlay the README's deploy text names exists."""
-    readme = (ROOT / "README.md").read_text()
+    readme = (REPO / "README.md").read_text()
     paths = set(re.findall(r"(?<![\w/.-])((?:manifests|dev|tests/data)/[\w./-]*[\w])", readme))
-    assert {p for p in paths if not (ROOT / p).exists()} == set()
+    assert {p for p in paths if not (REPO / p).exists()} == set()
     applied = set(re.findall(r"kubectl apply -k manifests/overlays/([\w-]+)", readme))
     assert applied - set(OVERLAYS) == set()
     assert {"standalone", "standalone-ha", "sidecar"} <= applied
@@ -887,22 +887,22 @@ class _Tilt:
 def test_tiltfile_evaluates_and_names_real_things() -> None:
     """The Tiltfile is valid Starlark; its paths exist and its resources are in the dev overlay."""
     tilt = _Tilt()
-    ast = sl.parse("Tiltfile", (ROOT / "Tiltfile").read_text())
+    ast = sl.parse("Tiltfile", (REPO / "Tiltfile").read_text())
     sl.eval(tilt.module(), ast, sl.Globals.standard(), sl.FileLoader(tilt.ext))
     for path in tilt.paths:
-        assert (ROOT / path).exists(), path
+        assert (REPO / path).exists(), path
     workloads = {d["metadata"]["name"] for d in of_kind(render("dev"), *WORKLOADS)}
     assert set(tilt.resources) <= workloads
     assert tilt.images == ["dns-sidecar"]
-    cluster = list(yaml.safe_load_all((ROOT / "dev" / "ctlptl.yaml").read_text()))
+    cluster = list(yaml.safe_load_all((REPO / "dev" / "ctlptl.yaml").read_text()))
     assert {doc["kind"] for doc in cluster} == {"Registry", "Cluster"}
 
 
 def test_dockerfile_passes_hadolint_and_runs_as_non_root() -> None:
     """hadolint finds nothing; the image runs as a numeric user with `dns-sidecar serve`."""
-    dockerfile = (ROOT / "Dockerfile").read_text()
+    dockerfile = (REPO / "Dockerfile").read_text()
     result = subprocess.run(
-        [tool("hadolint"), str(ROOT / "Dockerfile")],
+        [tool("hadolint"), str(REPO / "Dockerfile")],
         capture_output=True,
         text=True,
         check=False,
@@ -914,7 +914,7 @@ def test_dockerfile_passes_hadolint_and_runs_as_non_root() -> None:
     assert 'ENTRYPOINT ["dns-sidecar", "serve"]' in dockerfile
     assert "PYTHONDONTWRITEBYTECODE=1" in dockerfile
     assert "-c constraints.txt" in dockerfile  # the pins the tests ran with
-    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    ignored = (REPO / ".dockerignore").read_text().splitlines()
     for copied in ("pyproject.toml", "constraints.txt", "README.md", "sidecar/"):
         assert f"!{copied}" in ignored
 
@@ -924,7 +924,7 @@ def test_image_carries_oci_labels_fed_by_make_image() -> None:
     version from pyproject.toml and passes that version in (dry run: no container engine here)."""
     labels = dict(
         re.findall(
-            r'(org\.opencontainers\.image\.[a-z]+)="([^"]*)"', (ROOT / "Dockerfile").read_text()
+            r'(org\.opencontainers\.image\.[a-z]+)="([^"]*)"', (REPO / "Dockerfile").read_text()
         )
     )
     assert labels == {
@@ -939,7 +939,7 @@ def test_image_carries_oci_labels_fed_by_make_image() -> None:
     }
     dry_run = subprocess.run(
         [tool("make"), "--no-print-directory", "-n", "image", f"PYTHON={sys.executable}"],
-        cwd=ROOT,
+        cwd=REPO,
         capture_output=True,
         text=True,
         check=True,
@@ -951,7 +951,7 @@ def test_image_carries_oci_labels_fed_by_make_image() -> None:
     pushed = subprocess.run(
         [tool("make"), "--no-print-directory", "-n", "image", f"PYTHON={sys.executable}",
          "IMAGE=registry.example/dns-sidecar:1.0", "CONTAINER_ENGINE=podman"],
-        cwd=ROOT,
+        cwd=REPO,
         capture_output=True,
         text=True,
         check=True,

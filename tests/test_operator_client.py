@@ -23,8 +23,8 @@ from sidecar.errors import ProviderError, ProviderUnavailable, RateLimited
 from sidecar.providers.base import DeleteResult, Health, UpsertResult, ZonePolicy
 from sidecar.providers.memory import MemoryProvider
 from sidecar.records import RecordKey, RecordSet
-from sidecar.routing.table import Account, Route, RoutingTable
-from tests.conftest import SECRET, Caller, Reply, StartSidecar, make_settings
+from tests.builders import make_runtime
+from tests.conftest import SECRET, Caller, ProtocolReply, StartSidecar, make_settings
 
 SUCCESS = "success"
 NOT_FOUND = "not found"
@@ -33,7 +33,7 @@ AUTH = "auth failed"
 RETRY = "retry"
 
 
-def operator_verdict(method: str, reply: Reply) -> str:
+def operator_verdict(method: str, reply: ProtocolReply) -> str:
     """The operator's reading of one reply (client.go, then the controller's retry rule)."""
     if not isinstance(reply.body, dict):
         return RETRY  # json.Unmarshal failed: a plain error, retried
@@ -77,7 +77,7 @@ class _Raising:
         return None
 
 
-def _runtime() -> Runtime:
+def _one_zone_per_failure() -> Runtime:
     """One healthy zone, and one zone for each way an account can fail."""
     providers: dict[str, Any] = {
         "example.com": MemoryProvider(),
@@ -86,12 +86,10 @@ def _runtime() -> Runtime:
         "limited.example": _Raising(RateLimited("Budget spent.", retry_after=30)),
         "buggy.example": _Raising(RuntimeError("a bug")),
     }
-    accounts = {zone: Account(zone, provider) for zone, provider in providers.items()}
-    return Runtime(
-        source="test",
-        table=RoutingTable(Route(ZonePolicy(name=z), a) for z, a in accounts.items()),
+    return make_runtime(
+        providers,
+        [(zone, zone) for zone in providers],
         clients=(Client.fixed("operator", Algorithm.SHA256, (SECRET,)),),
-        accounts=accounts,
     )
 
 
@@ -145,7 +143,7 @@ async def test_every_error_code_gets_the_operators_intended_verdict(
     """Each code of SPEC section 2, produced by a real request, means to the operator what it
     should: 400 stop, 401 auth failed, 404 not found on GET and done on DELETE, else retry."""
     settings = make_settings(hmac_secret=SecretStr("unused"))
-    sidecar = await start_sidecar(settings, runtime=_runtime(), secret=SECRET)
+    sidecar = await start_sidecar(settings, runtime=_one_zone_per_failure(), secret=SECRET)
     caller: Caller = sidecar.caller
     got = []
     for _, method, path, body, options, _ in CASES:
@@ -171,4 +169,4 @@ def test_operator_verdict_reads_like_the_go_client(
 ) -> None:
     """The ported decision keeps the Go client's corners: an unparsable body is retried even
     with 400, and a success flag needs 200."""
-    assert operator_verdict(method, Reply(status, body)) == verdict
+    assert operator_verdict(method, ProtocolReply(status, body)) == verdict

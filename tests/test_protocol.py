@@ -11,12 +11,11 @@ from pydantic import SecretStr
 from sidecar.auth.clients import Client
 from sidecar.auth.hmac import Algorithm
 from sidecar.clock import FrozenClock
-from sidecar.config.runtime import Runtime
 from sidecar.errors import ProviderError, ProviderUnavailable
 from sidecar.providers.base import DeleteResult, Health, UpsertResult, ZonePolicy
 from sidecar.providers.memory import MemoryProvider
 from sidecar.records import RecordKey, RecordSet
-from sidecar.routing.table import Account, Route, RoutingTable
+from tests.builders import make_runtime
 from tests.conftest import SECRET, StartSidecar, make_settings
 
 GUIDE_RECORD = {
@@ -27,18 +26,6 @@ GUIDE_RECORD = {
     "ttl": 600,
 }
 GUIDE_WIRE = {**GUIDE_RECORD, "fqdn": "www.example.com"}
-
-
-def runtime_with(
-    provider: object, *, zone: str = "example.com", clients: tuple[Client, ...] = ()
-) -> Runtime:
-    account = Account("acct", provider)  # type: ignore[arg-type]
-    return Runtime(
-        source="test",
-        table=RoutingTable([Route(ZonePolicy(name=zone), account)]),
-        clients=clients,
-        accounts={"acct": account},
-    )
 
 
 @pytest.mark.parametrize("algorithm", [Algorithm.SHA256, Algorithm.SHA512])
@@ -108,12 +95,8 @@ async def test_ttl_defaults_to_the_zone_then_300(start_sidecar: StartSidecar) ->
     assert (await caller.upsert("A", "example.com", "@", ["192.0.2.1"])).body["record"][
         "ttl"
     ] == 300
-    zoned = runtime_with(MemoryProvider(), zone="example.org")
-    zoned = Runtime(
-        source="test",
-        table=RoutingTable([Route(ZonePolicy(name="example.org", ttl=60), zoned.accounts["acct"])]),
-        clients=(),
-        accounts=zoned.accounts,
+    zoned = make_runtime(
+        {"acct": MemoryProvider()}, [(ZonePolicy(name="example.org", ttl=60), "acct")]
     )
     caller = (await start_sidecar(runtime=zoned)).caller
     reply = await caller.upsert("A", "example.org", "@", ["192.0.2.1"])
@@ -221,7 +204,10 @@ async def test_domain_not_allowed(start_sidecar: StartSidecar) -> None:
     client = Client.fixed("home", Algorithm.SHA256, (SECRET,), zones=("lab.example.com",))
     caller = (
         await start_sidecar(
-            runtime=runtime_with(MemoryProvider(), clients=(client,)), secret=SECRET
+            runtime=make_runtime(
+                {"acct": MemoryProvider()}, [("example.com", "acct")], clients=(client,)
+            ),
+            secret=SECRET,
         )
     ).caller
     outside = await caller.upsert("A", "example.org", "www", ["192.0.2.1"])
@@ -318,7 +304,9 @@ class _Failing:
 async def test_provider_error(start_sidecar: StartSidecar) -> None:
     """502 PROVIDER_ERROR: the provider rejected the call; its message is passed on."""
     failing = _Failing(ProviderError("Cloudflare said no (code 1004)."))
-    caller = (await start_sidecar(runtime=runtime_with(failing))).caller
+    caller = (
+        await start_sidecar(runtime=make_runtime({"acct": failing}, [("example.com", "acct")]))
+    ).caller
     reply = await caller.upsert("A", "example.com", "www", ["192.0.2.1"])
     assert (reply.status, reply.code, reply.message) == (
         502,
@@ -341,7 +329,9 @@ class _Unavailable(_Failing):
 async def test_provider_unavailable(start_sidecar: StartSidecar) -> None:
     """503 PROVIDER_UNAVAILABLE: the account cannot serve; /health names it."""
     provider = _Unavailable("Account 'acct': credentials missing.")
-    caller = (await start_sidecar(runtime=runtime_with(provider))).caller
+    caller = (
+        await start_sidecar(runtime=make_runtime({"acct": provider}, [("example.com", "acct")]))
+    ).caller
     reply = await caller.call("DELETE", "/records/A/example.com/www")
     health = await caller.call("GET", "/health")
     assert (reply.status, reply.code) == (503, "PROVIDER_UNAVAILABLE")
@@ -358,7 +348,11 @@ async def test_internal_error_names_request_id(
 ) -> None:
     """500 INTERNAL_ERROR: a bug is logged with a request id the message repeats; no traceback."""
     caller = (
-        await start_sidecar(runtime=runtime_with(_Failing(RuntimeError("boom /etc/x"))))
+        await start_sidecar(
+            runtime=make_runtime(
+                {"acct": _Failing(RuntimeError("boom /etc/x"))}, [("example.com", "acct")]
+            )
+        )
     ).caller
     reply = await caller.call(
         "GET", "/records/A/example.com/www", headers={"X-Request-Id": "rq-42"}

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from sidecar.app import LIVE, METRICS, RELOADER
+from tests.builders import make_runtime
 from tests.conftest import (
     RunningEmulator,
     Sidecar,
@@ -208,10 +209,7 @@ async def test_reload_latency(
 async def test_provider_shared_by_a_pinned_generation_stays_open() -> None:
     """A provider dropped by the newest table stays open while an older pinned table uses it."""
     from sidecar.config.live import LiveConfig  # noqa: PLC0415
-    from sidecar.config.runtime import Runtime  # noqa: PLC0415
-    from sidecar.providers.base import ZonePolicy  # noqa: PLC0415
     from sidecar.providers.memory import MemoryProvider  # noqa: PLC0415
-    from sidecar.routing.table import Account, Route, RoutingTable  # noqa: PLC0415
 
     closed: list[str] = []
 
@@ -223,17 +221,12 @@ async def test_provider_shared_by_a_pinned_generation_stays_open() -> None:
         async def aclose(self) -> None:
             closed.append(self.name)
 
-    def runtime(*providers: Tracked) -> Runtime:
-        accounts = {p.name: Account(p.name, p) for p in providers}
-        routes = [Route(ZonePolicy(name=f"{n}.example"), a) for n, a in accounts.items()]
-        return Runtime("t", RoutingTable(routes), (), accounts)
-
     shared, first_only = Tracked("shared"), Tracked("first-only")
-    live = LiveConfig(runtime(shared, first_only))
+    live = LiveConfig(make_runtime([shared, first_only]))
     with live.use():  # a request on generation 1
-        old1 = live.swap(runtime(shared))  # generation 2 keeps "shared"
+        old1 = live.swap(make_runtime([shared]))  # generation 2 keeps "shared"
         with live.use():  # a request on generation 2
-            old2 = live.swap(runtime(Tracked("new")))  # generation 3 drops it
+            old2 = live.swap(make_runtime([Tracked("new")]))  # generation 3 drops it
             retire1 = asyncio.ensure_future(live.retire(old1))
             retire2 = asyncio.ensure_future(live.retire(old2))
             await asyncio.sleep(0)

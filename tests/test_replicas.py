@@ -17,9 +17,9 @@ import aiohttp
 import pytest
 
 from sidecar.auth.hmac import format_timestamp
-from tests.conftest import SECRET, Caller, Reply, RunningEmulator, eventually
+from tests.conftest import SECRET, Caller, ProtocolReply, RunningEmulator, eventually
 from tests.redis_server import RedisServer, command
-from tests.service import ROOT, Service, clean_env, free_port
+from tests.service import REPO, Service, clean_env, free_port
 from tests.service import command as sidecar_command
 
 COM = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -104,7 +104,7 @@ async def start_replicas(
                             str(management),
                         ),
                         env=clean_env({"DNS_SIDECAR_REDIS_URL": redis_server.url, **(env or {})}),
-                        cwd=ROOT,
+                        cwd=REPO,
                         stdin=subprocess.DEVNULL,
                         stdout=sink,
                         stderr=sink,
@@ -222,7 +222,7 @@ class Sent:
     at: float
     replica: int
     name: str
-    reply: Reply
+    reply: ProtocolReply
 
 
 async def test_redis_killed_under_traffic_fails_closed_and_recovers(

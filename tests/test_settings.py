@@ -99,3 +99,30 @@ def test_settings_error_names_the_flag_declared_beside_the_setting() -> None:
             "must be a whole number between 0 and 65535"
         )
     ]
+
+
+def test_kubernetes_watch_and_in_cluster_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Watch timings come from DNS_SIDECAR_WATCH_*; KUBERNETES_SERVICE_HOST means in-cluster."""
+    assert Settings.from_env().watch.model_dump() == {
+        "list_timeout": 10.0,
+        "watch_seconds": 290,
+        "backoff_initial": 0.5,
+        "backoff_max": 30.0,
+    }
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    assert Settings.from_env().kubernetes.in_cluster is False
+    monkeypatch.setenv("DNS_SIDECAR_WATCH_LIST_TIMEOUT", "3")
+    monkeypatch.setenv("DNS_SIDECAR_WATCH_SECONDS", "60")
+    monkeypatch.setenv("DNS_SIDECAR_WATCH_BACKOFF_INITIAL", "0.1")
+    monkeypatch.setenv("DNS_SIDECAR_WATCH_BACKOFF_MAX", "5")
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    settings = Settings.from_env()
+    assert settings.watch.model_dump() == {
+        "list_timeout": 3.0,
+        "watch_seconds": 60,
+        "backoff_initial": 0.1,
+        "backoff_max": 5.0,
+    }
+    assert settings.kubernetes.in_cluster is True

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from sidecar.clock import Clock
-from sidecar.config.schema import CloudflareAccount, MemoryAccount, RateLimit
+from sidecar.config.schema import AccountSpec, CloudflareAccount, MemoryAccount, RateLimit
 from sidecar.coordination.base import Coordination, RequestBudget
 from sidecar.coordination.budget import Budget
 from sidecar.credentials.sources import Credential, CredentialUnavailable
@@ -23,8 +23,6 @@ from sidecar.routing.table import Account
 from sidecar.settings import Settings
 
 log = logging.getLogger(__name__)
-
-AccountSpec = CloudflareAccount | MemoryAccount
 
 
 def build_accounts(

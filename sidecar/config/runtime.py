@@ -17,10 +17,10 @@ from sidecar.config.schema import RateLimit, RoutingTableSpec
 from sidecar.coordination.base import Coordination
 from sidecar.credentials.sources import Credential
 from sidecar.credentials.store import CredentialStore
-from sidecar.providers.base import ZonePolicy
+from sidecar.providers.base import ROOT, ZonePolicy
 from sidecar.providers.cloudflare.auth import Auth
 from sidecar.providers.memory import MemoryProvider
-from sidecar.routing.table import ROOT, Account, Route, RoutingTable
+from sidecar.routing.table import Account, Route, RoutingTable
 from sidecar.settings import Settings
 
 EMBEDDED_DEFAULT = "embedded default (in-memory provider serving every zone)"

@@ -24,9 +24,8 @@ from pydantic import (
 from sidecar.auth.hmac import Algorithm
 from sidecar.credentials.sources import Credential
 from sidecar.errors import InvalidRecord
-from sidecar.providers.base import Ownership, ZonePolicy
+from sidecar.providers.base import ROOT, Ownership, ZonePolicy
 from sidecar.records.names import is_within, normalize_domain
-from sidecar.routing.table import ROOT
 
 
 def _zone_name(raw: str) -> str:
@@ -56,21 +55,21 @@ Ttl = Annotated[int, Field(ge=1, le=2_147_483_647)]
 AlgorithmField = Annotated[Algorithm, BeforeValidator(_algorithm)]
 
 
-class _Strict(BaseModel):
+class _TableModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 _ZONE = ZonePolicy(name=ROOT)  # the defaults are declared once, on ZonePolicy
 
 
-class Defaults(_Strict):
+class Defaults(_TableModel):
     ttl: Ttl = _ZONE.ttl
     proxied: bool = _ZONE.proxied
     ownership: OwnershipField = _ZONE.ownership
     comment: Annotated[str, StringConstraints(max_length=100)] = _ZONE.comment
 
 
-class ClientSpec(_Strict):
+class ClientSpec(_TableModel):
     """An HMAC caller: its own algorithm and secrets, or those of a DNSClass."""
 
     name: EntryName
@@ -92,12 +91,12 @@ class ClientSpec(_Strict):
         return self.algorithm or Algorithm.SHA256
 
 
-class RateLimit(_Strict):
+class RateLimit(_TableModel):
     requests: Annotated[int, Field(ge=1)] = 1200
     per_seconds: Annotated[float, Field(gt=0)] = Field(default=300.0, alias="perSeconds")
 
 
-class CloudflareAccount(_Strict):
+class CloudflareAccount(_TableModel):
     name: EntryName
     provider: Literal["cloudflare"]
     api_token: Credential | None = Field(default=None, alias="apiToken")
@@ -124,7 +123,7 @@ class CloudflareAccount(_Strict):
         return [c for c in (self.api_token, self.api_key) if c is not None]
 
 
-class MemoryAccount(_Strict):
+class MemoryAccount(_TableModel):
     name: EntryName
     provider: Literal["memory"]
     file: str | None = None  # JSON snapshot, written atomically on every change
@@ -137,7 +136,7 @@ class MemoryAccount(_Strict):
 AccountSpec = Annotated[CloudflareAccount | MemoryAccount, Field(discriminator="provider")]
 
 
-class ZoneSpec(_Strict):
+class ZoneSpec(_TableModel):
     name: ZoneName
     account: EntryName
     zone_id: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")] | None = Field(
@@ -149,7 +148,7 @@ class ZoneSpec(_Strict):
     comment: Annotated[str, StringConstraints(max_length=100)] | None = None
 
 
-class RoutingTableSpec(_Strict):
+class RoutingTableSpec(_TableModel):
     version: Literal[1]
     defaults: Defaults = Field(default_factory=Defaults)
     clients: list[ClientSpec] = Field(default_factory=list)

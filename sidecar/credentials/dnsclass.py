@@ -9,8 +9,9 @@ same way, so the two sides cannot disagree about the secret.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import cast
 
+from sidecar.credentials.objects import DNSClass, DNSClassSpec, HmacAuth, SecretKeySelector
 from sidecar.credentials.sources import CredentialUnavailable, FromSecret, SecretKeyRef
 
 
@@ -32,28 +33,32 @@ class DnsClassAuth:
         return self.inline is not None
 
 
-def parse(name: str, obj: dict[str, Any]) -> DnsClassAuth:
-    found = obj.get("spec")
-    spec: dict[str, Any] = found if isinstance(found, dict) else {}
+def parse(name: str, obj: DNSClass) -> DnsClassAuth:
+    """What ``obj`` says. The object comes as stored, so each part is checked to be what its
+    type says (read as ``object`` first) before it is used as such."""
+    found: object = obj.get("spec")
+    spec = cast("DNSClassSpec", found) if isinstance(found, dict) else DNSClassSpec()
     server = spec.get("server") if isinstance(spec.get("server"), str) else None
-    hmac_auth = spec.get("hmacAuth")
-    if hmac_auth is None:
+    raw_auth: object = spec.get("hmacAuth")
+    if raw_auth is None:
         return DnsClassAuth(name, server, None, None)
-    if not isinstance(hmac_auth, dict):
+    if not isinstance(raw_auth, dict):
         raise CredentialUnavailable(f"DNSClass {name}: spec.hmacAuth is not an object.")
+    hmac_auth = cast("HmacAuth", raw_auth)
     algorithm = str(hmac_auth.get("algorithm") or "SHA256")
-    inline = hmac_auth.get("secret")
+    inline: object = hmac_auth.get("secret")
     if inline is not None:
         if not isinstance(inline, str):
             raise CredentialUnavailable(f"DNSClass {name}: spec.hmacAuth.secret is not a string.")
         return DnsClassAuth(name, server, algorithm, None, inline.encode())
-    ref = hmac_auth.get("secretRef")
-    if ref is None:
+    raw_ref: object = hmac_auth.get("secretRef")
+    if raw_ref is None:
         raise CredentialUnavailable(
             f"DNSClass {name}: spec.hmacAuth has neither secret nor secretRef, so there is no "
             "secret to verify with (the operator refuses to send requests for it too)."
         )
-    if not isinstance(ref, dict) or not ref.get("name") or not ref.get("key"):
+    ref = cast("SecretKeySelector", raw_ref) if isinstance(raw_ref, dict) else None
+    if ref is None or not ref.get("name") or not ref.get("key"):
         raise CredentialUnavailable(
             f"DNSClass {name}: spec.hmacAuth.secretRef needs name and key (and namespace)."
         )

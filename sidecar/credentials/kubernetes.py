@@ -1,8 +1,10 @@
 """The Kubernetes API client, and the objects followed through it: Secrets for credentials,
 DNSClasses for HMAC settings, each by an :class:`~sidecar.credentials.watch.ObjectWatch`.
 
-The only module that imports ``kubernetes_asyncio``: in-cluster configuration when
-``KUBERNETES_SERVICE_HOST`` is set, a kubeconfig otherwise, chosen explicitly.
+The only module that imports ``kubernetes_asyncio``: in-cluster configuration when the pod's
+``KUBERNETES_SERVICE_HOST`` is set (read by ``sidecar.settings``), a kubeconfig otherwise, chosen
+explicitly. Watches start only by an explicit ``watch_secret``/``watch_dns_class`` (called where
+the routing table is applied); ``secret``/``dns_class`` only look.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,9 @@ from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.config.config_exception import ConfigException
 
-from sidecar.credentials.watch import ApiError, Lister, ObjectWatch, WatchSettings
+from sidecar.credentials.objects import DNSClass, Secret
+from sidecar.credentials.watch import ApiError, Lister, ObjectWatch
+from sidecar.settings import WatchSettings
 from sidecar.tasks import Tasks
 
 log = logging.getLogger(__name__)
@@ -52,17 +55,20 @@ class KubernetesObjects:
         *,
         kubeconfig: Path | None = None,
         namespace: str | None = None,
+        in_cluster: bool = False,
         settings: WatchSettings | None = None,
         on_change: Callable[[str], None] = lambda kind: None,
     ) -> None:
         self._kubeconfig = kubeconfig
         self._namespace = namespace
+        self._in_cluster = in_cluster
         self._settings = settings or WatchSettings()
         self._listeners: list[Callable[[str], None]] = [on_change]
         self._api: k8s.ApiClient | None = None
         self._setup_error: str | None = None
         self._context_namespace: str | None = None
-        self._watches: dict[tuple[str, ...], tuple[ObjectWatch, asyncio.Task[Any]]] = {}
+        # Secrets and DNSClasses side by side; the getters below say which is which
+        self._watches: dict[tuple[str, ...], tuple[ObjectWatch[Any], asyncio.Task[Any]]] = {}
         self._tasks = Tasks("kubernetes")  # each watch loops with its own backoff
 
     @property
@@ -74,13 +80,13 @@ class KubernetesObjects:
         try:
             return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
         except OSError:
-            return os.environ.get("POD_NAMESPACE") or "default"
+            return "default"  # POD_NAMESPACE, when set, came in as ``namespace``
 
     async def start(self) -> None:
-        """Connect: in-cluster when ``KUBERNETES_SERVICE_HOST`` is set, else a kubeconfig."""
+        """Connect: in-cluster when in a pod (and no kubeconfig is given), else a kubeconfig."""
         configuration = k8s.Configuration()
         try:
-            if os.environ.get("KUBERNETES_SERVICE_HOST") and self._kubeconfig is None:
+            if self._in_cluster and self._kubeconfig is None:
                 k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
                     client_configuration=configuration
                 )
@@ -107,8 +113,9 @@ class KubernetesObjects:
             await self._api.close()
             self._api = None
 
-    def secret(self, namespace: str, name: str) -> ObjectWatch | None:
-        return self._follow(
+    def watch_secret(self, namespace: str, name: str) -> None:
+        """Follow Secret ``namespace/name`` from now on (nothing new if it is followed)."""
+        self._follow(
             ("Secret", namespace, name),
             f"Secret {namespace}/{name}",
             lambda api: _raw(
@@ -117,8 +124,9 @@ class KubernetesObjects:
             name,
         )
 
-    def dns_class(self, name: str) -> ObjectWatch | None:
-        return self._follow(
+    def watch_dns_class(self, name: str) -> None:
+        """Follow DNSClass ``name`` from now on (nothing new if it is followed)."""
+        self._follow(
             ("DNSClass", name),
             f"DNSClass {name}",
             lambda api: _raw(
@@ -131,6 +139,18 @@ class KubernetesObjects:
             ),
             name,
         )
+
+    def secret(self, namespace: str, name: str) -> ObjectWatch[Secret] | None:
+        """The watch of Secret ``namespace/name``; ``None`` unless it is followed."""
+        return self._watched(("Secret", namespace, name))
+
+    def dns_class(self, name: str) -> ObjectWatch[DNSClass] | None:
+        """The watch of DNSClass ``name``; ``None`` unless it is followed."""
+        return self._watched(("DNSClass", name))
+
+    def _watched(self, key: tuple[str, ...]) -> ObjectWatch[Any] | None:
+        found = self._watches.get(key)
+        return found[0] if found is not None else None
 
     def keep_only(self, kind: str, keys: set[tuple[str, ...]]) -> None:
         """Stop following objects of ``kind`` that are no longer referenced."""
@@ -168,15 +188,11 @@ class KubernetesObjects:
         describe: str,
         make_lister: Callable[[k8s.ApiClient], Lister],
         name: str,
-    ) -> ObjectWatch | None:
-        found = self._watches.get(key)
-        if found is not None:
-            return found[0]
-        if self._api is None:
-            return None
-        watch = ObjectWatch(
+    ) -> None:
+        if key in self._watches or self._api is None:
+            return
+        watch: ObjectWatch[Any] = ObjectWatch(
             describe, make_lister(self._api), name, self._settings, key[0], self._notify
         )
         task = self._tasks.spawn(watch.watch_forever(), name=f"watch {describe}")
         self._watches[key] = (watch, task)
-        return watch

@@ -17,17 +17,17 @@ from sidecar.errors import ProviderUnavailable
 Name = Annotated[str, StringConstraints(min_length=1, max_length=253)]
 
 
-class _Strict(BaseModel):
+class _CredentialModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class SecretKeyRef(_Strict):
+class SecretKeyRef(_CredentialModel):
     namespace: Name | None = None  # defaults to the pod's namespace
     name: Name
     key: Name
 
 
-class FromSecret(_Strict):
+class FromSecret(_CredentialModel):
     secret_ref: SecretKeyRef = Field(alias="secretRef")
 
     def describe(self) -> str:
@@ -35,21 +35,21 @@ class FromSecret(_Strict):
         return f"Secret {ref.namespace or '<pod namespace>'}/{ref.name} key {ref.key}"
 
 
-class FromEnv(_Strict):
+class FromEnv(_CredentialModel):
     env: Name
 
     def describe(self) -> str:
         return f"environment variable {self.env}"
 
 
-class FromFile(_Strict):
+class FromFile(_CredentialModel):
     file: Path
 
     def describe(self) -> str:
         return f"file {self.file}"
 
 
-class FromValue(_Strict):
+class FromValue(_CredentialModel):
     value: SecretStr
 
     def describe(self) -> str:

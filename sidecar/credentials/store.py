@@ -33,6 +33,7 @@ from sidecar.credentials.sources import (
 
 if TYPE_CHECKING:
     from sidecar.credentials.kubernetes import KubernetesObjects
+    from sidecar.credentials.objects import Secret
     from sidecar.credentials.watch import ObjectWatch
 
 log = logging.getLogger(__name__)
@@ -84,13 +85,13 @@ class CredentialStore:
         if self.kubernetes is None:
             return
         for name in self._dns_classes:
-            self.kubernetes.dns_class(name)
+            self.kubernetes.watch_dns_class(name)
         self.kubernetes.keep_only("DNSClass", {("DNSClass", n) for n in self._dns_classes})
         keys: set[tuple[str, ...]] = set()
         for credential in [*self._wanted, *self._dns_class_secrets()]:
             if isinstance(credential, FromSecret):
                 namespace, name = self._where(credential)
-                self.kubernetes.secret(namespace, name)
+                self.kubernetes.watch_secret(namespace, name)
                 keys.add(("Secret", namespace, name))
         self.kubernetes.keep_only("Secret", keys)
 
@@ -196,7 +197,7 @@ class CredentialStore:
 
 
 def _secret_text(
-    watch: ObjectWatch | None, ref: SecretKeyRef, namespace: str, why: str | None
+    watch: ObjectWatch[Secret] | None, ref: SecretKeyRef, namespace: str, why: str | None
 ) -> tuple[str, bytes]:
     """The value of ``ref`` as text (stripped) and as the bytes stored, or why there is none."""
     where = f"Secret {namespace}/{ref.name} key {ref.key}"

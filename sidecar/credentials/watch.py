@@ -17,9 +17,19 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, cast
 
 import aiohttp
+
+from sidecar.credentials.objects import (
+    KubernetesObject,
+    ObjectList,
+    ObjectMeta,
+    ObjectT,
+    Status,
+    WatchEvent,
+)
+from sidecar.settings import WatchSettings
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +51,7 @@ Lister = Callable[..., Awaitable[Any]]
 
 
 @dataclass
-class WatchSettings:
-    list_timeout: float = 10.0  # seconds for a list request
-    watch_seconds: int = 290  # the server ends each watch after this; we then watch again
-    backoff_initial: float = 0.5
-    backoff_max: float = 30.0
-
-
-@dataclass
-class ObjectWatch:
+class ObjectWatch(Generic[ObjectT]):
     """The current state of one named object; ``None`` while it does not exist."""
 
     describe: str  # for messages: "Secret dns-system/cf-personal"
@@ -58,11 +60,10 @@ class ObjectWatch:
     settings: WatchSettings = field(default_factory=WatchSettings)
     kind: str = "object"
     on_change: Callable[[str], None] = lambda kind: None
-    object: dict[str, Any] | None = None
+    object: ObjectT | None = None
     synced: asyncio.Event = field(default_factory=asyncio.Event)
     error: str | None = None  # why the last pass failed, while it stays failed
     resource_version: str | None = None
-    changes: int = 0
 
     async def watch_forever(self) -> None:
         """Keep following the object; failures are logged and retried with backoff."""
@@ -97,9 +98,9 @@ class ObjectWatch:
         await self._watch()
 
     async def _list(self) -> None:
-        reply = await self._request(watch=False, limit=self.settings.list_timeout)
+        reply = await self._request(watch=False, request_timeout=self.settings.list_timeout)
         async with reply:
-            body = await reply.json()
+            body: ObjectList[ObjectT] = await reply.json()
         items = body.get("items") or []
         self.resource_version = str(body.get("metadata", {}).get("resourceVersion") or "") or None
         self._set(items[0] if items else None)
@@ -109,7 +110,7 @@ class ObjectWatch:
     async def _watch(self) -> None:
         reply = await self._request(
             watch=True,
-            limit=aiohttp.ClientTimeout(
+            request_timeout=aiohttp.ClientTimeout(
                 connect=self.settings.list_timeout, sock_read=self.settings.watch_seconds + 30
             ),
         )
@@ -117,13 +118,16 @@ class ObjectWatch:
             self.error = None  # connected again
             async for line in reply.content:
                 if line.strip():
-                    self._event(json.loads(line))
+                    event: WatchEvent[ObjectT] = json.loads(line)
+                    self._event(event)
 
-    async def _request(self, *, watch: bool, limit: Any) -> aiohttp.ClientResponse:
+    async def _request(
+        self, *, watch: bool, request_timeout: float | aiohttp.ClientTimeout
+    ) -> aiohttp.ClientResponse:
         kwargs: dict[str, Any] = {
             "field_selector": f"metadata.name={self.name}",
             "_preload_content": False,
-            "_request_timeout": limit,
+            "_request_timeout": request_timeout,
         }
         if watch:
             kwargs |= {
@@ -147,31 +151,36 @@ class ObjectWatch:
             raise ApiError(reply.status, _reason(text, reply.reason))
         return reply
 
-    def _event(self, event: dict[str, Any]) -> None:
+    def _event(self, event: WatchEvent[ObjectT]) -> None:
         kind = event.get("type")
-        obj = event.get("object") or {}
+        obj = event.get("object") or cast("ObjectT", {})
         if kind == "ERROR":
-            if obj.get("code") == 410:
+            status = cast("Status", obj)
+            if status.get("code") == 410:
                 raise Gone
-            raise ApiError(obj.get("code") or 500, obj.get("message"))
-        version = (obj.get("metadata") or {}).get("resourceVersion")
+            raise ApiError(status.get("code") or 500, status.get("message"))
+        metadata = _metadata(obj)
+        version = metadata.get("resourceVersion")
         if version:
             self.resource_version = str(version)
         if kind == "BOOKMARK":
             return
-        if (obj.get("metadata") or {}).get("name") != self.name:
+        if metadata.get("name") != self.name:
             return
         self._set(None if kind == "DELETED" else obj)
 
-    def _set(self, obj: dict[str, Any] | None) -> None:
+    def _set(self, obj: ObjectT | None) -> None:
         before = _content(self.object)
         self.object = obj
         if _content(obj) != before:
-            self.changes += 1
             self.on_change(self.kind)
 
 
-def _content(obj: dict[str, Any] | None) -> Any:
+def _metadata(obj: KubernetesObject) -> ObjectMeta:
+    return obj.get("metadata") or {}
+
+
+def _content(obj: KubernetesObject | None) -> Any:
     if obj is None:
         return None
     return {key: value for key, value in obj.items() if key != "metadata"}

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sidecar.emulator.errors import invalid
+from sidecar.emulator.payloads import RecordData, RecordExtras
 
 SUPPORTED = ("A", "AAAA", "CNAME", "TXT", "MX", "SRV", "CAA", "NS")
 PROXIABLE = ("A", "AAAA", "CNAME")
@@ -41,7 +42,8 @@ def _uint(value: Any, top: int, message: str) -> int:
     return value
 
 
-def content(kind: str, body: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+def content(kind: str, body: Mapping[str, Any]) -> tuple[str, RecordExtras]:
+    """The record's ``content`` as Cloudflare stores it, and the fields beside it."""
     raw = body.get("content")
     if kind == "A":
         try:
@@ -72,10 +74,15 @@ def content(kind: str, body: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
             for key in ("priority", "weight", "port")
         }
         target = "." if str(data.get("target")).strip() == "." else _host(data.get("target"), "SRV")
-        fields = {**numbers, "target": target}
+        srv_data: RecordData = {
+            "priority": numbers["priority"],
+            "weight": numbers["weight"],
+            "port": numbers["port"],
+            "target": target,
+        }
         return f"{numbers['weight']} {numbers['port']} {target}", {
             "priority": numbers["priority"],
-            "data": fields,
+            "data": srv_data,
         }
     flags = _uint(data.get("flags"), 255, "CAA data.flags must be from 0 to 255.")
     tag, value = data.get("tag"), data.get("value")

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TypeVar
 
-Record = dict[str, Any]
+from sidecar.emulator.payloads import ResultInfo, StoredRecord
+
+T = TypeVar("T")
 
 
-def matches(record: Record, query: Mapping[str, str]) -> bool:
+def matches(record: StoredRecord, query: Mapping[str, str]) -> bool:
     """Cloudflare's list filters used by dns-sidecar (match=all)."""
+    fields: Mapping[str, object] = record  # the filters name the field to read
     checks: Iterable[tuple[str, str]] = query.items()
     for key, wanted in checks:
         field_name, _, op = key.partition(".")
@@ -20,7 +23,7 @@ def matches(record: Record, query: Mapping[str, str]) -> bool:
             if record["type"] != wanted.upper():
                 return False
             continue
-        have = record.get(field_name) or ""
+        have = fields.get(field_name) or ""
         if not _compare(str(have), wanted, op or "exact", field_name):
             return False
     return True
@@ -44,7 +47,7 @@ def _compare(have: str, wanted: str, op: str, field_name: str) -> bool:
     return True
 
 
-def paginate(items: list[Record], page: int, per_page: int) -> tuple[list[Record], dict[str, int]]:
+def paginate(items: list[T], page: int, per_page: int) -> tuple[list[T], ResultInfo]:
     total = len(items)
     start = (page - 1) * per_page
     chunk = list(itertools.islice(items, start, start + per_page)) if start < total else []

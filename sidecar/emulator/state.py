@@ -19,8 +19,7 @@ import idna
 
 from sidecar.emulator import fields
 from sidecar.emulator.errors import CloudflareError, invalid
-
-Record = dict[str, Any]
+from sidecar.emulator.payloads import BatchResult, DeletedRecord, StoredRecord, ZoneJson
 
 
 @dataclass
@@ -30,10 +29,10 @@ class Zone:
 
     id: str
     name: str
-    records: dict[str, Record] = field(default_factory=dict)
+    records: dict[str, StoredRecord] = field(default_factory=dict)
     by_name: dict[str, set[str]] = field(default_factory=dict)
 
-    def put(self, record: Record) -> Record | None:
+    def put(self, record: StoredRecord) -> StoredRecord | None:
         """Store ``record``; returns what it replaced."""
         old = self.records.get(record["id"])
         if old is not None:
@@ -42,15 +41,15 @@ class Zone:
         self.by_name.setdefault(record["name"], set()).add(record["id"])
         return old
 
-    def remove(self, record_id: str) -> Record:
+    def remove(self, record_id: str) -> StoredRecord:
         old = self.records.pop(record_id)
         self.by_name[old["name"]].discard(record_id)
         return old
 
-    def named(self, name: str) -> list[Record]:
+    def named(self, name: str) -> list[StoredRecord]:
         return [self.records[i] for i in self.by_name.get(name, ())]
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> ZoneJson:
         return {
             "id": self.id,
             "name": self.name,
@@ -88,28 +87,28 @@ class State:
 
     # --- records ------------------------------------------------------------------------
 
-    def create(self, zone: Zone, body: Mapping[str, Any]) -> Record:
+    def create(self, zone: Zone, body: Mapping[str, Any]) -> StoredRecord:
         record = self._validated(zone, dict(body), existing=None)
         zone.put(record)
         return copy.deepcopy(record)
 
     def update(
         self, zone: Zone, record_id: str, body: Mapping[str, Any], *, partial: bool
-    ) -> Record:
+    ) -> StoredRecord:
         current = self._record(zone, record_id)
         merged = {**_input_view(current), **body} if partial else dict(body)
         record = self._validated(zone, merged, existing=current)
         zone.put(record)
         return copy.deepcopy(record)
 
-    def delete(self, zone: Zone, record_id: str) -> Record:
+    def delete(self, zone: Zone, record_id: str) -> DeletedRecord:
         self._record(zone, record_id)
         return {"id": zone.remove(record_id)["id"]}
 
-    def get(self, zone: Zone, record_id: str) -> Record:
+    def get(self, zone: Zone, record_id: str) -> StoredRecord:
         return copy.deepcopy(self._record(zone, record_id))
 
-    def batch(self, zone: Zone, body: Mapping[str, Any]) -> dict[str, list[Record]]:
+    def batch(self, zone: Zone, body: Mapping[str, Any]) -> BatchResult:
         """Deletes, patches, puts, posts, in that order; on any error nothing is applied."""
         touched = {
             str(item.get("id")): zone.records.get(str(item.get("id")))
@@ -117,7 +116,7 @@ class State:
             for item in _items(body, key)
         }
         before = set(zone.records)
-        result: dict[str, list[Record]] = {"deletes": [], "patches": [], "puts": [], "posts": []}
+        result: BatchResult = {"deletes": [], "patches": [], "puts": [], "posts": []}
         try:
             for item in _items(body, "deletes"):
                 result["deletes"].append(self.get(zone, _id_of(item)))
@@ -137,13 +136,15 @@ class State:
             raise
         return result
 
-    def _record(self, zone: Zone, record_id: str) -> Record:
+    def _record(self, zone: Zone, record_id: str) -> StoredRecord:
         found = zone.records.get(record_id)
         if found is None:
             raise CloudflareError(404, 81044, "Record does not exist.")
         return found
 
-    def _validated(self, zone: Zone, body: dict[str, Any], *, existing: Record | None) -> Record:
+    def _validated(
+        self, zone: Zone, body: dict[str, Any], *, existing: StoredRecord | None
+    ) -> StoredRecord:
         kind = str(body.get("type") or "").upper()
         if kind not in fields.SUPPORTED:
             raise invalid(9000, f"DNS record type {body.get('type')!r} is invalid.")
@@ -170,7 +171,7 @@ class State:
             )
         content, extra = fields.content(kind, body)
         now = _now()
-        record: Record = {
+        record: StoredRecord = {
             "id": existing["id"] if existing else _new_id(),
             "zone_id": zone.id,
             "zone_name": zone.name,
@@ -191,7 +192,7 @@ class State:
         self._check_conflicts(zone, record)
         return record
 
-    def _check_conflicts(self, zone: Zone, record: Record) -> None:
+    def _check_conflicts(self, zone: Zone, record: StoredRecord) -> None:
         for other in zone.named(record["name"]):
             if other["id"] == record["id"]:
                 continue
@@ -217,15 +218,25 @@ def _id_of(item: Mapping[str, Any]) -> str:
     return record_id
 
 
-def _input_view(record: Record) -> dict[str, Any]:
-    view = {k: record[k] for k in ("type", "name", "content", "ttl", "proxied", "comment", "tags")}
-    for key in ("priority", "data"):
-        if key in record:
-            view[key] = record[key]
+def _input_view(record: StoredRecord) -> dict[str, Any]:
+    """The record as a request body would give it (what a PATCH merges into)."""
+    view: dict[str, Any] = {
+        "type": record["type"],
+        "name": record["name"],
+        "content": record["content"],
+        "ttl": record["ttl"],
+        "proxied": record["proxied"],
+        "comment": record["comment"],
+        "tags": record["tags"],
+    }
+    if "priority" in record:
+        view["priority"] = record["priority"]
+    if "data" in record:
+        view["data"] = record["data"]
     return view
 
 
-def _same_data(a: Record, b: Record) -> bool:
+def _same_data(a: StoredRecord, b: StoredRecord) -> bool:
     return a["content"] == b["content"] and a.get("priority") == b.get("priority")
 
 

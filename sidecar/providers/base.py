@@ -17,6 +17,7 @@ class Ownership(enum.StrEnum):
     OFF = "off"  # no marker checks
 
 
+ROOT = "."  # a zone named "." covers every name (the embedded default uses it)
 OWNERSHIP_MARKER = "managed by dns-sidecar"  # the default comment on records the sidecar owns
 
 

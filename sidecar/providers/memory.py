@@ -129,13 +129,6 @@ class MemoryProvider:
         async with self._write_lock:
             pass  # let a snapshot write in progress finish
 
-    def dump(self) -> dict[str, dict[str, tuple[tuple[str, ...], int]]]:
-        """Everything stored, as plain data (tests compare it before and after a request)."""
-        return {
-            fqdn: {kind: (rs.values, rs.ttl) for kind, rs in sorted(types.items())}
-            for fqdn, types in sorted(self._records.items())
-        }
-
     def _set(self, key: RecordKey, record: RecordSet | None) -> None:
         at_name = self._records.setdefault(key.fqdn, {})
         if record is None:

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from sidecar.clock import Clock
 from sidecar.errors import DomainNotAllowed
-from sidecar.providers.base import Health
+from sidecar.providers.base import ROOT, Health
 from sidecar.records.names import is_within
-from sidecar.routing.table import ROOT, Account, RoutingTable
+from sidecar.routing.table import Account, RoutingTable
 
 HEALTH_TIMEOUT = 10.0
 

@@ -6,9 +6,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from sidecar.errors import DomainNotAllowed
-from sidecar.providers.base import Provider, ZonePolicy
-
-ROOT = "."  # a zone named "." covers every name (the embedded default uses it)
+from sidecar.providers.base import ROOT, Provider, ZonePolicy
 
 
 @dataclass(frozen=True, slots=True)

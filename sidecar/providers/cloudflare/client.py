@@ -25,7 +25,7 @@ import functools
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import cloudflare
 import httpx
@@ -41,6 +41,14 @@ from sidecar.errors import (
 )
 from sidecar.observability.context import count_provider_call
 from sidecar.providers.cloudflare.auth import Auth
+from sidecar.providers.cloudflare.payloads import (
+    ApiRecord,
+    ApiZone,
+    Envelope,
+    RecordBody,
+    RecordId,
+    RecordPatch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +101,7 @@ class CloudflareApi:
 
     async def _call(
         self, what: str, call: Callable[[cloudflare.AsyncCloudflare], Awaitable[Any]]
-    ) -> dict[str, Any]:
+    ) -> Envelope:
         """One API call; the envelope as plain JSON (the SDK's raw response: no model parsing,
         which would cost more than the call itself for unions of record types)."""
         client = self.client()
@@ -101,7 +109,7 @@ class CloudflareApi:
         count_provider_call()
         try:
             response = await call(client)
-            body = await response.json()
+            body: object = await response.json()
         except cloudflare.APIError as err:
             if isinstance(err, cloudflare.APIStatusError) and err.status_code == 429:
                 wait = await self.budget.block(_retry_after(err.response))
@@ -114,7 +122,7 @@ class CloudflareApi:
             raise self._classify(err, what) from err
         except ValueError as err:
             raise ProviderError(f"Cloudflare account {self.account!r}: {what}: not JSON.") from err
-        return body if isinstance(body, dict) else {}
+        return cast("Envelope", body) if isinstance(body, dict) else Envelope()
 
     # --- the calls --------------------------------------------------------------------------
 
@@ -124,7 +132,7 @@ class CloudflareApi:
         )
         return str((body.get("result") or {}).get("status", "active"))
 
-    async def list_zones(self, name: str | None = None) -> list[dict[str, Any]]:
+    async def list_zones(self, name: str | None = None) -> list[ApiZone]:
         return await self._paged(
             "list zones",
             lambda page, c: c.zones.with_raw_response.list(
@@ -134,7 +142,7 @@ class CloudflareApi:
 
     async def list_records(
         self, zone_id: str, *, name: str | None = None, kind: str | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[ApiRecord]:
         """Every record matching the filters (a name exactly, a type), one call per page."""
         filters: dict[str, Any] = {}
         if name is not None:
@@ -152,9 +160,10 @@ class CloudflareApi:
         self,
         what: str,
         fetch: Callable[[int, cloudflare.AsyncCloudflare], Awaitable[Any]],
-    ) -> list[dict[str, Any]]:
-        """Every page, as ``result_info`` tells: no call for the empty page past the end."""
-        found: list[dict[str, Any]] = []
+    ) -> list[Any]:
+        """Every page's ``result`` items, as ``result_info`` tells: no call for the empty page
+        past the end. The callers say what the items are."""
+        found: list[Any] = []
         for page in itertools.count(1):
             body = await self._call(what, functools.partial(fetch, page))
             items = body.get("result") or []
@@ -167,9 +176,9 @@ class CloudflareApi:
         self,
         zone_id: str,
         *,
-        deletes: list[dict[str, str]],
-        patches: list[dict[str, Any]],
-        posts: list[dict[str, Any]],
+        deletes: list[RecordId],
+        patches: list[RecordPatch],
+        posts: list[RecordBody],
     ) -> None:
         # The body goes as extra_body: the SDK's own transform of the typed batch parameters
         # (unions of ~20 record TypedDicts) costs milliseconds per call, and we send plain JSON.

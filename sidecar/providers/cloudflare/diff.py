@@ -10,24 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from sidecar.providers.cloudflare.mapping import CloudflareRecord, to_api
+from sidecar.providers.cloudflare.payloads import RecordBody, RecordId, RecordPatch
 
 
 @dataclass
 class Plan:
-    deletes: list[dict[str, str]] = field(default_factory=list)
-    patches: list[dict[str, Any]] = field(default_factory=list)
-    posts: list[dict[str, Any]] = field(default_factory=list)
+    deletes: list[RecordId] = field(default_factory=list)
+    patches: list[RecordPatch] = field(default_factory=list)
+    posts: list[RecordBody] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
         return not (self.deletes or self.patches or self.posts)
-
-    @property
-    def size(self) -> int:
-        return len(self.deletes) + len(self.patches) + len(self.posts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +75,8 @@ def plan(existing: Sequence[CloudflareRecord], want: Desired) -> Plan:
     return result
 
 
-def _setting_changes(record: CloudflareRecord, want: Desired) -> dict[str, Any]:
-    changes: dict[str, Any] = {}
+def _setting_changes(record: CloudflareRecord, want: Desired) -> RecordPatch:
+    changes: RecordPatch = {}
     if record.ttl != want.ttl:
         changes["ttl"] = want.ttl
     if record.proxied != want.proxied:

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from sidecar.errors import InvalidRecord, SidecarError
+from sidecar.providers.cloudflare.payloads import ApiRecord, RecordBody, RecordData, RecordFields
 from sidecar.records.values import canonical_values
 
 PROXIABLE = frozenset({"A", "AAAA", "CNAME"})
@@ -36,7 +36,7 @@ class CloudflareRecord:
         return f"{self.type} {self.value}"
 
 
-def from_api(raw: dict[str, Any]) -> CloudflareRecord:
+def from_api(raw: ApiRecord) -> CloudflareRecord:
     kind = str(raw.get("type", "")).upper()
     return CloudflareRecord(
         id=str(raw["id"]),
@@ -49,13 +49,16 @@ def from_api(raw: dict[str, Any]) -> CloudflareRecord:
     )
 
 
-def _value(kind: str, raw: dict[str, Any]) -> str:
+def _value(kind: str, raw: ApiRecord) -> str:
     content = str(raw.get("content") or "")
-    data = raw.get("data") if isinstance(raw.get("data"), dict) else {}
+    found = raw.get("data")
+    data: RecordData = found if isinstance(found, dict) else {}
     if kind == "MX":
         text = f"{_num(raw.get('priority'))} {content}"
     elif kind == "SRV" and data:
-        numbers = " ".join(_num(data.get(key)) for key in ("priority", "weight", "port"))
+        numbers = " ".join(
+            _num(number) for number in (data.get("priority"), data.get("weight"), data.get("port"))
+        )
         text = f"{numbers} {data.get('target')}"
     elif kind == "SRV":
         text = f"{_num(raw.get('priority'))} {content}"
@@ -71,7 +74,7 @@ def _value(kind: str, raw: dict[str, Any]) -> str:
         return text  # a record we could not have written; compared as it is
 
 
-def _num(value: Any) -> str:
+def _num(value: object) -> str:
     """The SDK's models hold these numbers as floats (10.0); the wire form is an integer."""
     if isinstance(value, int | float) and not isinstance(value, bool) and float(value).is_integer():
         return str(int(value))
@@ -91,22 +94,27 @@ def unquote_txt(content: str) -> str:
 
 def to_api(
     kind: str, name: str, value: str, *, ttl: int, proxied: bool, comment: str | None
-) -> dict[str, Any]:
+) -> RecordBody:
     """The request body for one record holding ``value``."""
-    body: dict[str, Any] = {"type": kind, "name": name, "ttl": ttl, "proxied": proxied}
+    body: RecordBody = {"type": kind, "name": name, "ttl": ttl, "proxied": proxied}
     if comment is not None:
         body["comment"] = comment
-    return body | _fields(kind, value)
+    return {**body, **_fields(kind, value)}
 
 
-def _fields(kind: str, value: str) -> dict[str, Any]:
+def _fields(kind: str, value: str) -> RecordFields:
     if kind == "MX":
         priority, host = value.split(" ", 1)
         return {"content": host, "priority": int(priority)}
     if kind == "SRV":
         priority, weight, port, target = value.split(" ", 3)
-        data = {"priority": int(priority), "weight": int(weight), "port": int(port)}
-        return {"data": data | {"target": target}}
+        data: RecordData = {
+            "priority": int(priority),
+            "weight": int(weight),
+            "port": int(port),
+            "target": target,
+        }
+        return {"data": data}
     if kind == "CAA":
         flags, tag, quoted = value.split(" ", 2)
         return {"data": {"flags": int(flags), "tag": tag, "value": quoted[1:-1]}}

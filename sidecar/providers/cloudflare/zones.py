@@ -10,12 +10,11 @@ from dataclasses import dataclass
 
 from sidecar.clock import Clock
 from sidecar.errors import DomainNotAllowed, ProviderError, SidecarError
-from sidecar.providers.base import ZonePolicy
+from sidecar.providers.base import ROOT, ZonePolicy
 from sidecar.providers.cloudflare.client import CloudflareApi
 from sidecar.records.names import is_within
 from sidecar.tasks import SingleFlight
 
-ROOT = "."
 LISTING_TTL = 300.0
 
 
