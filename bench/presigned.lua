@@ -2,15 +2,17 @@
 --
 -- The file (written by bench/presigned.py before the run) holds raw HTTP/1.1 requests, each
 -- preceded by a line with its length in bytes. Every request carries its own nonce, so the
--- load generator signs nothing while it runs. When the requests run out the thread stops and
--- creates the file MARKER; bench/wrk.py then interrupts wrk (SIGINT), which ends the run: a
+-- load generator signs nothing while it runs. The last SPARE requests are for the calls wrk
+-- makes while it stops (a nonce sent twice would be refused). When the others run out, the
+-- thread stops and creates the file MARKER; bench/wrk.py then interrupts wrk (SIGINT), which ends the run: a
 -- fixed-count run. done() prints one JSON line for bench/wrk.py.
 --
---   wrk -t1 -c64 -d600s -s bench/presigned.lua URL -- FILE MARKER
+--   wrk -t1 -c64 -d600s -s bench/presigned.lua URL -- FILE MARKER SPARE
 
 local requests = {}
 local index = 0
 local marker
+local last
 
 function init(args)
   marker = args[2]
@@ -24,11 +26,12 @@ function init(args)
     requests[#requests + 1] = data:sub(newline + 1, newline + size)
     position = newline + size + 1
   end
+  last = #requests - tonumber(args[3])
 end
 
 function request()
   index = index + 1
-  if index == #requests then
+  if index == last then
     assert(io.open(marker, "w")):close()
     wrk.thread:stop()
   end

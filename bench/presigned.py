@@ -16,6 +16,7 @@ from sidecar.auth.hmac import Algorithm, sign
 Request = tuple[str, str, bytes]  # method, path, body
 SECRET = b"bench-secret"
 NAMES = 1000  # distinct record names the mixes touch
+SPARE = 64  # requests written beyond the count, for wrk to send (or not) while it stops
 
 
 def upsert(i: int, domain: str = "example.com") -> Request:
@@ -70,9 +71,10 @@ def write(
     secret: bytes | None = SECRET,
     run: str = "r",
 ) -> Path:
-    """``count`` requests ``make(0)``... signed with ``secret``; nonces unique per ``run``."""
+    """``count`` requests ``make(0)``... signed with ``secret`` (and ``SPARE`` more); nonces
+    unique per ``run``."""
     with path.open("wb") as out:
-        for i in range(count):
+        for i in range(count + SPARE):
             raw = encode(make(i), host, secret, f"{run}-{i}")
             out.write(b"%d\n" % len(raw) + raw)
     return path

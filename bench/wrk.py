@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import presigned
+
 SCRIPT = Path(__file__).resolve().parent / "presigned.lua"
 _TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -57,7 +59,7 @@ def run(url: str, requests: Path, connections: int, pid: int) -> Run:
     marker = requests.with_suffix(".done")
     marker.unlink(missing_ok=True)
     command = [binary(), "-t1", f"-c{connections}", "-d600s", "--timeout", "10s"]
-    command += ["-s", str(SCRIPT), url, "--", str(requests), str(marker)]
+    command += ["-s", str(SCRIPT), url, "--", str(requests), str(marker), str(presigned.SPARE)]
     before = cpu_seconds(pid)
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
