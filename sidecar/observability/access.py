@@ -25,6 +25,7 @@ class AccessLog:
     def __init__(self, logger: logging.Logger | None = None) -> None:
         self._logger = logger or logging.getLogger(ACCESS_LOGGER)
         self._handler = _direct_handler(self._logger)
+        self._name = _quote(self._logger.name)
         self._lines: list[str] = []
         self._second = -1
         self._stamp = ""
@@ -40,7 +41,7 @@ class AccessLog:
         if self._handler is None:
             self._logger.info(message, extra={"fields": fields})
             return
-        parts = [f'{{"time": "{self._now()}", "level": "info", "logger": "{ACCESS_LOGGER}"']
+        parts = [f'{{"time": "{self._now()}", "level": "info", "logger": {self._name}']
         parts.append(f'"message": {_quote(message)}')
         parts += [f"{_quote(key)}: {_value(value)}" for key, value in fields.items()]
         if not self._lines:
