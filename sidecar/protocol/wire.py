@@ -6,7 +6,6 @@ Shape problems (not JSON, wrong JSON types, missing keys, unknown operation) are
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
@@ -46,62 +45,18 @@ def parse_upsert(body: bytes) -> UpsertRequest:
         raise InvalidRequest(
             'The body is empty; send {"record": {...}, "operation": "upsert"} as JSON.'
         )
-    kind, domain, subdomain, values, ttl, operation = _well_formed(body) or _validated(body)
-    if operation not in OPERATIONS:
-        raise InvalidRequest(
-            f"Unknown operation {operation!r}; supported: {', '.join(OPERATIONS)}.",
-            details={"field": "operation"},
-        )
-    return UpsertRequest(RecordKey.parse(kind, domain, subdomain), values, ttl)
-
-
-# type, domain, subdomain, values, ttl, operation
-_Fields = tuple[str, str, str, list[str], int | None, str]
-
-
-def _well_formed(body: bytes) -> _Fields | None:
-    """The body when it has exactly the expected shape, read without pydantic (a third of the
-    cost); ``None`` for anything else, which ``_validated`` then reads and explains."""
-    if b"\\u" in body:  # escapes: lone surrogates are JSON to ``json`` but not to pydantic
-        return None
-    try:
-        data = json.loads(body.decode())
-    except (ValueError, RecursionError):
-        return None
-    if type(data) is not dict:
-        return None
-    record, operation = data.get("record"), data.get("operation")
-    if type(record) is not dict or type(operation) is not str:
-        return None
-    kind, domain = record.get("type"), record.get("domain")
-    subdomain, values = record.get("subdomain", "@"), record.get("values")
-    ttl = record.get("ttl")
-    if (
-        type(kind) is not str
-        or type(domain) is not str
-        or type(subdomain) is not str
-        or type(values) is not list
-        or not all(type(value) is str for value in values)
-        or (ttl is not None and type(ttl) is not int)
-    ):
-        return None
-    return kind, domain, subdomain, values, ttl, operation
-
-
-def _validated(body: bytes) -> _Fields:
-    """The body read by pydantic: the shape error that says what is wrong, or its fields."""
     try:
         parsed = _UpsertBody.model_validate_json(body)
     except ValidationError as err:
         raise _shape_error(err) from None
+    if parsed.operation not in OPERATIONS:
+        raise InvalidRequest(
+            f"Unknown operation {parsed.operation!r}; supported: {', '.join(OPERATIONS)}.",
+            details={"field": "operation"},
+        )
     record = parsed.record
-    return (
-        record.type,
-        record.domain,
-        record.subdomain,
-        record.values,
-        record.ttl,
-        parsed.operation,
+    return UpsertRequest(
+        RecordKey.parse(record.type, record.domain, record.subdomain), record.values, record.ttl
     )
 
 
