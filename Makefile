@@ -30,11 +30,13 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest --cov --cov-branch --cov-report=term $(PYTEST_ARGS)
 
-## bench: the benchmark suite (a few minutes); writes the table into docs/benchmarks.md
+## bench: the benchmark suite (a few minutes; needs wrk); prints CPU per request and the ratio
+##        to a bare aiohttp handler, marks a missed target, writes the table into docs/benchmarks.md
 bench: $(STAMP)
 	$(BIN)/python -m bench --out docs/benchmarks.md
 
-## bench-quick: the same scenarios with tiny counts (seconds), to keep the suite working
+## bench-quick: the same scenarios with tiny counts (seconds), to keep the suite working; no
+##              timing is asserted
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench --quick
 
