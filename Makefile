@@ -4,7 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench bench-quick clean constraints
+TOOLS  := redis-server wrk  # Debian packages the tests run: a real Redis, and the bench's load generator
+
+.PHONY: run test lint typecheck unit tools bench bench-quick clean constraints
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,14 +29,28 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy sidecar
 
-unit: $(STAMP)
+unit: $(STAMP) tools
 	$(BIN)/pytest --cov --cov-branch --cov-report=term $(PYTEST_ARGS)
 
-## bench: the benchmark suite (a few minutes); writes the table into docs/benchmarks.md
+## tools: the Debian packages the tests run; installed with apt-get when missing and run as root
+tools:
+	@missing=""; for tool in $(TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing$$missing (Debian packages the tests run)"; \
+	    apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; \
+	  else \
+	    echo "make test needs$$missing: install them (Debian: sudo apt-get install$$missing)"; exit 1; \
+	  fi; \
+	fi
+
+## bench: the benchmark suite (a few minutes; needs wrk); prints CPU per request and the ratio
+##        to a bare aiohttp handler, marks a missed target, writes the table into docs/benchmarks.md
 bench: $(STAMP)
 	$(BIN)/python -m bench --out docs/benchmarks.md
 
-## bench-quick: the same scenarios with tiny counts (seconds), to keep the suite working
+## bench-quick: the same scenarios with tiny counts (seconds), to keep the suite working; no
+##              timing is asserted
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench --quick
 

@@ -1,9 +1,9 @@
-"""A load generator: signed requests, fixed count, fixed concurrency; latencies per request."""
+"""A Python load generator, for the Cloudflare scenarios (wrk drives the memory provider):
+signed requests, fixed count, fixed concurrency; latencies per request."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import statistics
 import time
 from collections.abc import Callable
@@ -11,11 +11,9 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from bench.presigned import SECRET, Request
 from sidecar.auth import hmac
 from sidecar.auth.hmac import Algorithm
-
-Request = tuple[str, str, bytes]  # method, path, body
-SECRET = b"bench-secret"
 
 
 @dataclass
@@ -40,27 +38,6 @@ class Result:
     @property
     def p99(self) -> float:
         return self.percentile(0.99)
-
-
-def upsert(i: int, domain: str = "example.com") -> Request:
-    body = {
-        "record": {
-            "type": "A",
-            "domain": domain,
-            "subdomain": f"h{i}",
-            "values": [f"192.0.2.{i % 250 + 1}"],
-        },
-        "operation": "upsert",
-    }
-    return "POST", "/records", json.dumps(body).encode()
-
-
-def get(i: int, domain: str = "example.com") -> Request:
-    return "GET", f"/records/A/{domain}/h{i}", b""
-
-
-def delete(i: int, domain: str = "example.com") -> Request:
-    return "DELETE", f"/records/A/{domain}/h{i}", b""
 
 
 async def run(

@@ -24,11 +24,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def rss_mib(pid: int) -> float:
+def rss_mib(pid: int, field: str = "VmRSS") -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def peak_mib(pid: int) -> float:
+    """The highest RSS the process has had (``VmHWM``)."""
+    return rss_mib(pid, "VmHWM")
 
 
 def wait_http(url: str, deadline: float = 30.0) -> float:
@@ -48,6 +53,11 @@ class Proc:
     port: int
     management_port: int = 0
     ready_seconds: float = 0.0
+    log: Path | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
 
     @property
     def url(self) -> str:
@@ -72,12 +82,15 @@ def _env(extra: dict[str, str] | None) -> dict[str, str]:
         for k, v in os.environ.items()
         if not k.startswith(("DNS_SIDECAR_", "HMAC_", "CLOUDFLARE_")) and k != "PORT"
     }
-    env |= {"DNS_SIDECAR_LOG_FORMAT": "json", "DNS_SIDECAR_LOG_LEVEL": "WARNING"}
+    # as it ships: the JSON access log at INFO (its stderr goes to a file, see ``sidecar``)
+    env |= {"DNS_SIDECAR_LOG_FORMAT": "json", "DNS_SIDECAR_LOG_LEVEL": "INFO"}
     return env | (extra or {})
 
 
 @contextlib.contextmanager
 def sidecar(*args: str, env: dict[str, str] | None = None) -> Iterator[Proc]:
+    """``dns-sidecar serve`` as it ships; its output (the access log) goes to a file on disk,
+    as a container runtime writes a pod's stdout and stderr to a file."""
     port, management = free_port(), free_port()
     command = [
         sys.executable,
@@ -90,10 +103,12 @@ def sidecar(*args: str, env: dict[str, str] | None = None) -> Iterator[Proc]:
         str(management),
         *args,
     ]
-    with tempfile.TemporaryFile() as log:
+    with tempfile.TemporaryDirectory(prefix="dns-sidecar-bench-log-") as tmp:
+        log = Path(tmp) / "sidecar.log"
         started = time.perf_counter()
-        process = subprocess.Popen(command, env=_env(env), cwd=ROOT, stdout=log, stderr=log)
-        proc = Proc(process, port, management)
+        with log.open("wb") as out:
+            process = subprocess.Popen(command, env=_env(env), cwd=ROOT, stdout=out, stderr=out)
+        proc = Proc(process, port, management, log=log)
         try:
             wait_http(f"http://127.0.0.1:{management}/readyz")
             proc.ready_seconds = time.perf_counter() - started
@@ -138,3 +153,11 @@ def bare() -> contextlib.AbstractContextManager[Proc]:
     port = free_port()
     command = [sys.executable, str(ROOT / "bench" / "bare_server.py"), str(port)]
     return _serving(command, port, "/health")
+
+
+def access_lines(proc: Proc) -> int:
+    """Access-log lines the sidecar has written so far."""
+    if proc.log is None:
+        return 0
+    with proc.log.open("rb") as log:
+        return sum(b'"sidecar.access"' in line for line in log)

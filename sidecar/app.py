@@ -21,10 +21,11 @@ from sidecar.coordination.base import Coordination
 from sidecar.coordination.local import LocalCoordination
 from sidecar.credentials.store import CredentialStore
 from sidecar.management import ManagementApi
+from sidecar.observability.access import AccessLog
 from sidecar.observability.inflight import InFlight
 from sidecar.observability.metrics import Metrics
 from sidecar.protocol.handlers import ProtocolApi
-from sidecar.protocol.middleware import authenticate, observe
+from sidecar.protocol.middleware import request_path
 from sidecar.routing.health import HealthCache
 from sidecar.settings import Settings
 
@@ -149,12 +150,19 @@ def create_app(
     metrics.config_generation.set_function(lambda: float(live.generation))
     health = HealthCache(clock, settings.server.health_cache_seconds)
     in_flight = InFlight(metrics.in_flight)
+    access = AccessLog()  # after logging is configured: it writes JSON lines itself then
 
     app = web.Application(
         client_max_size=settings.server.max_body_bytes,
         middlewares=[
-            observe(metrics, in_flight),
-            authenticate(verifier, live, metrics, settings.server.max_body_bytes),
+            request_path(
+                verifier=verifier,
+                live=live,
+                metrics=metrics,
+                in_flight=in_flight,
+                access=access,
+                max_body=settings.server.max_body_bytes,
+            )
         ],
     )
     app.add_routes(ProtocolApi(health, metrics, clock, coordination.problem).routes())
@@ -204,6 +212,7 @@ def create_app(
             stack.push_async_callback(lambda: app[LIVE].current.aclose())  # noqa: PLW0108
             if RELOADER in app:
                 await stack.enter_async_context(app[RELOADER].running())
+            stack.callback(access.flush)  # the last lines buffered
             yield
 
     app.cleanup_ctx.append(lifecycle)

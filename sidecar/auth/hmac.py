@@ -49,8 +49,17 @@ def message(method: str, path: str, timestamp: str, nonce: str, body: bytes) -> 
 
 
 def mac(secret: bytes, algorithm: Algorithm, signed: bytes) -> bytes:
-    digest = hashlib.sha256 if algorithm is Algorithm.SHA256 else hashlib.sha512
-    return hmac.new(secret, signed, digest).digest()
+    keyed = _keyed(secret, algorithm).copy()  # cheaper than keying a new one per request
+    keyed.update(signed)
+    return keyed.digest()
+
+
+@functools.lru_cache(maxsize=64)  # a few clients, a few secrets each (rotation)
+def _keyed(secret: bytes, algorithm: Algorithm) -> hmac.HMAC:
+    """An HMAC object keyed with ``secret`` and fed nothing yet, to copy."""
+    return hmac.new(
+        secret, digestmod=hashlib.sha256 if algorithm is Algorithm.SHA256 else hashlib.sha512
+    )
 
 
 def sign(

@@ -38,20 +38,30 @@ class LiveConfig:
     @contextmanager
     def use(self) -> Iterator[Runtime]:
         """The runtime in force now, pinned until the block ends."""
+        runtime = self.pin()
+        try:
+            yield runtime
+        finally:
+            self.release(runtime)
+
+    def pin(self) -> Runtime:
+        """The runtime in force now, pinned until ``release`` (the request path's form of
+        ``use``: no context manager on every request)."""
         runtime = self.current
         generation = runtime.generation
         self._users[generation] += 1
         self._pinned[generation] = runtime
-        try:
-            yield runtime
-        finally:
-            self._users[generation] -= 1
-            if not self._users[generation]:
-                del self._users[generation]
-                del self._pinned[generation]
-                drained = self._drained.pop(generation, None)
-                if drained is not None:
-                    drained.set()
+        return runtime
+
+    def release(self, runtime: Runtime) -> None:
+        generation = runtime.generation
+        self._users[generation] -= 1
+        if not self._users[generation]:
+            del self._users[generation]
+            del self._pinned[generation]
+            drained = self._drained.pop(generation, None)
+            if drained is not None:
+                drained.set()
 
     def swap(self, new: Runtime) -> Runtime:
         """Put ``new`` in force with the next generation number; returns the old one."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextvars
+import itertools
+import secrets
 from dataclasses import dataclass
 
 
@@ -36,3 +38,14 @@ def count_provider_call() -> None:
     facts = _current.get()
     if facts is not None:
         facts.provider_calls += 1
+
+
+class RequestIds:
+    """Request ids: a random prefix per process, then a counter (unique, cheap, sortable)."""
+
+    def __init__(self) -> None:
+        self._prefix = secrets.token_hex(6)
+        self._count = itertools.count(1)
+
+    def next(self) -> str:
+        return f"{self._prefix}-{next(self._count)}"

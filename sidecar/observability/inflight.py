@@ -9,10 +9,10 @@ from prometheus_client import Gauge
 
 class InFlight:
     def __init__(self, gauge: Gauge) -> None:
-        self._gauge = gauge
         self._count = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        gauge.set_function(lambda: float(self._count))  # read at scrape, not set per request
 
     @property
     def count(self) -> int:
@@ -21,11 +21,9 @@ class InFlight:
     def enter(self) -> None:
         self._count += 1
         self._idle.clear()
-        self._gauge.inc()
 
     def leave(self) -> None:
         self._count -= 1
-        self._gauge.dec()
         if self._count == 0:
             self._idle.set()
 

@@ -81,6 +81,31 @@ class Metrics:
             registry=self.registry,
         )
 
+        # label children by their values: ``labels()`` validates and locks on every call
+        self._requests: dict[tuple[str, str, int], Counter] = {}
+        self._latency: dict[str, Histogram] = {}
+        self._changes: dict[tuple[str, str], Counter] = {}
+
+    def count_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
+        """One protocol request answered: ``requests`` and ``latency``."""
+        key = (endpoint, method, status)
+        counter = self._requests.get(key)
+        if counter is None:
+            counter = self._requests[key] = self.requests.labels(endpoint, method, str(status))
+        counter.inc()
+        latency = self._latency.get(endpoint)
+        if latency is None:
+            latency = self._latency[endpoint] = self.latency.labels(endpoint)
+        latency.observe(seconds)
+
+    def count_change(self, account: str, outcome: str) -> None:
+        """One record changed (or not) by an upsert or delete: ``record_changes``."""
+        key = (account, outcome)
+        counter = self._changes.get(key)
+        if counter is None:
+            counter = self._changes[key] = self.record_changes.labels(account, outcome)
+        counter.inc()
+
     def watch_replay_cache(self, size: Callable[[], int]) -> None:
         self.replay_cache.set_function(lambda: float(size()))
 

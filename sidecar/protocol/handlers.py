@@ -78,7 +78,7 @@ class ProtocolApi:
         ttl = parsed.ttl if parsed.ttl is not None else route.zone.ttl
         record = RecordSet.build(parsed.key, parsed.values, ttl)
         result = await route.account.provider.upsert(route.zone, record)
-        self.metrics.record_changes.labels(route.account.name, result.outcome.value).inc()
+        self.metrics.count_change(route.account.name, result.outcome.value)
         return json_response(
             {
                 "success": True,
@@ -105,7 +105,7 @@ class ProtocolApi:
         body: dict[str, Any] = {"success": True}
         if result.removed:
             body["message"] = "Record deleted successfully"
-            self.metrics.record_changes.labels(route.account.name, "deleted").inc()
+            self.metrics.count_change(route.account.name, "deleted")
         elif result.left:
             body["message"] = "No record managed by dns-sidecar was there to delete"
         else:

@@ -11,13 +11,14 @@ from aiohttp import web
 from sidecar.errors import SidecarError
 
 CONTENT_TYPE = "application/json"
+_encode = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps builds one per call
 
 
 def json_response(
     data: Mapping[str, Any], *, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> web.Response:
     return web.Response(
-        body=json.dumps(data, separators=(",", ":")).encode(),
+        body=_encode(data).encode(),
         status=status,
         content_type=CONTENT_TYPE,
         headers=headers,

@@ -1,8 +1,13 @@
-"""Request handling around the endpoints: ids, the one log line, metrics, errors, HMAC.
+"""The request path on the protocol port, in named steps, run by one middleware.
 
-``observe`` is the only place an exception becomes a response (the error table is the
-exception tree in ``sidecar.errors``). ``authenticate`` reads the body once, within the size
-limit, and verifies the signature before any handler runs.
+    name the request -> check the route -> read the body -> pin the routing table
+    -> verify the signature -> the endpoint's handler -> map an error to its answer
+    -> record the outcome (metrics, the access line)
+
+``map_error`` is the only place an exception becomes a response (the error table is the
+exception tree in ``sidecar.errors``). The body is read once, within the size limit, and the
+signature verified before any handler runs. One middleware, not one per step: each layer costs
+a coroutine and a call through aiohttp on every request.
 """
 
 from __future__ import annotations
@@ -10,7 +15,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-import uuid
 
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
@@ -27,8 +31,9 @@ from sidecar.errors import (
     SidecarError,
 )
 from sidecar.observability import context
+from sidecar.observability.access import AccessLog
+from sidecar.observability.context import RequestFacts, RequestIds
 from sidecar.observability.inflight import InFlight
-from sidecar.observability.logging import ACCESS_LOGGER
 from sidecar.observability.metrics import Metrics
 from sidecar.protocol.json import error_response
 
@@ -40,95 +45,62 @@ RUNTIME = web.RequestKey("runtime", Runtime)
 _ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 log = logging.getLogger(__name__)
-access = logging.getLogger(ACCESS_LOGGER)
 
 
-def observe(metrics: Metrics, in_flight: InFlight) -> Middleware:
+def request_path(
+    *,
+    verifier: Verifier,
+    live: LiveConfig,
+    metrics: Metrics,
+    in_flight: InFlight,
+    access: AccessLog,
+    max_body: int,
+) -> Middleware:
+    """Every step of a protocol request around its endpoint's handler."""
+    ids = RequestIds()
+
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        given = request.headers.get(REQUEST_ID, "")
-        request_id = given if _ID.fullmatch(given) else uuid.uuid4().hex
+        request_id = name_request(request, ids)
         facts = context.begin(request_id)
         started = time.perf_counter()
         error: SidecarError | None = None
+        runtime: Runtime | None = None
         in_flight.enter()
         try:
+            check_route(request)
+            body = request[BODY] = await read_body(request, max_body)
+            runtime = pin_routing_table(request, live)
+            await verify_signature(request, verifier, runtime, body, metrics)
             response = await handler(request)
-        except SidecarError as err:
-            error = err
-        except web.HTTPException as err:
-            error = _from_http(err, request)
-        except Exception:
-            log.exception("unhandled error", extra={"fields": {"request_id": request_id}})
-            error = SidecarError(
-                f"An internal error occurred; it was logged with request id {request_id}.",
-                details={"requestId": request_id},
-            )
-        finally:
-            in_flight.leave()
-        if error is not None:
+        except Exception as err:  # noqa: BLE001 - every error becomes an answer, here alone
+            error = map_error(err, request, request_id)
             response = error_response(error)
-        response.headers[REQUEST_ID] = request_id
+        finally:
+            if runtime is not None:
+                live.release(runtime)
+            in_flight.leave()
         elapsed = time.perf_counter() - started
-        endpoint = _endpoint(request)
-        metrics.requests.labels(endpoint, request.method, str(response.status)).inc()
-        metrics.latency.labels(endpoint).observe(elapsed)
-        access.info(
-            "%s %s %d",
-            request.method,
-            request.path,
-            response.status,
-            extra={
-                "fields": {
-                    "request_id": request_id,
-                    "client": facts.client,
-                    "remote": request.remote,
-                    "method": request.method,
-                    "path": request.path,
-                    "status": response.status,
-                    "code": error.code if error else None,
-                    "duration_ms": round(elapsed * 1000, 3),
-                    "fqdn": facts.fqdn,
-                    "account": facts.account,
-                    "provider_calls": facts.provider_calls,
-                }
-            },
-        )
+        record_outcome(request, response, facts, error, elapsed, metrics=metrics, access=access)
         return response
 
     return middleware
 
 
-def authenticate(
-    verifier: Verifier, live: LiveConfig, metrics: Metrics, max_body: int
-) -> Middleware:
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        unmatched = request.match_info.http_exception
-        if unmatched is not None:
-            raise unmatched
-        body = await _read_body(request, max_body)
-        request[BODY] = body
-        with live.use() as runtime:  # the request finishes on the table it started with
-            request[RUNTIME] = runtime
-            try:
-                client = await verifier.verify(
-                    runtime.clients, request.method, request.path, request.headers, body
-                )
-            except AuthFailed as err:
-                metrics.auth_failures.labels(err.reason).inc()
-                raise
-            if client is not None:
-                request[CLIENT] = client
-                facts = context.current()
-                if facts is not None:
-                    facts.client = client.name
-            return await handler(request)
-
-    return middleware
+def name_request(request: web.Request, ids: RequestIds) -> str:
+    """The caller's ``X-Request-Id`` when it is a sensible one, else a new id."""
+    given = request.headers.get(REQUEST_ID)
+    return given if given is not None and _ID.fullmatch(given) else ids.next()
 
 
-async def _read_body(request: web.Request, limit: int) -> bytes:
+def check_route(request: web.Request) -> None:
+    """No endpoint at the path, or not for the method: answered before the body is read."""
+    unmatched = request.match_info.http_exception
+    if unmatched is not None:
+        raise unmatched
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
     """The whole body; the app's ``client_max_size`` (= ``limit``) stops an oversized one."""
     declared = request.content_length
     if declared is not None and declared > limit:
@@ -137,6 +109,75 @@ async def _read_body(request: web.Request, limit: int) -> bytes:
         return await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise _too_large(limit) from None
+
+
+def pin_routing_table(request: web.Request, live: LiveConfig) -> Runtime:
+    """The routing table (and clients) this request uses to the end, whatever reloads happen
+    meanwhile; the caller releases it when the request is answered."""
+    runtime = request[RUNTIME] = live.pin()
+    return runtime
+
+
+async def verify_signature(
+    request: web.Request, verifier: Verifier, runtime: Runtime, body: bytes, metrics: Metrics
+) -> None:
+    """Which client signed the request (its HMAC headers), or ``AuthFailed``."""
+    try:
+        client = await verifier.verify(
+            runtime.clients, request.method, request.path, request.headers, body
+        )
+    except AuthFailed as err:
+        metrics.auth_failures.labels(err.reason).inc()
+        raise
+    if client is not None:
+        request[CLIENT] = client
+        facts = context.current()
+        if facts is not None:
+            facts.client = client.name
+
+
+def map_error(err: Exception, request: web.Request, request_id: str) -> SidecarError:
+    """The protocol error an exception answers as; an unexpected one is logged (a bug)."""
+    if isinstance(err, SidecarError):
+        return err
+    if isinstance(err, web.HTTPException):
+        return _from_http(err, request)
+    log.error("unhandled error", exc_info=err, extra={"fields": {"request_id": request_id}})
+    return SidecarError(
+        f"An internal error occurred; it was logged with request id {request_id}.",
+        details={"requestId": request_id},
+    )
+
+
+def record_outcome(
+    request: web.Request,
+    response: web.StreamResponse,
+    facts: RequestFacts,
+    error: SidecarError | None,
+    elapsed: float,
+    *,
+    metrics: Metrics,
+    access: AccessLog,
+) -> None:
+    """The request id on the answer, the request metrics, and the one access-log line."""
+    response.headers[REQUEST_ID] = facts.request_id
+    method, path, status = request.method, request.path, response.status
+    metrics.count_request(_endpoint(request), method, status, elapsed)
+    access.write(
+        {
+            "request_id": facts.request_id,
+            "client": facts.client,
+            "remote": request.remote,
+            "method": method,
+            "path": path,
+            "status": status,
+            "code": error.code if error else None,
+            "duration_ms": round(elapsed * 1000, 3),
+            "fqdn": facts.fqdn,
+            "account": facts.account,
+            "provider_calls": facts.provider_calls,
+        }
+    )
 
 
 def _too_large(limit: int) -> PayloadTooLarge:

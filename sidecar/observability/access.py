@@ -1,0 +1,111 @@
+"""The access log: one line per protocol request, the largest single cost of a request.
+
+When logging goes to one stream as JSON (``logging.configure``, the way the sidecar ships), the
+line is preformatted here, exactly as ``JsonFormatter`` would write it, and buffered: the
+buffer is written to the stream once per turn of the event loop, not once per request, and
+no ``LogRecord`` is made. Otherwise (console format, another handler such as a test's
+capture) the line goes through ``logging`` as any other record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from sidecar.observability.logging import ACCESS_LOGGER, JsonFormatter
+
+_quote = json.encoder.encode_basestring_ascii  # what json.dumps writes for a str
+
+
+class AccessLog:
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self._logger = logger or logging.getLogger(ACCESS_LOGGER)
+        self._handler = _direct_handler(self._logger)
+        self._name = _quote(self._logger.name)
+        self._lines: list[str] = []
+        self._second = -1
+        self._stamp = ""
+
+    @property
+    def direct(self) -> bool:
+        """Whether lines bypass ``logging`` (JSON to one stream)."""
+        return self._handler is not None
+
+    def write(self, fields: dict[str, Any]) -> None:
+        """One request's line; ``fields`` in the order they are logged."""
+        message = f"{fields['method']} {fields['path']} {fields['status']}"
+        if self._handler is None:
+            self._logger.info(message, extra={"fields": fields})
+            return
+        parts = [f'{{"time": "{self._now()}", "level": "info", "logger": {self._name}']
+        parts.append(f'"message": {_quote(message)}')
+        parts += [f"{_quote(key)}: {_value(value)}" for key, value in fields.items()]
+        if not self._lines:
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no loop: write at once
+                self._lines.append(", ".join(parts) + "}\n")
+                self.flush()
+                return
+        self._lines.append(", ".join(parts) + "}\n")
+
+    def flush(self) -> None:
+        """Write the buffered lines to the stream (under the handler's lock)."""
+        handler = self._handler
+        if handler is None or not self._lines:
+            return
+        text = "".join(self._lines)
+        self._lines.clear()
+        handler.acquire()
+        try:
+            handler.stream.write(text)
+            handler.stream.flush()
+        finally:
+            handler.release()
+
+    def _now(self) -> str:
+        """``JsonFormatter``'s timestamp: ISO 8601 in UTC with milliseconds."""
+        micros = round(time.time() * 1_000_000)
+        second, micro = divmod(micros, 1_000_000)
+        if second != self._second:
+            self._second = second
+            self._stamp = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{self._stamp}.{micro // 1000:03d}+00:00"
+
+
+def _value(value: object) -> str:
+    """``value`` as ``json.dumps(..., default=str)`` writes it."""
+    if value is None:
+        return "null"
+    kind = type(value)
+    if kind is str:
+        return _quote(value)  # type: ignore[arg-type]
+    if kind is int or kind is float:
+        return repr(value)
+    return json.dumps(value, default=str)
+
+
+def _direct_handler(logger: logging.Logger) -> logging.StreamHandler[TextIO] | None:
+    """The one JSON stream handler that every access line reaches, if that is all there is."""
+    if not logger.isEnabledFor(logging.INFO) or logger.filters:
+        return None
+    handlers: list[logging.Handler] = []
+    current: logging.Logger | None = logger
+    while current is not None:
+        handlers += current.handlers
+        current = current.parent if current.propagate else None
+    if len(handlers) != 1:
+        return None
+    handler = handlers[0]
+    if (
+        type(handler) is not logging.StreamHandler
+        or type(handler.formatter) is not JsonFormatter
+        or handler.filters
+        or handler.level > logging.INFO
+    ):
+        return None
+    return handler
