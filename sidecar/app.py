@@ -17,6 +17,8 @@ from sidecar.clock import Clock, SystemClock
 from sidecar.config import loader, runtime
 from sidecar.config.live import LiveConfig
 from sidecar.config.reload import Reloader
+from sidecar.coordination.base import Coordination
+from sidecar.coordination.local import LocalCoordination
 from sidecar.credentials.store import CredentialStore
 from sidecar.management import ManagementApi
 from sidecar.observability.access import AccessLog
@@ -38,6 +40,7 @@ MANAGEMENT = web.AppKey("management", web.Application)
 MANAGEMENT_API = web.AppKey("management_api", ManagementApi)
 IN_FLIGHT = web.AppKey("in_flight", InFlight)
 RELOADER = web.AppKey("reloader", Reloader)
+COORDINATION = web.AppKey("coordination", Coordination)
 
 log = logging.getLogger(__name__)
 
@@ -52,14 +55,35 @@ class Loaded:
     digest: str | None = None  # of the routing table file, when there is one
 
 
-def load_runtime(settings: Settings, store: CredentialStore, clock: Clock) -> Loaded:
+def load_runtime(
+    settings: Settings,
+    store: CredentialStore,
+    clock: Clock,
+    coordination: Coordination | None = None,
+) -> Loaded:
     """The routing table file when one is set, else seed-compatible mode or the default."""
     path = settings.table.config
     if path is None:
-        return Loaded(runtime.without_table(settings, clock))
+        return Loaded(runtime.without_table(settings, clock, coordination))
     table = loader.read(path)
-    built = runtime.build(table.spec, settings, source=str(path), store=store, clock=clock)
+    built = runtime.build(
+        table.spec, settings, source=str(path), store=store, clock=clock, coordination=coordination
+    )
     return Loaded(built, table.digest)
+
+
+def make_coordination(settings: Settings, clock: Clock, metrics: Metrics) -> Coordination:
+    """Shared state in Redis when ``DNS_SIDECAR_REDIS_URL`` is set, else in this process."""
+    if settings.redis.url is None:
+        return LocalCoordination(ReplayCache(settings.auth.replay_cache_size), clock)
+    from sidecar.coordination.shared import RedisCoordination  # noqa: PLC0415 - redis, lazily
+
+    return RedisCoordination(
+        settings.redis,
+        provider_timeout=settings.server.provider_timeout,
+        clock=clock,
+        registry=metrics.registry,
+    )
 
 
 def is_loopback(host: str) -> bool:
@@ -111,13 +135,14 @@ def create_app(
         )
 
     store = store or CredentialStore(kubernetes)
-    loaded = Loaded(initial) if initial else load_runtime(settings, store, clock)
+    coordination = make_coordination(settings, clock, metrics)
+    loaded = Loaded(initial) if initial else load_runtime(settings, store, clock, coordination)
     check_exposure(settings, loaded.runtime)
     config_file = str(settings.table.config) if settings.table.config else None
     live = LiveConfig(loaded.runtime, config_file=config_file)
     allow_unsigned = is_loopback(settings.server.host) or settings.server.allow_unauthenticated
     verifier = Verifier(
-        ReplayCache(settings.auth.replay_cache_size),
+        coordination.nonces,
         clock,
         AuthSettings(skew=settings.auth.timestamp_skew, allow_unsigned=allow_unsigned),
     )
@@ -140,21 +165,30 @@ def create_app(
             )
         ],
     )
-    app.add_routes(ProtocolApi(health, metrics, clock).routes())
+    app.add_routes(ProtocolApi(health, metrics, clock, coordination.problem).routes())
     app[LIVE] = live
     app[METRICS] = metrics
     app[VERIFIER] = verifier
     app[IN_FLIGHT] = in_flight
     app[STORE] = store
+    app[COORDINATION] = coordination
 
     management = web.Application()
-    management_api = ManagementApi(live, health, verifier, metrics)
+    reloader: Reloader | None = None
+    management_api = ManagementApi(
+        live,
+        health,
+        verifier,
+        metrics,
+        coordination=coordination,
+        loops=lambda: reloader.tasks.status() if reloader else {},
+    )
     management.add_routes(management_api.routes())
     app[MANAGEMENT] = management
     app[MANAGEMENT_API] = management_api
 
     if settings.table.config is not None:
-        app[RELOADER] = Reloader(
+        reloader = app[RELOADER] = Reloader(
             live,
             settings.table.config,
             settings,
@@ -162,10 +196,13 @@ def create_app(
             clock,
             loaded_digest=loaded.digest,
             on_result=lambda result: metrics.reloads.labels(result).inc(),
+            coordination=coordination,
         )
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
+            await coordination.start()
+            stack.push_async_callback(coordination.aclose)
             await store.start()
             stack.push_async_callback(store.stop)
             current = app[LIVE].current

@@ -6,6 +6,7 @@ reach it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -14,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sidecar import __version__
 from sidecar.auth.clients import Client, ClientAuth, Refused, Verifier
 from sidecar.config.live import LiveConfig
+from sidecar.coordination.base import Coordination
 from sidecar.observability.metrics import Metrics
 from sidecar.routing.health import HealthCache
 
@@ -25,11 +27,16 @@ class ManagementApi:
         health: HealthCache,
         verifier: Verifier,
         metrics: Metrics,
+        *,
+        coordination: Coordination,
+        loops: Callable[[], dict[str, Any]] = dict,
     ) -> None:
         self.live = live
         self.health = health
         self.verifier = verifier
         self.metrics = metrics
+        self.coordination = coordination
+        self.loops = loops  # the supervised background loops, by name (running or down)
         self.ready = False
 
     def routes(self) -> list[web.RouteDef]:
@@ -46,6 +53,9 @@ class ManagementApi:
     async def readyz(self, request: web.Request) -> web.Response:
         if not self.ready:
             return web.json_response({"status": "starting"}, status=503)
+        problem = self.coordination.problem()
+        if problem is not None:
+            return web.json_response({"status": "unavailable", "reason": problem}, status=503)
         return web.json_response({"status": "ready", "generation": self.live.generation})
 
     async def prometheus(self, request: web.Request) -> web.Response:
@@ -83,10 +93,9 @@ class ManagementApi:
                 ],
                 "accounts": accounts,
                 "clients": clients,
-                "replayCache": {
-                    "entries": len(self.verifier.replay),
-                    "capacity": self.verifier.replay.capacity,
-                },
+                "replayCache": self.verifier.replay.status(),
+                "coordination": self.coordination.status(),
+                "loops": self.loops(),
             }
         )
 

@@ -268,6 +268,55 @@ class CloudflareSeedSettings(_Group):
         return self.api_token is not None or (self.api_key is not None and self.email is not None)
 
 
+class RedisSettings(_Group):
+    """Shared state for several replicas (Redis or Valkey); unset: one replica, state in memory."""
+
+    url: SecretStr | None = Field(
+        None,
+        validation_alias=_env("REDIS_URL"),
+        description="redis://[user:password@]host:port/db or rediss://...; every replica of one "
+        "deployment then shares nonces, write locks, request budgets and read-cache versions.",
+    )
+    password_file: Path | None = Field(
+        None,
+        validation_alias=_env("REDIS_PASSWORD_FILE"),
+        description="A file holding the Redis password (a mounted Secret); read at each new "
+        "connection, and used instead of a password in the URL.",
+    )
+    prefix: str = Field(
+        "dns-sidecar",
+        min_length=1,
+        validation_alias=_env("REDIS_PREFIX"),
+        description="Namespace of every key, so several deployments can share one server.",
+    )
+    timeout: float = Field(
+        2.0,
+        gt=0,
+        validation_alias=_env("REDIS_TIMEOUT"),
+        description="Seconds any one Redis call may take before the request is refused (503); "
+        "it includes the time the process is busy elsewhere, so not much below a second.",
+    )
+    lock_lease: float = Field(
+        30.0,
+        gt=0,
+        validation_alias=_env("REDIS_LOCK_LEASE"),
+        description="Seconds a write lock lives if its holder dies; at least twice the provider "
+        "timeout plus one second (raised to that when set lower).",
+    )
+    lock_wait: float = Field(
+        10.0,
+        gt=0,
+        validation_alias=_env("REDIS_LOCK_WAIT"),
+        description="Seconds a write waits for its lock before it is refused (503, retryable).",
+    )
+    ping_interval: float = Field(
+        2.0,
+        gt=0,
+        validation_alias=_env("REDIS_PING_INTERVAL"),
+        description="Seconds between pings while idle, so readiness reflects Redis's state.",
+    )
+
+
 class Settings(BaseModel):
     """The root; build it once with :meth:`from_env` and pass it down."""
 
@@ -280,6 +329,7 @@ class Settings(BaseModel):
     cloudflare: CloudflareSeedSettings = Field(default_factory=CloudflareSeedSettings)
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
     watch: WatchSettings = Field(default_factory=WatchSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
 
     @classmethod
     def from_env(
@@ -298,6 +348,7 @@ class Settings(BaseModel):
             cloudflare=CloudflareSeedSettings(),
             kubernetes=KubernetesSettings(),
             watch=WatchSettings(),
+            redis=RedisSettings(),
         )
 
 
@@ -313,6 +364,7 @@ GROUPS: tuple[type[_Group], ...] = (
     KubernetesSettings,
     WatchSettings,
     CloudflareSeedSettings,
+    RedisSettings,
 )
 
 

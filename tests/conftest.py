@@ -33,6 +33,7 @@ from sidecar.settings import (
     TableSettings,
 )
 from tests.fake_kube import FakeKube
+from tests.redis_server import RedisServer
 
 SECRET = b"test-hmac-secret-0123456789abcdef"
 _ENV_PREFIXES = ("DNS_SIDECAR_", "HMAC_", "CLOUDFLARE_")
@@ -276,3 +277,13 @@ async def eventually(check: Callable[[], Any], seconds: float = 10.0) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {seconds} s")
         await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server on a free loopback port, without persistence; killed afterwards."""
+    server = RedisServer(tmp_path / "redis")
+    server.directory.mkdir()
+    server.start()
+    yield server
+    server.kill()

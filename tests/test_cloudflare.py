@@ -14,9 +14,9 @@ import pytest
 from sidecar.clock import FrozenClock
 from sidecar.config import loader
 from sidecar.config.runtime import build
+from sidecar.coordination.budget import Budget
 from sidecar.providers.base import ZonePolicy
 from sidecar.providers.cloudflare.auth import Auth
-from sidecar.providers.cloudflare.budget import Budget
 from sidecar.providers.cloudflare.client import CloudflareApi, _make_client
 from sidecar.providers.cloudflare.provider import CloudflareProvider
 from sidecar.records import RecordKey

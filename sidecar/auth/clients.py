@@ -10,10 +10,10 @@ from dataclasses import dataclass, field
 
 from sidecar.auth import hmac
 from sidecar.auth.hmac import Algorithm
-from sidecar.auth.replay import ReplayCache
 from sidecar.clock import Clock
+from sidecar.coordination.base import NonceStore
 from sidecar.credentials.sources import CredentialUnavailable
-from sidecar.errors import AuthFailed, RateLimited
+from sidecar.errors import AuthFailed
 from sidecar.records.names import is_within
 
 MAX_NONCE = 128
@@ -103,15 +103,17 @@ class Verifier:
     """Checks a request's signature headers against the configured clients.
 
     The replay cache outlives any one set of clients (a reload must not forget the nonces
-    already seen), so the verifier owns it and each call is given the clients in force.
+    already seen), so the verifier owns it and each call is given the clients in force. It is
+    in-process, or shared by every replica in Redis (then recording a nonce is a round trip,
+    and a failure refuses the request: never served without its replay check).
     """
 
-    def __init__(self, replay: ReplayCache, clock: Clock, settings: AuthSettings) -> None:
+    def __init__(self, replay: NonceStore, clock: Clock, settings: AuthSettings) -> None:
         self.replay = replay
         self.clock = clock
         self.settings = settings
 
-    def verify(
+    async def verify(
         self,
         clients: Sequence[Client],
         method: str,
@@ -172,19 +174,7 @@ class Verifier:
                 + (f" Also refused: {refused}." if refused else ""),
                 reason="bad_signature",
             )
-        if self.replay.seen(nonce, now):
-            raise AuthFailed(
-                f"The nonce was already used within the last {self.settings.skew:g} s: "
-                "a replayed request.",
-                reason="replayed_nonce",
-            )
-        if not self.replay.add(nonce, expires, now):
-            raise RateLimited(
-                "Too many signed requests in the replay window: the replay cache is full, so the "
-                "request is refused rather than let through unchecked.",
-                retry_after=self.replay.retry_after(now),
-                details={"replayCacheCapacity": self.replay.capacity},
-            )
+        await self.replay.record(nonce, expires - self.settings.skew, expires, now)
         return client
 
     def _partition(

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from typing import Any
+
+from sidecar.coordination.replay import full, replayed
 
 
 class ReplayCache:
@@ -36,6 +39,17 @@ class ReplayCache:
         self._seen.add(nonce)
         self._buckets[max(math.ceil(expires), self._purged_to + 1)].append(nonce)
         return True
+
+    async def record(self, nonce: str, signed_at: float, expires: float, now: float) -> None:
+        """The :class:`~sidecar.coordination.base.NonceStore` call: refuse a nonce seen already,
+        or one there is no room for."""
+        if self.seen(nonce, now):
+            raise replayed(expires - signed_at)
+        if not self.add(nonce, expires, now):
+            raise full(self.retry_after(now), self.capacity)
+
+    def status(self) -> dict[str, Any]:
+        return {"entries": len(self), "capacity": self.capacity}
 
     def retry_after(self, now: float) -> float:
         """Seconds until the earliest entry expires (room for a new nonce)."""

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from sidecar.clock import Clock
 from sidecar.config.schema import AccountSpec, CloudflareAccount, MemoryAccount, RateLimit
+from sidecar.coordination.base import Coordination, RequestBudget
+from sidecar.coordination.budget import Budget
 from sidecar.credentials.sources import Credential, CredentialUnavailable
 from sidecar.credentials.store import CredentialStore
 from sidecar.providers.base import Provider
@@ -29,6 +31,8 @@ def build_accounts(
     store: CredentialStore,
     clock: Clock,
     previous: Mapping[str, Account],
+    *,
+    coordination: Coordination | None = None,
 ) -> dict[str, Account]:
     accounts: dict[str, Account] = {}
     for spec in specs:
@@ -37,7 +41,7 @@ def build_accounts(
         if old is not None and old.fingerprint == fingerprint:
             accounts[spec.name] = old
             continue
-        provider = _provider(spec, settings, store, clock)
+        provider = _provider(spec, settings, store, clock, coordination)
         if old is not None and isinstance(provider, MemoryProvider):
             _carry_over(spec.name, provider, old.provider)
         accounts[spec.name] = Account(spec.name, provider, fingerprint)
@@ -53,7 +57,11 @@ def _carry_over(name: str, provider: MemoryProvider, previous: Provider) -> None
 
 
 def _provider(
-    spec: AccountSpec, settings: Settings, store: CredentialStore, clock: Clock
+    spec: AccountSpec,
+    settings: Settings,
+    store: CredentialStore,
+    clock: Clock,
+    coordination: Coordination | None,
 ) -> Provider:
     if isinstance(spec, MemoryAccount):
         return MemoryProvider(snapshot=Path(spec.file) if spec.file else None)
@@ -65,6 +73,7 @@ def _provider(
         limit=spec.rate_limit,
         base_url=str(spec.base_url).rstrip("/") if spec.base_url else None,
         read_cache_seconds=spec.read_cache_seconds,
+        coordination=coordination,
     )
 
 
@@ -77,17 +86,29 @@ def cloudflare_provider(
     limit: RateLimit,
     base_url: str | None,
     read_cache_seconds: float = 0.0,
+    coordination: Coordination | None = None,
 ) -> Provider:
+    """Budget, write locks and read-cache versions from ``coordination`` (shared by replicas
+    with Redis), or this provider's own when there is none."""
     # The SDK is a large import: only processes with a Cloudflare account pay for it.
-    from sidecar.providers.cloudflare.budget import Budget  # noqa: PLC0415
     from sidecar.providers.cloudflare.client import CloudflareApi  # noqa: PLC0415
     from sidecar.providers.cloudflare.provider import CloudflareProvider  # noqa: PLC0415
 
-    budget = Budget(name, limit.requests, limit.per_seconds, clock)
+    budget: RequestBudget
+    if coordination is None:
+        budget = Budget(name, limit.requests, limit.per_seconds, clock)
+    else:
+        budget = coordination.budget(name, limit.requests, limit.per_seconds)
     api = CloudflareApi(
         name, credentials, budget, base_url=base_url, timeout=settings.server.provider_timeout
     )
-    return CloudflareProvider(api, clock, read_cache_seconds=read_cache_seconds)
+    return CloudflareProvider(
+        api,
+        clock,
+        read_cache_seconds=read_cache_seconds,
+        locks=coordination.locks if coordination else None,
+        versions=coordination.versions if coordination else None,
+    )
 
 
 def _auth_source(spec: CloudflareAccount, store: CredentialStore) -> Callable[[], Auth]:

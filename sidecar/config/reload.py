@@ -6,26 +6,29 @@ swap, so the directory is watched, for changes to the file's own name and to ``.
 Events are debounced, the content hashed (an unchanged file is not rebuilt), the new table
 validated and built in full, and only then swapped in. A file that fails keeps the old table
 serving; the error is logged, counted and shown on ``/status``. A periodic re-check catches
-anything the watcher missed.
+anything the watcher missed. Both loops are supervised (``sidecar.tasks``): one that fails is
+logged, shown as down on ``/status`` and restarted with backoff.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import watchfiles
 
-from sidecar import background
 from sidecar.clock import Clock
 from sidecar.config import loader, runtime
 from sidecar.config.live import LiveConfig
+from sidecar.coordination.base import Coordination
 from sidecar.credentials.store import CredentialStore
 from sidecar.errors import ConfigError
 from sidecar.settings import Settings
+from sidecar.tasks import Tasks
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,7 @@ class Reloader:
         *,
         loaded_digest: str | None,
         on_result: Callable[[str], None] = lambda result: None,  # success | failure
+        coordination: Coordination | None = None,
     ) -> None:
         self.live = live
         self.path = path
@@ -56,8 +60,9 @@ class Reloader:
         self.clock = clock
         self.loaded_digest = loaded_digest
         self.on_result = on_result
+        self.coordination = coordination
+        self.tasks = Tasks("reload")
         self._lock = asyncio.Lock()
-        self._retiring: set[asyncio.Task[None]] = set()
 
     async def reload_once(self) -> bool:
         """Re-read the file; swap in a new table if it changed and is valid."""
@@ -73,6 +78,7 @@ class Reloader:
                     store=self.store,
                     clock=self.clock,
                     previous=self.live.current,
+                    coordination=self.coordination,
                 )
             except (ConfigError, ValueError) as err:
                 return self._rejected(str(err))
@@ -95,9 +101,7 @@ class Reloader:
         return False
 
     def _retire(self, old: runtime.Runtime) -> None:
-        task = asyncio.get_running_loop().create_task(self.live.retire(old))
-        self._retiring.add(task)
-        task.add_done_callback(self._retiring.discard)
+        self.tasks.spawn(self.live.retire(old), name=f"retire generation {old.generation}")
 
     async def watch_forever(self, stop: asyncio.Event) -> None:
         """Reload on every change in the file's directory until ``stop`` is set."""
@@ -124,23 +128,13 @@ class Reloader:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        """Watch and re-check in owned tasks while the block runs; their failures are logged."""
+        """Watch and re-check in supervised loops while the block runs (a loop that fails is
+        logged, shown on ``/status`` and restarted with backoff)."""
         stop = asyncio.Event()
-        tasks = [
-            asyncio.get_running_loop().create_task(_logged(loop(stop)), name=loop.__name__)
-            for loop in (self.watch_forever, self.recheck_forever)
-        ]
+        for loop in (self.watch_forever, self.recheck_forever):
+            self.tasks.loop(loop.__name__, functools.partial(loop, stop))
         try:
             yield
         finally:
             stop.set()
-            await background.cancel([*tasks, *self._retiring])
-
-
-async def _logged(work: Awaitable[None]) -> None:
-    try:
-        await work
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("the routing-table watcher failed; the periodic re-check goes on")
+            await self.tasks.aclose()

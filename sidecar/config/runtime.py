@@ -14,6 +14,7 @@ from sidecar.clock import Clock, SystemClock
 from sidecar.config.accounts import build_accounts, cloudflare_provider
 from sidecar.config.clients import build_clients, env_clients
 from sidecar.config.schema import RateLimit, RoutingTableSpec
+from sidecar.coordination.base import Coordination
 from sidecar.credentials.sources import Credential
 from sidecar.credentials.store import CredentialStore
 from sidecar.providers.base import ROOT, ZonePolicy
@@ -51,12 +52,18 @@ def build(
     store: CredentialStore | None = None,
     clock: Clock | None = None,
     previous: Runtime | None = None,
+    coordination: Coordination | None = None,
 ) -> Runtime:
     """Build everything ``spec`` describes; accounts equal to ``previous``'s are reused."""
     store = store or CredentialStore()
     clock = clock or SystemClock()
     accounts = build_accounts(
-        spec.accounts, settings, store, clock, previous.accounts if previous else {}
+        spec.accounts,
+        settings,
+        store,
+        clock,
+        previous.accounts if previous else {},
+        coordination=coordination,
     )
     defaults = spec.defaults
     routes = [
@@ -85,7 +92,9 @@ def build(
     )
 
 
-def without_table(settings: Settings, clock: Clock | None = None) -> Runtime:
+def without_table(
+    settings: Settings, clock: Clock | None = None, coordination: Coordination | None = None
+) -> Runtime:
     """No routing table: the seed-compatible Cloudflare account when ``CLOUDFLARE_*`` are set
     (one account serving every zone it can see, like the guide's backend), else the embedded
     default: one in-memory account serving every zone.
@@ -103,6 +112,7 @@ def without_table(settings: Settings, clock: Clock | None = None) -> Runtime:
         clock=clock or SystemClock(),
         limit=RateLimit(),
         base_url=seed.base_url,
+        coordination=coordination,
     )
     return _everything(SEED_MODE, Account("cloudflare", provider), settings)
 

@@ -20,10 +20,10 @@ from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.config.config_exception import ConfigException
 
-from sidecar import background
 from sidecar.credentials.objects import DNSClass, Secret
 from sidecar.credentials.watch import ApiError, Lister, ObjectWatch
 from sidecar.settings import WatchSettings
+from sidecar.tasks import Tasks
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,8 @@ class KubernetesObjects:
         self._setup_error: str | None = None
         self._context_namespace: str | None = None
         # Secrets and DNSClasses side by side; the getters below say which is which
-        self._watches: dict[tuple[str, ...], tuple[ObjectWatch[Any], asyncio.Task[None]]] = {}
+        self._watches: dict[tuple[str, ...], tuple[ObjectWatch[Any], asyncio.Task[Any]]] = {}
+        self._tasks = Tasks("kubernetes")  # each watch loops with its own backoff
 
     @property
     def default_namespace(self) -> str:
@@ -106,7 +107,7 @@ class KubernetesObjects:
         self._api = k8s.ApiClient(configuration)
 
     async def stop(self) -> None:
-        await background.cancel(task for _, task in self._watches.values())
+        await self._tasks.aclose()
         self._watches.clear()
         if self._api is not None:
             await self._api.close()
@@ -193,7 +194,5 @@ class KubernetesObjects:
         watch: ObjectWatch[Any] = ObjectWatch(
             describe, make_lister(self._api), name, self._settings, key[0], self._notify
         )
-        task = asyncio.get_running_loop().create_task(
-            watch.watch_forever(), name=f"watch {describe}"
-        )
+        task = self._tasks.spawn(watch.watch_forever(), name=f"watch {describe}")
         self._watches[key] = (watch, task)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import logging
 import math
 import resource
@@ -40,6 +41,7 @@ from aiohttp.streams import StreamReader
 from sidecar.errors import HeadersTooLarge, InvalidRequest, PayloadTooLarge, SidecarError
 from sidecar.observability.metrics import Metrics
 from sidecar.protocol.json import error_response
+from sidecar.tasks import Tasks
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +276,7 @@ class Listener:
         self.guard = guard
         self.handler_args = handler_args
         self.socket: socket.socket | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._tasks = Tasks("protocol")  # the accept loop: supervised, restarted if it fails
         self._exhausted = RateLimitedWarning(
             "cannot accept a connection: %s; retrying (lower DNS_SIDECAR_MAX_CONNECTIONS "
             "or raise the file-descriptor limit)"
@@ -290,13 +292,11 @@ class Listener:
         listening = socket.create_server(address[:2], family=family, backlog=backlog)
         listening.setblocking(False)  # noqa: FBT003 - the socket API
         self.socket = listening
-        self._task = loop.create_task(self._accept_forever(listening), name="accept")
+        self._tasks.loop("accept", functools.partial(self._accept_forever, listening))
 
     async def stop(self) -> None:
         """Stop accepting; the connections already open are left to the drain."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._tasks.aclose()
         if self.socket is not None:
             self.socket.close()
 

@@ -6,6 +6,7 @@ into responses by ``middleware`` alone.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,7 +34,14 @@ UPSERT_MESSAGES = {
 
 
 class ProtocolApi:
-    def __init__(self, health: HealthCache, metrics: Metrics, clock: Clock) -> None:
+    def __init__(
+        self,
+        health: HealthCache,
+        metrics: Metrics,
+        clock: Clock,
+        problem: Callable[[], str | None] = lambda: None,  # shared state unavailable: why
+    ) -> None:
+        self.problem = problem
         self.health_cache = health
         self.metrics = metrics
         self.clock = clock
@@ -56,8 +64,10 @@ class ProtocolApi:
         results = await self.health_cache.check(accounts)
         stamp = datetime.fromtimestamp(self.clock.time(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         unhealthy = verdict(results, runtime.table)
-        if unhealthy is not None:
-            body = {"status": "unhealthy", "message": unhealthy, "timestamp": stamp}
+        problem = self.problem()  # the shared state (Redis), needed by every account
+        if unhealthy is not None or problem is not None:
+            message = "; ".join(filter(None, [unhealthy, problem and f"Unhealthy: {problem}"]))
+            body = {"status": "unhealthy", "message": message, "timestamp": stamp}
             return json_response(body, status=503)
         body = {"status": "healthy", "message": "DNS server is operational", "timestamp": stamp}
         return json_response(body)

@@ -123,7 +123,7 @@ async def verify_signature(
 ) -> None:
     """Which client signed the request (its HMAC headers), or ``AuthFailed``."""
     try:
-        client = verifier.verify(
+        client = await verifier.verify(
             runtime.clients, request.method, request.path, request.headers, body
         )
     except AuthFailed as err:

@@ -30,6 +30,7 @@ from typing import Any, cast
 import cloudflare
 import httpx
 
+from sidecar.coordination.base import RequestBudget
 from sidecar.errors import (
     InvalidRecord,
     ProviderError,
@@ -40,7 +41,6 @@ from sidecar.errors import (
 )
 from sidecar.observability.context import count_provider_call
 from sidecar.providers.cloudflare.auth import Auth
-from sidecar.providers.cloudflare.budget import Budget
 from sidecar.providers.cloudflare.payloads import (
     ApiRecord,
     ApiZone,
@@ -68,7 +68,7 @@ class CloudflareApi:
         self,
         account: str,
         credentials: Callable[[], Auth],
-        budget: Budget,
+        budget: RequestBudget,
         *,
         base_url: str | None = None,
         timeout: float = 10.0,
@@ -79,7 +79,7 @@ class CloudflareApi:
         self.budget = budget
         self._credentials = credentials
         self._base_url = base_url or DEFAULT_BASE_URL
-        self._timeout = timeout
+        self.timeout = timeout
         self._clients: dict[Auth, cloudflare.AsyncCloudflare] = {}
 
     def client(self) -> cloudflare.AsyncCloudflare:
@@ -91,7 +91,7 @@ class CloudflareApi:
         auth = self._credentials()
         client = self._clients.get(auth)
         if client is None:
-            client = self._clients[auth] = _make_client(auth, self._base_url, self._timeout)
+            client = self._clients[auth] = _make_client(auth, self._base_url, self.timeout)
         return client
 
     async def aclose(self) -> None:
@@ -105,12 +105,20 @@ class CloudflareApi:
         """One API call; the envelope as plain JSON (the SDK's raw response: no model parsing,
         which would cost more than the call itself for unions of record types)."""
         client = self.client()
-        self.budget.spend()
+        await self.budget.spend()
         count_provider_call()
         try:
             response = await call(client)
             body: object = await response.json()
         except cloudflare.APIError as err:
+            if isinstance(err, cloudflare.APIStatusError) and err.status_code == 429:
+                wait = await self.budget.block(_retry_after(err.response))
+                raise RateLimited(
+                    f"Cloudflare account {self.account!r} is rate-limited by Cloudflare; retry "
+                    f"after {wait:.0f} s.",
+                    retry_after=wait,
+                    details={"account": self.account},
+                ) from err
             raise self._classify(err, what) from err
         except ValueError as err:
             raise ProviderError(f"Cloudflare account {self.account!r}: {what}: not JSON.") from err
@@ -200,7 +208,7 @@ class CloudflareApi:
                 else ""
             )
             return ProviderUnavailable(
-                f"{where} did not answer within {self._timeout:g} s when asked to {what}.{maybe}"
+                f"{where} did not answer within {self.timeout:g} s when asked to {what}.{maybe}"
             )
         if isinstance(err, cloudflare.APIConnectionError):
             return ProviderUnavailable(f"{where} could not be reached to {what}: {err}.")
@@ -209,13 +217,6 @@ class CloudflareApi:
         status = err.status_code
         codes, message = _errors_of(err)
         said = f"{message} (code {', '.join(map(str, codes))})" if codes else message
-        if status == 429:
-            wait = self.budget.block(_retry_after(err.response))
-            return RateLimited(
-                f"{where} is rate-limited by Cloudflare; retry after {wait:.0f} s.",
-                retry_after=wait,
-                details={"account": self.account},
-            )
         if status >= 500:
             return ProviderUnavailable(f"{where}: Cloudflare failed to {what} (HTTP {status}).")
         if codes & CONFLICT_CODES:

@@ -3,7 +3,8 @@
 An upsert reads the name once (every type, so a CNAME in the way is seen), checks ownership,
 plans the difference and applies it in one ``dns_records/batch`` call: 2 calls for a change,
 1 and no write for an unchanged set. A delete removes only what it may, in one batch. Writes to
-the same name and type are serialised.
+the same name and type are serialised under a write lock (in-process, or shared by replicas
+through ``coordination``), and the batch is sent only while the lock's lease covers it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sidecar.clock import Clock
+from sidecar.coordination.base import WriteLocks, ZoneVersions
+from sidecar.coordination.locks import KeyedLocks
 from sidecar.errors import RecordConflict
 from sidecar.providers.base import (
     DeleteResult,
@@ -26,7 +29,6 @@ from sidecar.providers.cloudflare.client import CloudflareApi
 from sidecar.providers.cloudflare.mapping import CloudflareRecord, effective, from_api
 from sidecar.providers.cloudflare.readcache import ZoneReadCache
 from sidecar.providers.cloudflare.zones import CloudflareZone, ZoneDirectory
-from sidecar.providers.locks import KeyedLocks
 from sidecar.records import RecordKey, RecordSet
 
 
@@ -40,18 +42,24 @@ class CloudflareProvider:
     kind = "cloudflare"
 
     def __init__(
-        self, api: CloudflareApi, clock: Clock, *, read_cache_seconds: float = 0.0
+        self,
+        api: CloudflareApi,
+        clock: Clock,
+        *,
+        read_cache_seconds: float = 0.0,
+        locks: WriteLocks | None = None,
+        versions: ZoneVersions | None = None,
     ) -> None:
         self.api = api
         self.zones = ZoneDirectory(api, clock)
-        self.read_cache = ZoneReadCache(read_cache_seconds, clock)
-        self._locks = KeyedLocks()
+        self.read_cache = ZoneReadCache(read_cache_seconds, clock, versions)
+        self._locks: WriteLocks = locks or KeyedLocks()
 
     async def upsert(self, zone: ZonePolicy, record: RecordSet) -> UpsertResult:
         kind, fqdn = record.key.type, record.key.fqdn
         ttl, proxied = effective(kind, record.ttl, zone.proxied)
         target = await self.zones.zone_for(zone, fqdn)
-        async with self._locks.hold((target.id, fqdn, kind)):
+        async with self._locks.hold((target.id, fqdn, kind)) as lease:
             at_name = await self._read_name(target, kind, fqdn)
             if at_name.in_the_way:
                 raise _in_the_way(fqdn, kind, at_name.in_the_way)
@@ -76,10 +84,11 @@ class CloudflareProvider:
             result = RecordSet(record.key, record.values, ttl)
             if plan.empty:
                 return UpsertResult(Outcome.UNCHANGED, result)
+            lease.ensure(self.api.timeout)
             await self.api.batch(
                 target.id, deletes=plan.deletes, patches=plan.patches, posts=plan.posts
             )
-            self.read_cache.invalidate(target.id)
+            await self.read_cache.invalidate(target.id)
             return UpsertResult(Outcome.UPDATED if mine else Outcome.CREATED, result)
 
     async def get(self, zone: ZonePolicy, key: RecordKey) -> RecordSet | None:
@@ -98,14 +107,15 @@ class CloudflareProvider:
 
     async def delete(self, zone: ZonePolicy, key: RecordKey) -> DeleteResult:
         target = await self.zones.zone_for(zone, key.fqdn)
-        async with self._locks.hold((target.id, key.fqdn, key.type)):
+        async with self._locks.hold((target.id, key.fqdn, key.type)) as lease:
             raw = await self.api.list_records(target.id, name=key.fqdn, kind=key.type)
             mine, foreign = _split([from_api(r) for r in raw], zone)
             if mine:
+                lease.ensure(self.api.timeout)
                 await self.api.batch(
                     target.id, deletes=[{"id": r.id} for r in mine], patches=[], posts=[]
                 )
-                self.read_cache.invalidate(target.id)
+                await self.read_cache.invalidate(target.id)
             return DeleteResult(removed=len(mine), left=tuple(r.describe() for r in foreign))
 
     async def health(self) -> Health:
@@ -118,7 +128,7 @@ class CloudflareProvider:
                 await self.api.list_zones()
         except Exception as err:  # noqa: BLE001 - any failure is "unhealthy", with its reason
             return Health(healthy=False, message=getattr(err, "message", str(err)))
-        budget = self.api.budget
+        budget = self.api.budget.state()
         return Health(
             healthy=True,
             message=f"API reachable; {budget.remaining}/{budget.requests} requests left in the "
@@ -126,13 +136,13 @@ class CloudflareProvider:
         )
 
     def status(self) -> dict[str, Any]:
-        budget = self.api.budget
+        budget = self.api.budget.state()
         return {
             "budget": {
                 "requests": budget.requests,
                 "perSeconds": budget.per_seconds,
                 "remaining": budget.remaining,
-                "blockedForSeconds": round(budget.blocked_for(), 1),
+                "blockedForSeconds": round(budget.blocked_for, 1),
             },
             "readCacheSeconds": self.read_cache.seconds,
         }

@@ -6,15 +6,14 @@ account's zones are listed, cached for a while, and a name goes to the longest m
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 
-from sidecar import background
 from sidecar.clock import Clock
 from sidecar.errors import DomainNotAllowed, ProviderError, SidecarError
 from sidecar.providers.base import ROOT, ZonePolicy
 from sidecar.providers.cloudflare.client import CloudflareApi
 from sidecar.records.names import is_within
+from sidecar.tasks import SingleFlight
 
 LISTING_TTL = 300.0
 
@@ -29,9 +28,11 @@ class ZoneDirectory:
     def __init__(self, api: CloudflareApi, clock: Clock) -> None:
         self._api = api
         self._clock = clock
-        self._by_name: dict[str, asyncio.Task[CloudflareZone]] = {}
-        self._listing: asyncio.Task[list[CloudflareZone]] | None = None
+        self._by_name: dict[str, CloudflareZone] = {}
+        self._listing: list[CloudflareZone] | None = None
         self._listed_at = float("-inf")
+        self._lookups: SingleFlight[str, CloudflareZone] = SingleFlight()
+        self._listings: SingleFlight[str, list[CloudflareZone]] = SingleFlight()
 
     async def zone_for(self, policy: ZonePolicy, fqdn: str) -> CloudflareZone:
         if policy.zone_id:
@@ -48,15 +49,12 @@ class ZoneDirectory:
         return max(matching, key=lambda zone: len(zone.name))
 
     async def _shared(self, name: str) -> CloudflareZone:
-        task = self._by_name.get(name)
-        if task is None:  # concurrent first requests share one lookup
-            task = self._by_name[name] = asyncio.ensure_future(self._lookup(name))
-        try:
-            return await asyncio.shield(task)
-        except BaseException:
-            if task.done() and self._by_name.get(name) is task:
-                del self._by_name[name]  # failures are not cached
-            raise
+        """Looked up once and kept; concurrent first requests share one lookup, and a failed
+        one is not kept (the next request asks again)."""
+        found = self._by_name.get(name)
+        if found is None:
+            found = self._by_name[name] = await self._lookups.run(name, lambda: self._lookup(name))
+        return found
 
     async def _lookup(self, name: str) -> CloudflareZone:
         try:
@@ -90,17 +88,9 @@ class ZoneDirectory:
 
     async def _all(self) -> list[CloudflareZone]:
         fresh = self._clock.monotonic() - self._listed_at < LISTING_TTL
-        if self._listing is None or (self._listing.done() and not fresh):
-            self._listing = asyncio.ensure_future(self._list_all())
-        listing = self._listing
-        try:
-            zones = await asyncio.shield(listing)
-        except BaseException:
-            if listing.done() and self._listing is listing:
-                self._listing = None  # failed: the next caller lists again
-            # a caller cancelled leaves the listing running and owned, for aclose() to cancel
-            raise
-        return zones
+        if self._listing is None or not fresh:
+            self._listing = await self._listings.run(ROOT, self._list_all)
+        return self._listing
 
     async def _list_all(self) -> list[CloudflareZone]:
         zones = [
@@ -111,4 +101,5 @@ class ZoneDirectory:
         return zones
 
     async def aclose(self) -> None:
-        await background.cancel([*self._by_name.values(), *filter(None, [self._listing])])
+        await self._lookups.aclose()
+        await self._listings.aclose()

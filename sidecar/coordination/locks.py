@@ -1,10 +1,21 @@
-"""One lock per key, created on demand and dropped when nobody holds or waits for it."""
+"""Write locks in-process: one lock per key, created on demand and dropped when nobody holds
+or waits for it."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Hashable
 from contextlib import asynccontextmanager
+
+
+class Held:
+    """An in-process lock is held until released: it never runs out."""
+
+    def ensure(self, needed: float) -> None:
+        return None
+
+
+HELD = Held()
 
 
 class KeyedLocks:
@@ -15,12 +26,12 @@ class KeyedLocks:
         return len(self._locks)
 
     @asynccontextmanager
-    async def hold(self, key: Hashable) -> AsyncIterator[None]:
+    async def hold(self, key: Hashable) -> AsyncIterator[Held]:
         lock, users = self._locks.get(key, (asyncio.Lock(), 0))
         self._locks[key] = (lock, users + 1)
         try:
             async with lock:
-                yield
+                yield HELD
         finally:
             lock, users = self._locks[key]
             if users == 1:

@@ -1,0 +1,99 @@
+"""Write locks shared by replicas: a lease in Redis per (zone, name, type).
+
+``SET NX PX`` with a random token takes the lock; only the holder releases it (compare and
+delete in one script); a holder that dies leaves it to expire. Requests of one process queue on
+an in-process lock first, so only one of them at a time polls Redis. Waiting is bounded: past
+it the write is refused with a retryable 503 that names the lock. The lease outlasts the work:
+before its one write call the holder checks that the lease still covers a provider timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sidecar.coordination.connection import RedisConnection
+from sidecar.coordination.locks import KeyedLocks
+from sidecar.errors import ProviderUnavailable
+
+log = logging.getLogger(__name__)
+
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+POLL_FIRST = 0.005
+POLL_MAX = 0.1
+
+
+class RedisLease:
+    def __init__(self, name: str, expires: float) -> None:
+        self.name = name
+        self.expires = expires  # event-loop time when the lease may have run out
+
+    def ensure(self, needed: float) -> None:
+        left = self.expires - asyncio.get_running_loop().time()
+        if left < needed:
+            raise ProviderUnavailable(
+                f"The write lock {self.name} has {max(left, 0):.1f} s of its lease left, less "
+                f"than the {needed:g} s the change may take; nothing was sent. Retry.",
+                details={"lock": self.name},
+            )
+
+
+class RedisLocks:
+    def __init__(self, redis: RedisConnection, *, lease: float, wait: float) -> None:
+        self._redis = redis
+        self.lease = lease
+        self.wait = wait
+        self._local = KeyedLocks()
+        self._release_script = redis.script(RELEASE)
+
+    @asynccontextmanager
+    async def hold(self, key: tuple[str, str, str]) -> AsyncIterator[RedisLease]:
+        async with self._local.hold(key):
+            name = self._redis.key("lock:" + ":".join(key))
+            token = secrets.token_hex(16)
+            lease = await self._acquire(name, token)
+            try:
+                yield lease
+            finally:
+                await self._release(name, token)
+
+    async def _acquire(self, name: str, token: str) -> RedisLease:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        delay = POLL_FIRST
+        lease_ms = round(self.lease * 1000)
+        while True:
+            sent = loop.time()
+            taken = await self._redis.call(
+                "lock", lambda client: client.set(name, token, nx=True, px=lease_ms)
+            )
+            if taken:
+                if sent > started:
+                    self._redis.metrics.lock_waits.observe(sent - started)
+                return RedisLease(name, sent + self.lease)
+            if loop.time() + delay - started > self.wait:
+                self._redis.metrics.lock_timeouts.inc()
+                raise ProviderUnavailable(
+                    f"The write lock {name} is still held (by another request or replica) "
+                    f"after {self.wait:g} s; nothing was sent. Retry.",
+                    details={"lock": name},
+                )
+            await asyncio.sleep(delay)  # polling the lock, bounded by the wait above
+            delay = min(delay * 2, POLL_MAX)
+
+    async def _release(self, name: str, token: str) -> None:
+        try:
+            await self._redis.call(
+                "unlock",
+                lambda client: self._release_script(keys=[name], args=[token], client=client),
+            )
+        except ProviderUnavailable:
+            log.warning("could not release the write lock %s; its lease will expire", name)

@@ -1,0 +1,328 @@
+"""Shared state on a real redis-server: nonces, locks, budgets, versions, loss and outages."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from sidecar.clock import FrozenClock
+from sidecar.coordination.connection import RedisConnection, display_url
+from sidecar.coordination.metrics import CoordinationMetrics
+from sidecar.coordination.redis_budget import RedisBudget
+from sidecar.coordination.redis_locks import RedisLocks
+from sidecar.coordination.redis_versions import RedisVersions
+from sidecar.coordination.replay import RedisNonces
+from sidecar.errors import AuthFailed, ProviderUnavailable, RateLimited
+from sidecar.settings import RedisSettings, Settings
+from tests.conftest import (
+    Caller,
+    RunningEmulator,
+    StartManagement,
+    StartSidecar,
+    eventually,
+    make_settings,
+)
+from tests.redis_server import RedisServer, command
+from tests.service import REPO, clean_env
+
+Connect = Callable[..., Awaitable[RedisConnection]]
+
+
+@pytest.fixture
+async def connect(redis_server: RedisServer) -> AsyncIterator[Connect]:
+    """Connections to the test's redis-server, as separate replicas would hold them."""
+    made: list[RedisConnection] = []
+
+    async def make(
+        clock: FrozenClock | None = None, url: str | None = None, **kw: object
+    ) -> RedisConnection:
+        conn = RedisConnection(
+            url or redis_server.url,
+            prefix="t",
+            timeout=kw.pop("timeout", 1.0),  # type: ignore[arg-type]
+            clock=clock or FrozenClock(),
+            metrics=CoordinationMetrics(CollectorRegistry()),
+            **kw,  # type: ignore[arg-type]
+        )
+        made.append(conn)
+        return conn
+
+    yield make
+    for conn in made:
+        await conn.aclose()
+
+
+async def test_a_nonce_is_accepted_once_across_replicas(connect: Connect) -> None:
+    """A nonce recorded through one connection is a replay through another."""
+    clock = FrozenClock()
+    now = clock.time()
+    one, two = RedisNonces(await connect(clock)), RedisNonces(await connect(clock))
+    await one.record("n-1", now, now + 300, now)
+    with pytest.raises(AuthFailed) as refused:
+        await two.record("n-1", now, now + 300, now)
+    assert refused.value.reason == "replayed_nonce"
+    await two.record("n-2", now, now + 300, now)
+
+
+async def test_lost_state_refuses_requests_signed_before_it(
+    connect: Connect, redis_server: RedisServer
+) -> None:
+    """After Redis lost its data, requests signed before the loss are refused for a window."""
+    clock = FrozenClock()
+    conn = await connect(clock)
+    nonces = RedisNonces(conn)
+    signed = clock.time()
+    await nonces.record("before", signed, signed + 300, signed)
+    assert command(redis_server.port, "FLUSHALL") == b"+OK\r\n"
+    clock.advance(10)
+    with pytest.raises(ProviderUnavailable) as refused:  # the replay Redis forgot
+        await nonces.record("before", signed, signed + 300, clock.time())
+    assert "was lost" in refused.value.message
+    await nonces.record("after", clock.time(), clock.time() + 300, clock.time())
+    assert conn.lost_at == clock.time()
+    assert conn.metrics.state_losses._value.get() == 1
+
+
+async def test_an_unreachable_redis_fails_closed_and_recovers(
+    connect: Connect, redis_server: RedisServer
+) -> None:
+    """Redis down: ProviderUnavailable and status says why; back: served again by itself."""
+    clock = FrozenClock()
+    conn = await connect(clock, timeout=0.5)
+    nonces = RedisNonces(conn)
+    now = clock.time()
+    await nonces.record("a", now, now + 300, now)
+    assert conn.status()["connected"] is True
+    redis_server.kill()
+    with pytest.raises(ProviderUnavailable) as refused:
+        await nonces.record("b", now, now + 300, now)
+    assert refused.value.details == {"coordination": "redis", "operation": "set_once"}
+    status = conn.status()
+    assert (status["connected"], status["url"]) == (False, redis_server.url)
+    assert status["lastError"]
+    redis_server.start()
+    clock.advance(1)
+    later = clock.time()
+    await nonces.record("c", later, later + 300, later)
+    assert conn.status()["connected"] is True
+
+
+async def test_a_lock_is_bounded_and_released_only_by_its_holder(
+    connect: Connect, redis_server: RedisServer
+) -> None:
+    """A held lock makes another holder give up with a 503 naming it; release is by token."""
+    one = RedisLocks(await connect(), lease=5, wait=0.2)
+    two = RedisLocks(await connect(), lease=5, wait=0.2)
+    key = ("zone", "www.example.com", "A")
+    async with one.hold(key):
+        with pytest.raises(ProviderUnavailable) as refused:
+            async with two.hold(key):
+                pytest.fail("two holders of one lock")
+        assert refused.value.details == {"lock": "t:lock:zone:www.example.com:A"}
+    async with two.hold(key) as lease:
+        lease.ensure(1.0)
+        command(redis_server.port, "SET", "t:lock:zone:www.example.com:A", "someone-else")
+    assert command(redis_server.port, "GET", "t:lock:zone:www.example.com:A") == (
+        b"$12\r\nsomeone-else\r\n"
+    )
+
+
+async def test_a_lease_too_short_for_the_write_sends_nothing(connect: Connect) -> None:
+    """The holder checks that its lease outlasts the write call before sending it."""
+    locks = RedisLocks(await connect(), lease=1, wait=0.2)
+    async with locks.hold(("z", "n", "A")) as lease:
+        with pytest.raises(ProviderUnavailable) as refused:
+            lease.ensure(5.0)
+    assert refused.value.details == {"lock": "t:lock:z:n:A"}
+
+
+async def test_the_budget_and_the_429_block_are_shared(connect: Connect) -> None:
+    """Two replicas spend one budget; a 429 recorded by one blocks the other."""
+    one = RedisBudget(await connect(), "acct", 3, 300)
+    two = RedisBudget(await connect(), "acct", 3, 300)
+    await one.spend()
+    await two.spend()
+    await one.spend()
+    with pytest.raises(RateLimited) as spent:
+        await two.spend()
+    assert spent.value.retry_after == 300
+    assert two.state().remaining == 0
+    other = RedisBudget(await connect(), "other", 3, 300)
+    await other.spend()
+    assert await other.block(7) == 7
+    blocked = RedisBudget(await connect(), "other", 3, 300)
+    with pytest.raises(RateLimited) as refused:
+        await blocked.spend()
+    assert refused.value.retry_after == 7
+    assert round(blocked.state().blocked_for) == 7
+
+
+async def test_a_write_moves_the_zone_version_everywhere(connect: Connect) -> None:
+    """A bump through one connection is seen by the others' next read."""
+    one, two = RedisVersions(await connect()), RedisVersions(await connect())
+    before = await two.current("zone")
+    await one.bump("zone")
+    after = await two.current("zone")
+    assert (before.rpartition(":")[2], after.rpartition(":")[2]) == ("0", "1")
+
+
+async def test_the_password_comes_from_a_file(tmp_path: Path) -> None:
+    """With DNS_SIDECAR_REDIS_PASSWORD_FILE the password is read from the file."""
+    server = RedisServer(tmp_path, password="s3cret")
+    server.start()
+    (tmp_path / "password").write_text("s3cret\n")
+    conn = RedisConnection(
+        f"redis://:wrong@127.0.0.1:{server.port}/0",
+        prefix="t",
+        timeout=1.0,
+        clock=FrozenClock(),
+        metrics=CoordinationMetrics(CollectorRegistry()),
+        password_file=tmp_path / "password",
+    )
+    try:
+        assert await conn.call("ping", lambda client: client.ping()) is True
+    finally:
+        await conn.aclose()
+        server.kill()
+
+
+def test_the_url_is_shown_without_its_password() -> None:
+    """/status and logs show user, host, port and database, never the password."""
+    assert display_url("redis://user:pw@redis.svc:6380/2") == "redis://user@redis.svc:6380/2"
+    assert display_url("rediss://:pw@[::1]:6379") == "rediss://[::1]:6379"
+    assert display_url("redis://localhost") == "redis://localhost"
+
+
+def test_redis_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """DNS_SIDECAR_REDIS_* set the shared state; the prefix defaults to dns-sidecar."""
+    assert Settings.from_env().redis.url is None
+    assert Settings.from_env().redis.prefix == "dns-sidecar"
+    monkeypatch.setenv("DNS_SIDECAR_REDIS_URL", "redis://:pw@redis:6379/0")
+    monkeypatch.setenv("DNS_SIDECAR_REDIS_PASSWORD_FILE", "/run/secrets/redis")
+    monkeypatch.setenv("DNS_SIDECAR_REDIS_PREFIX", "blue")
+    redis = Settings.from_env().redis
+    assert redis.url is not None
+    assert (redis.url.get_secret_value(), str(redis.password_file), redis.prefix) == (
+        "redis://:pw@redis:6379/0",
+        "/run/secrets/redis",
+        "blue",
+    )
+    assert "pw" not in repr(redis)
+
+
+def test_without_a_redis_url_redis_is_never_imported() -> None:
+    """Unset DNS_SIDECAR_REDIS_URL: the app is built and redis-py is not even imported."""
+    code = (
+        "import sys\n"
+        "from sidecar.app import create_app\n"
+        "from sidecar.settings import Settings\n"
+        "create_app(Settings.from_env())\n"
+        "print(sorted(m for m in sys.modules if m == 'redis' or m.startswith('redis.')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=clean_env(),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout == "[]\n"
+
+
+async def test_health_readiness_and_status_say_why_while_redis_is_down(
+    start_sidecar: StartSidecar,
+    start_management: StartManagement,
+    redis_server: RedisServer,
+    tmp_path: Path,
+) -> None:
+    """Redis down: /health and /readyz answer 503 naming it, /status and metrics show it;
+    back: ready again by itself. /status also lists the supervised reload loops."""
+    table = tmp_path / "routing.yaml"
+    table.write_text(
+        "version: 1\naccounts: [{name: m, provider: memory}]\nzones: [{name: ., account: m}]\n"
+    )
+    settings = make_settings(table={"config": table}).model_copy(
+        update={
+            "redis": RedisSettings(
+                url=redis_server.url.replace("//", "//:hunter2@"), ping_interval=0.05
+            )
+        }
+    )
+    redis_server.kill()
+    redis_server.password = "hunter2"
+    redis_server.start()
+    sidecar = await start_sidecar(settings)
+    management = await start_management(sidecar)
+
+    async def status() -> dict[str, Any]:
+        return (await management.call("GET", "/status")).body  # type: ignore[no-any-return]
+
+    await eventually(lambda: _ready(management))
+    shown = (await status())["coordination"]
+    assert (shown["backend"], shown["url"], shown["connected"]) == (
+        "redis",
+        redis_server.url,
+        True,
+    )
+    assert shown["loops"] == {"ping": {"running": True, "restarts": 0, "lastError": None}}
+    assert sorted((await status())["loops"]) == ["recheck_forever", "watch_forever"]
+
+    redis_server.kill()
+    await eventually(lambda: _not_ready(management))
+    ready = await management.call("GET", "/readyz")
+    assert ready.body["status"] == "unavailable"
+    assert redis_server.url in ready.body["reason"]
+    health = await sidecar.caller.call("GET", "/health")
+    assert (health.status, health.body["status"]) == (503, "unhealthy")
+    assert f"Unhealthy: shared state in Redis at {redis_server.url}" in health.body["message"]
+    shown = (await status())["coordination"]
+    assert (shown["connected"], bool(shown["lastError"])) == (False, True)
+    metrics = (await management.call("GET", "/metrics")).body
+    assert 'dns_sidecar_redis_errors_total{operation="ping"}' in metrics
+    assert "hunter2" not in json.dumps(await status())
+
+    redis_server.start()
+    await eventually(lambda: _ready(management))
+
+
+async def _ready(management: Caller) -> bool:
+    return (await management.call("GET", "/readyz")).status == 200
+
+
+async def _not_ready(management: Caller) -> bool:
+    return (await management.call("GET", "/readyz")).status == 503
+
+
+async def test_no_write_is_sent_without_its_lock(
+    start_sidecar: StartSidecar,
+    redis_server: RedisServer,
+    cf: RunningEmulator,
+    tmp_path: Path,
+) -> None:
+    """An unsigned write (no nonce to record) while Redis is down: 503, and no API call."""
+    table = tmp_path / "routing.yaml"
+    table.write_text(
+        "version: 1\naccounts:\n  - name: cf\n    provider: cloudflare\n"
+        f"    apiToken: {{value: cf-token}}\n    baseUrl: {cf.base_url}\n"
+        "zones:\n  - {name: example.com, account: cf, zoneId: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa}\n"
+    )
+    settings = make_settings(table={"config": table}).model_copy(
+        update={"redis": RedisSettings(url=redis_server.url)}
+    )
+    sidecar = await start_sidecar(settings)
+    assert (await sidecar.caller.upsert("A", "example.com", "w", ["192.0.2.1"])).status == 200
+    redis_server.kill()
+    cf.emulator.stats.clear()
+    refused = await sidecar.caller.upsert("A", "example.com", "w", ["192.0.2.2"])
+    assert (refused.status, refused.code) == (503, "PROVIDER_UNAVAILABLE")
+    assert refused.body["error"]["details"] == {"coordination": "redis", "operation": "lock"}
+    assert cf.calls() == {}
+    assert [r["content"] for r in cf.records("example.com")] == ["192.0.2.1"]

@@ -1,0 +1,301 @@
+"""Several real ``dns-sidecar serve`` processes sharing one redis-server and one Cloudflare
+emulator act as one process (SPEC section 7)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import signal
+import subprocess
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from sidecar.auth.hmac import format_timestamp
+from tests.conftest import SECRET, Caller, ProtocolReply, RunningEmulator, eventually
+from tests.redis_server import RedisServer, command
+from tests.service import REPO, Service, clean_env, free_port
+from tests.service import command as sidecar_command
+
+COM = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+DOMAIN = "example.com"
+
+
+@dataclass
+class Replica:
+    service: Service
+    caller: Caller
+
+    def kill(self) -> None:
+        self.service.process.send_signal(signal.SIGKILL)
+        self.service.process.wait()
+
+
+StartReplicas = Callable[..., Awaitable[list[Replica]]]
+
+
+def routing_table(cf: RunningEmulator, account_extra: str = "") -> str:
+    return f"""
+version: 1
+clients:
+  - name: operator
+    algorithm: SHA256
+    secrets: [{{value: "{SECRET.decode()}"}}]
+accounts:
+  - name: cf
+    provider: cloudflare
+    apiToken: {{value: cf-token}}
+    baseUrl: {cf.base_url}
+{account_extra}
+zones:
+  - name: {DOMAIN}
+    account: cf
+    zoneId: {COM}
+"""
+
+
+async def _ready(session: aiohttp.ClientSession, service: Service, seconds: float = 30) -> None:
+    async def ready() -> bool:
+        if service.process.poll() is not None:
+            raise RuntimeError(f"dns-sidecar exited: {service.logged()}")
+        try:
+            async with session.get(service.management_url + "/readyz") as reply:
+                return reply.status == 200
+        except aiohttp.ClientError:
+            return False
+
+    await eventually(ready, seconds)
+
+
+@pytest.fixture
+async def start_replicas(
+    session: aiohttp.ClientSession, cf: RunningEmulator, redis_server: RedisServer
+) -> AsyncIterator[StartReplicas]:
+    """Start N sidecars on one routing table, one Redis and the emulator; all stopped after."""
+    started: list[Service] = []
+    with tempfile.TemporaryDirectory(prefix="dns-sidecar-replicas-") as tmp:
+        directory = Path(tmp)
+        # Redis has served this deployment for a while (a new sentinel means "state lost now")
+        command(redis_server.port, "SET", "dns-sidecar:sentinel", "earlier:0", "NX")
+
+        async def start(
+            count: int, *, account_extra: str = "", env: dict[str, str] | None = None
+        ) -> list[Replica]:
+            table = directory / "routing.yaml"
+            table.write_text(routing_table(cf, account_extra))
+            replicas = []
+            for index in range(count):
+                port, management = free_port(), free_port()
+                log = directory / f"replica-{len(started)}.log"
+                with log.open("w") as sink:
+                    process = subprocess.Popen(  # noqa: ASYNC220 - readiness is awaited below
+                        sidecar_command(
+                            "serve",
+                            "--config",
+                            str(table),
+                            "--port",
+                            str(port),
+                            "--management-port",
+                            str(management),
+                        ),
+                        env=clean_env({"DNS_SIDECAR_REDIS_URL": redis_server.url, **(env or {})}),
+                        cwd=REPO,
+                        stdin=subprocess.DEVNULL,
+                        stdout=sink,
+                        stderr=sink,
+                    )
+                service = Service(process, port, management, log)  # type: ignore[arg-type]
+                started.append(service)
+                replicas.append(Replica(service, Caller(session, service.url, SECRET)))
+                del index
+            await asyncio.gather(*(_ready(session, r.service) for r in replicas))
+            return replicas
+
+        yield start
+        for service in started:
+            if service.process.poll() is None:
+                service.process.kill()
+                service.process.wait()
+
+
+def contents(cf: RunningEmulator, fqdn: str, kind: str = "A") -> list[str]:
+    return sorted(
+        r["content"] for r in cf.records(DOMAIN) if r["name"] == fqdn and r["type"] == kind
+    )
+
+
+async def test_simultaneous_upserts_end_in_one_requested_set(
+    start_replicas: StartReplicas, cf: RunningEmulator
+) -> None:
+    """100 rounds of concurrent upserts through 3 replicas: one requested set, never a merge."""
+    replicas = await start_replicas(3)
+    for round_ in range(100):
+        wanted = [
+            sorted({f"198.51.100.{(round_ + i) % 250 + 1}" for i in range(2)}),
+            sorted({f"203.0.113.{(round_ * 3 + i) % 250 + 1}" for i in range(3)}),
+            [f"192.0.2.{round_ % 250 + 1}"],
+        ]
+        replies = await asyncio.gather(
+            *(
+                replica.caller.upsert("A", DOMAIN, "race", values)
+                for replica, values in zip(replicas, wanted, strict=True)
+            )
+        )
+        assert [reply.status for reply in replies] == [200, 200, 200], replies
+        assert contents(cf, "race.example.com") in wanted, f"round {round_}"
+
+
+async def test_a_request_replayed_on_another_replica_is_refused(
+    start_replicas: StartReplicas,
+) -> None:
+    """A signed request accepted by one replica is a replay on another: 401 AUTH_FAILED."""
+    one, two = await start_replicas(2)
+    stamp = format_timestamp(datetime.now(UTC))
+    body = {
+        "record": {"type": "A", "domain": DOMAIN, "subdomain": "r", "values": ["192.0.2.1"]},
+        "operation": "upsert",
+    }
+    first = await one.caller.call("POST", "/records", body, timestamp=stamp, nonce="once")
+    again = await two.caller.call("POST", "/records", body, timestamp=stamp, nonce="once")
+    assert first.status == 200
+    assert (again.status, again.code, again.body["error"]["details"]) == (
+        401,
+        "AUTH_FAILED",
+        {"reason": "replayed_nonce"},
+    )
+
+
+async def test_the_account_budget_is_shared(
+    start_replicas: StartReplicas, cf: RunningEmulator
+) -> None:
+    """A budget of 10 with 30 writes over 3 replicas: at most 10 API calls, the rest 429."""
+    replicas = await start_replicas(
+        3, account_extra="    rateLimit: {requests: 10, perSeconds: 300}"
+    )
+    replies = [  # one after another: each write's read and batch both fit, or neither
+        await replicas[i % 3].caller.upsert("A", DOMAIN, f"b{i}", [f"192.0.2.{i + 1}"])
+        for i in range(30)
+    ]
+    assert cf.total() <= 10
+    assert [reply.status for reply in replies] == [200] * 5 + [429] * 25, replies
+    limited = [reply for reply in replies if reply.status == 429]
+    assert {reply.code for reply in limited} == {"RATE_LIMITED"}
+    assert all(int(reply.headers["Retry-After"]) >= 1 for reply in limited)
+
+
+async def test_a_429_on_one_replica_blocks_the_others(
+    start_replicas: StartReplicas, cf: RunningEmulator
+) -> None:
+    """Cloudflare's 429 seen by one replica fails the others fast, without API calls."""
+    one, two, three = await start_replicas(3)
+    cf.emulator.fail(429, retry_after=30)
+    hit = await one.caller.upsert("A", DOMAIN, "x", ["192.0.2.1"])
+    assert (hit.status, hit.code, hit.headers["Retry-After"]) == (429, "RATE_LIMITED", "30")
+    cf.emulator.stats.clear()
+    others = [await r.caller.upsert("A", DOMAIN, "y", ["192.0.2.2"]) for r in (two, three)]
+    assert [(r.status, r.code) for r in others] == [(429, "RATE_LIMITED")] * 2
+    assert all(1 <= int(r.headers["Retry-After"]) <= 30 for r in others)
+    assert cf.calls() == {}
+
+
+async def test_a_write_invalidates_the_read_cache_on_every_replica(
+    start_replicas: StartReplicas,
+) -> None:
+    """With readCacheSeconds on, a write through A is seen at once by a GET through B."""
+    one, two = await start_replicas(2, account_extra="    readCacheSeconds: 300")
+    assert (await two.caller.call("GET", "/records/A/example.com/cached")).status == 404
+    assert (await one.caller.upsert("A", DOMAIN, "cached", ["192.0.2.5"])).status == 200
+    seen = await two.caller.call("GET", "/records/A/example.com/cached")
+    assert (seen.status, seen.body["record"]["values"]) == (200, ["192.0.2.5"])
+    assert (await two.caller.upsert("A", DOMAIN, "cached", ["192.0.2.6"])).status == 200
+    seen = await one.caller.call("GET", "/records/A/example.com/cached")
+    assert (seen.status, seen.body["record"]["values"]) == (200, ["192.0.2.6"])
+
+
+@dataclass
+class Sent:
+    at: float
+    replica: int
+    name: str
+    reply: ProtocolReply
+
+
+async def test_redis_killed_under_traffic_fails_closed_and_recovers(
+    start_replicas: StartReplicas, cf: RunningEmulator, redis_server: RedisServer
+) -> None:
+    """Redis killed under traffic: nothing served unchecked, no false ack; back within seconds."""
+    replicas = await start_replicas(2, env={"DNS_SIDECAR_REDIS_PING_INTERVAL": "0.2"})
+    loop = asyncio.get_running_loop()
+    sent: list[Sent] = []
+    stop = asyncio.Event()
+    names = itertools.count()
+    accepted_before: list[tuple[str, str, dict[str, object]]] = []
+
+    async def traffic(index: int) -> None:
+        caller = replicas[index].caller
+        while not stop.is_set():
+            name = f"t{next(names)}"
+            at = loop.time()
+            reply = await caller.upsert("A", DOMAIN, name, ["192.0.2.9"])
+            sent.append(Sent(at, index, name, reply))
+
+    workers = [asyncio.create_task(traffic(i % 2)) for i in range(4)]
+    await eventually(lambda: sum(s.reply.status == 200 for s in sent) >= 20)
+    stamp = format_timestamp(datetime.now(UTC))
+    body = {
+        "record": {"type": "A", "domain": DOMAIN, "subdomain": "pre", "values": ["192.0.2.3"]},
+        "operation": "upsert",
+    }
+    before = await replicas[0].caller.call("POST", "/records", body, timestamp=stamp, nonce="pre")
+    assert before.status == 200
+    accepted_before.append((stamp, "pre", body))
+
+    redis_server.kill()
+    killed = loop.time()
+    await eventually(lambda: sum(s.at > killed and s.reply.status == 503 for s in sent) >= 20)
+    ready = [await r.caller.session.get(r.service.management_url + "/readyz") for r in replicas]
+    assert [r.status for r in ready] == [503, 503]
+    restarting = loop.time()
+    redis_server.start()
+    back = loop.time()
+    await eventually(lambda: any(s.at > back and s.reply.status == 200 for s in sent), 10)
+    resumed = min(s.at for s in sent if s.at > back and s.reply.status == 200)
+    stop.set()
+    await asyncio.gather(*workers)
+
+    during = [s for s in sent if killed < s.at < restarting]
+    assert {(s.reply.status, s.reply.code) for s in during} == {(503, "PROVIDER_UNAVAILABLE")}
+    assert resumed - back < 5
+    assert {s.reply.status for s in sent} <= {200, 503}
+    acknowledged = {s.name for s in sent if s.reply.status == 200}
+    present = {r["name"].removesuffix(".example.com") for r in cf.records(DOMAIN)}
+    assert acknowledged <= present  # no acknowledged write that did not happen
+    replay = await replicas[1].caller.call("POST", "/records", body, timestamp=stamp, nonce="pre")
+    assert replay.status in {401, 503}  # Redis forgot the nonce; never served again
+
+
+async def test_a_killed_lock_holder_frees_the_name_after_its_lease(
+    start_replicas: StartReplicas, cf: RunningEmulator, redis_server: RedisServer
+) -> None:
+    """A replica SIGKILLed while holding a write lock: the name is writable after the lease."""
+    one, two = await start_replicas(
+        2, env={"DNS_SIDECAR_PROVIDER_TIMEOUT": "1", "DNS_SIDECAR_REDIS_LOCK_LEASE": "3"}
+    )
+    lock = f"dns-sidecar:lock:{COM}:held.example.com:A"
+    cf.emulator.latency = 30  # the holder's read hangs, with the lock held
+    stuck = asyncio.create_task(one.caller.upsert("A", DOMAIN, "held", ["192.0.2.1"]))
+    await eventually(lambda: command(redis_server.port, "EXISTS", lock) == b":1\r\n")
+    one.kill()
+    cf.emulator.latency = 0
+    ttl = int(command(redis_server.port, "PTTL", lock)[1:])
+    assert 0 < ttl <= 3000
+    reply = await two.caller.upsert("A", DOMAIN, "held", ["192.0.2.2"])
+    assert reply.status == 200
+    assert contents(cf, "held.example.com") == ["192.0.2.2"]
+    with pytest.raises(aiohttp.ClientError):
+        await stuck

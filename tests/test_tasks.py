@@ -1,0 +1,192 @@
+"""Owned background work: supervised tasks and loops, and single-flight lookups."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from sidecar.tasks import Backoff, SingleFlight, Tasks
+from tests.conftest import eventually
+
+QUICK = Backoff(initial=0.01, maximum=0.02, healthy_after=60)
+
+
+async def test_a_failed_task_is_logged_by_name(caplog: pytest.LogCaptureFixture) -> None:
+    """A spawned task that raises is logged with its name, and leaves the group."""
+    tasks = Tasks("group")
+
+    async def fail() -> None:
+        raise ValueError("boom")
+
+    task = tasks.spawn(fail(), name="job")
+    with pytest.raises(ValueError, match="boom"):
+        await task
+    await eventually(lambda: len(tasks) == 0)
+    failures = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert [r.getMessage() for r in failures] == ["background task 'group: job' failed"]
+
+
+async def test_a_failing_loop_is_restarted_and_shown_down_meanwhile() -> None:
+    """A loop that raises is down on /status until restarted after its backoff."""
+    tasks = Tasks("group")
+    runs = 0
+    release = asyncio.Event()
+
+    async def body() -> None:
+        nonlocal runs
+        runs += 1
+        if runs < 3:
+            raise RuntimeError(f"failure {runs}")
+        await release.wait()
+        await asyncio.Event().wait()  # then runs until cancelled
+
+    tasks.loop("watch", body, QUICK)
+    await eventually(lambda: runs == 3)
+    assert tasks.status() == {
+        "watch": {"running": True, "restarts": 2, "lastError": "RuntimeError: failure 2"}
+    }
+    assert tasks.down == []
+    await tasks.aclose()
+    assert tasks.status()["watch"]["running"] is False
+    assert len(tasks) == 0
+
+
+async def test_a_loop_that_returns_is_restarted() -> None:
+    """A loop body that returns (a stream that ended) is run again, not forgotten."""
+    tasks = Tasks("group")
+    runs = 0
+
+    async def body() -> None:
+        nonlocal runs
+        runs += 1
+
+    tasks.loop("once", body, QUICK)
+    await eventually(lambda: runs >= 2)
+    assert tasks.status()["once"]["lastError"] == "it returned"
+    await tasks.aclose()
+
+
+async def test_close_cancels_and_waits_for_every_task() -> None:
+    """aclose cancels what runs and returns only when all of it has finished."""
+    tasks = Tasks("group")
+    finished: list[str] = []
+
+    async def work(name: str) -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            finished.append(name)
+
+    for name in ("a", "b"):
+        tasks.spawn(work(name), name=name)
+    await asyncio.sleep(0)  # let them start, so that their finally blocks run
+    await tasks.aclose()
+    assert sorted(finished) == ["a", "b"]
+    assert len(tasks) == 0
+
+
+async def test_single_flight_shares_one_call() -> None:
+    """Concurrent callers for one key share one call; another key gets its own."""
+    flights: SingleFlight[str, int] = SingleFlight()
+    calls: list[str] = []
+    gate = asyncio.Event()
+
+    async def work(key: str) -> int:
+        calls.append(key)
+        await gate.wait()
+        return len(calls)
+
+    waiting = [asyncio.create_task(flights.run("a", lambda: work("a"))) for _ in range(5)]
+    other = asyncio.create_task(flights.run("b", lambda: work("b")))
+    await eventually(lambda: len(calls) == 2)
+    gate.set()
+    assert await asyncio.gather(*waiting, other) == [2, 2, 2, 2, 2, 2]
+    assert calls == ["a", "b"]
+    assert len(flights) == 0
+
+
+async def test_single_flight_does_not_cache_failures() -> None:
+    """A failed flight fails every waiter, and the next call starts a new one."""
+    flights: SingleFlight[str, str] = SingleFlight()
+    attempts = 0
+
+    async def flaky() -> str:
+        nonlocal attempts
+        attempts += 1
+        await asyncio.sleep(0)
+        if attempts == 1:
+            raise ConnectionError("down")
+        return "up"
+
+    first = await asyncio.gather(
+        flights.run("k", flaky), flights.run("k", flaky), return_exceptions=True
+    )
+    assert [type(e) for e in first] == [ConnectionError, ConnectionError]
+    assert await flights.run("k", flaky) == "up"
+    assert attempts == 2
+
+
+async def test_cancelling_a_waiter_leaves_the_flight_to_the_others() -> None:
+    """The first caller's cancellation stops only that caller; the others get the result."""
+    flights: SingleFlight[str, str] = SingleFlight()
+    gate = asyncio.Event()
+
+    async def work() -> str:
+        await gate.wait()
+        return "done"
+
+    owner = asyncio.create_task(flights.run("k", work))
+    await asyncio.sleep(0)
+    other = asyncio.create_task(flights.run("k", work))
+    await asyncio.sleep(0)
+    owner.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await owner
+    gate.set()
+    assert await other == "done"
+
+
+async def test_close_cancels_the_flights_in_the_air() -> None:
+    """aclose cancels flights; their waiters see the cancellation, and a new call starts anew."""
+    flights: SingleFlight[str, str] = SingleFlight()
+    started = asyncio.Event()
+
+    async def forever() -> str:
+        started.set()
+        await asyncio.Event().wait()
+        return "never"
+
+    waiter = asyncio.create_task(flights.run("k", forever))
+    await started.wait()
+    await flights.aclose()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+
+    async def quick() -> str:
+        return "new"
+
+    assert await flights.run("k", quick) == "new"
+
+
+async def test_a_loop_that_swallows_its_cancellation_is_not_restarted_on_close() -> None:
+    """A body that catches the cancellation and returns (like a stream with a stop event) ends
+    the loop on close instead of being restarted forever."""
+    tasks = Tasks("group")
+    runs = 0
+    started = asyncio.Event()
+
+    async def body() -> None:
+        nonlocal runs
+        runs += 1
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            return  # swallowed, as some stream helpers do
+
+    tasks.loop("stream", body, QUICK)
+    await started.wait()
+    await tasks.aclose()
+    assert (runs, len(tasks), tasks.status()["stream"]["running"]) == (1, 0, False)
