@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -20,7 +19,7 @@ from sidecar.config.reload import Reloader
 from sidecar.coordination.base import Coordination
 from sidecar.coordination.local import LocalCoordination
 from sidecar.credentials.store import CredentialStore
-from sidecar.management import ManagementApi
+from sidecar.management import ManagementApi, Readiness
 from sidecar.observability.access import AccessLog
 from sidecar.observability.inflight import InFlight
 from sidecar.observability.metrics import Metrics
@@ -199,21 +198,62 @@ def create_app(
             coordination=coordination,
         )
 
-    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        async with AsyncExitStack() as stack:
-            await coordination.start()
-            stack.push_async_callback(coordination.aclose)
-            await store.start()
-            stack.push_async_callback(store.stop)
+    _add_lifecycle(
+        app,
+        settings=settings,
+        coordination=coordination,
+        store=store,
+        access=access,
+        readiness=management_api.readiness,
+    )
+    return app
+
+
+def _add_lifecycle(
+    app: web.Application,
+    *,
+    settings: Settings,
+    coordination: Coordination,
+    store: CredentialStore,
+    access: AccessLog,
+    readiness: Readiness,
+) -> None:
+    """One cleanup context per long-lived resource: aiohttp starts them in this order and
+    closes them in the reverse one; a failed start closes those already started. Readiness is
+    the last step, so ``/readyz`` turns 200 only once everything before it is up."""
+
+    async def shared_state(app: web.Application) -> AsyncIterator[None]:
+        await coordination.start()
+        yield
+        await coordination.aclose()
+
+    async def credentials(app: web.Application) -> AsyncIterator[None]:
+        await store.start()
+        try:
             current = app[LIVE].current
             await store.track(current.credentials, current.dns_classes)
             await store.wait_synced(settings.kubernetes.sync_timeout)
-            # the runtime current at exit, not now: a lambda on purpose
-            stack.push_async_callback(lambda: app[LIVE].current.aclose())  # noqa: PLW0108
-            if RELOADER in app:
-                await stack.enter_async_context(app[RELOADER].running())
-            stack.callback(access.flush)  # the last lines buffered
+            yield
+        finally:
+            await store.stop()
+
+    async def providers(app: web.Application) -> AsyncIterator[None]:
+        yield
+        await app[LIVE].current.aclose()  # the table in force at exit, not at start
+
+    async def reloading(app: web.Application) -> AsyncIterator[None]:
+        async with app[RELOADER].running():
             yield
 
-    app.cleanup_ctx.append(lifecycle)
-    return app
+    async def access_log(app: web.Application) -> AsyncIterator[None]:
+        yield
+        access.flush()  # the last lines buffered
+
+    async def serving(app: web.Application) -> AsyncIterator[None]:
+        readiness.started()  # every step above is up: requests can be served
+        yield
+
+    app.cleanup_ctx.extend((shared_state, credentials, providers))
+    if RELOADER in app:
+        app.cleanup_ctx.append(reloading)
+    app.cleanup_ctx.extend((access_log, serving))

@@ -20,6 +20,37 @@ from sidecar.observability.metrics import Metrics
 from sidecar.routing.health import HealthCache
 
 
+class Readiness:
+    """The one place that decides ``/readyz``.
+
+    Ready once every startup step of the protocol app has run (its last ``cleanup_ctx`` marks
+    it), until shutdown begins, and while the shared state (Redis) is reachable.
+    """
+
+    def __init__(self, problem: Callable[[], str | None]) -> None:
+        self._problem = problem
+        self._started = False
+        self._draining = False
+
+    def started(self) -> None:
+        self._started = True
+
+    def draining(self) -> None:
+        """Shutdown has begun: take no new work (the load balancer stops sending it)."""
+        self._draining = True
+
+    @property
+    def serving(self) -> bool:
+        return self._started and not self._draining
+
+    def verdict(self) -> tuple[str, str | None]:
+        """``ready``, or the status that says why not, with a reason where there is one."""
+        if not self.serving:
+            return "starting", None
+        problem = self._problem()
+        return ("unavailable", problem) if problem is not None else ("ready", None)
+
+
 class ManagementApi:
     def __init__(
         self,
@@ -37,7 +68,7 @@ class ManagementApi:
         self.metrics = metrics
         self.coordination = coordination
         self.loops = loops  # the supervised background loops, by name (running or down)
-        self.ready = False
+        self.readiness = Readiness(coordination.problem)
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -51,11 +82,10 @@ class ManagementApi:
         return web.json_response({"status": "alive"})
 
     async def readyz(self, request: web.Request) -> web.Response:
-        if not self.ready:
-            return web.json_response({"status": "starting"}, status=503)
-        problem = self.coordination.problem()
-        if problem is not None:
-            return web.json_response({"status": "unavailable", "reason": problem}, status=503)
+        status, reason = self.readiness.verdict()
+        if status != "ready":
+            body = {"status": status} | ({"reason": reason} if reason else {})
+            return web.json_response(body, status=503)
         return web.json_response({"status": "ready", "generation": self.live.generation})
 
     async def prometheus(self, request: web.Request) -> web.Response:
@@ -79,7 +109,7 @@ class ManagementApi:
         return web.json_response(
             {
                 "version": __version__,
-                "ready": self.ready,
+                "ready": self.readiness.serving,
                 "config": {
                     "file": self.live.config_file,
                     "source": runtime.source,

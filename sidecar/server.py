@@ -50,9 +50,9 @@ async def serve(
     )
     deadline: float | None = None  # set at the stop signal
     try:
-        await web.TCPSite(management, server.management_host, server.management_port).start()
+        # the protocol port first: /readyz is reachable only once requests can be taken
         await listener.start(server.host, server.port)
-        app[MANAGEMENT_API].ready = True
+        await web.TCPSite(management, server.management_host, server.management_port).start()
         log.info(
             "dns-sidecar serving",
             extra={
@@ -71,7 +71,7 @@ async def serve(
             "shutting down: draining in-flight requests",
             extra={"fields": {"in_flight": in_flight.count}},
         )
-        app[MANAGEMENT_API].ready = False
+        app[MANAGEMENT_API].readiness.draining()
         await listener.stop()
         guard.close_waiting()
         drain = deadline - loop.time() - 3 * margin

@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from multidict import CIMultiDict
 
-from sidecar.app import LIVE, MANAGEMENT, MANAGEMENT_API, create_app
+from sidecar.app import LIVE, MANAGEMENT, create_app
 from sidecar.auth import hmac
 from sidecar.auth.hmac import Algorithm
 from sidecar.clock import Clock
@@ -190,7 +190,6 @@ async def start_management(
     servers: list[TestServer] = []
 
     async def start(sidecar: Sidecar) -> Caller:
-        sidecar.app[MANAGEMENT_API].ready = True
         server = TestServer(sidecar.app[MANAGEMENT], host="127.0.0.1")
         await server.start_server()
         servers.append(server)

@@ -67,7 +67,7 @@ async def served() -> AsyncIterator[Serve]:
         app = create_app(settings)
         stop = asyncio.Event()
         running.append((stop, asyncio.get_running_loop().create_task(serve(app, settings, stop))))
-        await eventually(lambda: app[MANAGEMENT_API].ready)
+        await eventually(lambda: app[MANAGEMENT_API].readiness.serving)
         return Served(app, port)
 
     yield start

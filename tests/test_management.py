@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import SecretStr
 
-from sidecar.app import MANAGEMENT_API
+from sidecar.app import MANAGEMENT_API, create_app
 from sidecar.auth.hmac import Algorithm
 from tests.conftest import SECRET, StartManagement, StartSidecar, make_settings
 
@@ -12,13 +12,22 @@ from tests.conftest import SECRET, StartManagement, StartSidecar, make_settings
 async def test_livez_and_readyz(
     start_sidecar: StartSidecar, start_management: StartManagement
 ) -> None:
-    """/livez answers from the start; /readyz is 503 until the server says it is ready."""
+    """/livez answers from the start; /readyz is ready once the app's startup has run (nobody
+    else marks it), and 503 again once shutdown begins."""
     sidecar = await start_sidecar()
     management = await start_management(sidecar)
     assert (await management.call("GET", "/livez")).body == {"status": "alive"}
     assert (await management.call("GET", "/readyz")).body == {"status": "ready", "generation": 1}
-    sidecar.app[MANAGEMENT_API].ready = False
-    assert (await management.call("GET", "/readyz")).status == 503
+    sidecar.app[MANAGEMENT_API].readiness.draining()
+    reply = await management.call("GET", "/readyz")
+    assert (reply.status, reply.body) == (503, {"status": "starting"})
+
+
+async def test_readyz_waits_for_every_startup_step() -> None:
+    """An app whose startup has not run is not ready: readiness is the last startup step."""
+    app = create_app(make_settings())
+    assert app[MANAGEMENT_API].readiness.verdict() == ("starting", None)
+    assert app.cleanup_ctx[-1].__name__ == "serving"
 
 
 async def test_metrics_count_requests_and_latency(
