@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import aiohttp
 
 from bench.presigned import SECRET, Request
-from sidecar.auth import hmac
-from sidecar.auth.hmac import Algorithm
+from sidecar.auth import signing
+from sidecar.auth.signing import Algorithm
 
 
 @dataclass
@@ -62,7 +62,7 @@ async def run(
                 method, path, body = make(i)
                 headers = {"Content-Type": "application/json"} if body else {}
                 if secret is not None:
-                    headers |= hmac.sign(secret, algorithm, method, path, body)
+                    headers |= signing.sign(secret, algorithm, method, path, body)
                 started = time.perf_counter()
                 async with session.request(
                     method, base + path, data=body or None, headers=headers

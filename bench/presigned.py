@@ -11,7 +11,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from sidecar.auth.hmac import Algorithm, sign
+from sidecar.auth.signing import Algorithm, sign
 
 Request = tuple[str, str, bytes]  # method, path, body
 SECRET = b"bench-secret"

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent
 
 
 def free_port() -> int:
@@ -107,7 +107,7 @@ def sidecar(*args: str, env: dict[str, str] | None = None) -> Iterator[Proc]:
         log = Path(tmp) / "sidecar.log"
         started = time.perf_counter()
         with log.open("wb") as out:
-            process = subprocess.Popen(command, env=_env(env), cwd=ROOT, stdout=out, stderr=out)
+            process = subprocess.Popen(command, env=_env(env), cwd=REPO, stdout=out, stderr=out)
         proc = Proc(process, port, management, log=log)
         try:
             wait_http(f"http://127.0.0.1:{management}/readyz")
@@ -120,7 +120,7 @@ def sidecar(*args: str, env: dict[str, str] | None = None) -> Iterator[Proc]:
 @contextlib.contextmanager
 def _serving(command: list[str], port: int, ready_path: str) -> Iterator[Proc]:
     process = subprocess.Popen(
-        command, env=_env(None), cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        command, env=_env(None), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     proc = Proc(process, port)
     try:
@@ -151,7 +151,7 @@ def emulator(*zones: str) -> contextlib.AbstractContextManager[Proc]:
 def bare() -> contextlib.AbstractContextManager[Proc]:
     """The bare aiohttp JSON handler: the ceiling of scenario 1."""
     port = free_port()
-    command = [sys.executable, str(ROOT / "bench" / "bare_server.py"), str(port)]
+    command = [sys.executable, str(REPO / "bench" / "bare_server.py"), str(port)]
     return _serving(command, port, "/health")
 
 

@@ -28,10 +28,10 @@ from pathlib import Path
 
 import aiohttp
 
-from sidecar.auth import hmac
-from sidecar.auth.hmac import Algorithm
+from sidecar.auth import signing
+from sidecar.auth.signing import Algorithm
 
-ROOT = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parent.parent
 SECRET = b"bench-redis-secret-0123456789abcdef"
 ZONE_ID = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 
@@ -64,7 +64,7 @@ def process(command: list[str], env: dict[str, str] | None = None) -> Iterator[N
     proc = subprocess.Popen(
         command,
         env=base | (env or {}),
-        cwd=ROOT,
+        cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -137,7 +137,7 @@ async def settled(base: str) -> None:
     async with aiohttp.ClientSession() as session:
         while time.monotonic() < end:
             path = "/records/A/example.net/absent"
-            headers = hmac.sign(SECRET, Algorithm.SHA256, "GET", path)
+            headers = signing.sign(SECRET, Algorithm.SHA256, "GET", path)
             async with session.get(base + path, headers=headers) as reply:
                 if reply.status == 404:
                     return
@@ -156,7 +156,7 @@ async def latencies(base: str, count: int, *, upsert: bool) -> list[float]:
                 body = json.dumps({"record": record, "operation": "upsert"}).encode()
             else:
                 method, path, body = "GET", "/records/A/example.net/absent", b""
-            headers = hmac.sign(SECRET, Algorithm.SHA256, method, path, body)
+            headers = signing.sign(SECRET, Algorithm.SHA256, method, path, body)
             if body:
                 headers["Content-Type"] = "application/json"
             started = time.perf_counter()

@@ -18,9 +18,9 @@ import aiohttp
 
 from bench import load, presigned, processes, wrk
 from bench.load import Result
-from sidecar.auth import hmac
-from sidecar.auth.hmac import Algorithm
+from sidecar.auth import signing
 from sidecar.auth.replay import ReplayCache
+from sidecar.auth.signing import Algorithm
 
 MARK = "managed by dns-sidecar"
 ZONES = ("zone1.example", "zone2.example", "zone3.example", "zone4.example")
@@ -421,7 +421,7 @@ async def _until(base: str, request: presigned.Request, secret: bytes, status: i
     deadline = time.perf_counter() + 30
     async with aiohttp.ClientSession() as session:
         while time.perf_counter() < deadline:
-            headers = hmac.sign(secret, Algorithm.SHA256, method, path, body)
+            headers = signing.sign(secret, Algorithm.SHA256, method, path, body)
             async with session.request(
                 method, base + path, data=body or None, headers=headers
             ) as reply:

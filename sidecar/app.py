@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from sidecar.auth.clients import AuthSettings, ClientAuth, ClientKind, Verifier
+from sidecar.auth.clients import ClientAuth, ClientKind, Verifier, VerifyPolicy
 from sidecar.auth.replay import ReplayCache
 from sidecar.clock import Clock, SystemClock
 from sidecar.config import loader, runtime
@@ -19,13 +19,13 @@ from sidecar.config.reload import Reloader
 from sidecar.coordination.base import Coordination
 from sidecar.coordination.local import LocalCoordination
 from sidecar.credentials.store import CredentialStore
+from sidecar.health import HealthCache
 from sidecar.management import ManagementApi, Readiness
 from sidecar.observability.access import AccessLog
 from sidecar.observability.inflight import InFlight
 from sidecar.observability.metrics import Metrics
 from sidecar.protocol.handlers import ProtocolApi
 from sidecar.protocol.middleware import request_path
-from sidecar.routing.health import HealthCache
 from sidecar.settings import Settings
 
 if TYPE_CHECKING:
@@ -143,7 +143,7 @@ def create_app(
     verifier = Verifier(
         coordination.nonces,
         clock,
-        AuthSettings(skew=settings.auth.timestamp_skew, allow_unsigned=allow_unsigned),
+        VerifyPolicy(skew=settings.auth.timestamp_skew, allow_unsigned=allow_unsigned),
     )
     metrics.watch_replay_cache(lambda: len(verifier.replay))
     metrics.config_generation.set_function(lambda: float(live.generation))

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from sidecar import __version__
 from sidecar.app import StartupError, create_app
-from sidecar.auth.hmac import Algorithm
+from sidecar.auth.signing import Algorithm
 from sidecar.config import loader
 from sidecar.errors import ConfigError
 from sidecar.observability.logging import configure

@@ -9,8 +9,8 @@ from urllib.parse import unquote, urlsplit
 
 import aiohttp
 
-from sidecar.auth import hmac
-from sidecar.auth.hmac import Algorithm
+from sidecar.auth import signing
+from sidecar.auth.signing import Algorithm
 
 DEFAULT_URL = "http://127.0.0.1:7100"
 
@@ -37,7 +37,7 @@ async def send(
     headers = {"Content-Type": "application/json"} if data else {}
     if secret is not None:
         signed_path = unquote(urlsplit(path).path)
-        headers.update(hmac.sign(secret, algorithm, method, signed_path, data))
+        headers.update(signing.sign(secret, algorithm, method, signed_path, data))
     async with (
         aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=seconds)) as session,
         session.request(method, url.rstrip("/") + path, data=data or None, headers=headers) as r,

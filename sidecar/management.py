@@ -16,8 +16,8 @@ from sidecar import __version__
 from sidecar.auth.clients import Client, ClientAuth, Refused, Verifier
 from sidecar.config.live import LiveConfig
 from sidecar.coordination.base import Coordination
+from sidecar.health import HealthCache
 from sidecar.observability.metrics import Metrics
-from sidecar.routing.health import HealthCache
 
 
 class Readiness:

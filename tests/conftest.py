@@ -18,8 +18,8 @@ from aiohttp.test_utils import TestServer
 from multidict import CIMultiDict
 
 from sidecar.app import LIVE, MANAGEMENT, create_app
-from sidecar.auth import hmac
-from sidecar.auth.hmac import Algorithm
+from sidecar.auth import signing
+from sidecar.auth.signing import Algorithm
 from sidecar.clock import Clock
 from sidecar.config.runtime import Runtime
 from sidecar.emulator import Emulator
@@ -107,7 +107,7 @@ class Caller:
         key = secret or self.secret
         if sign and key is not None:
             sent.update(
-                hmac.sign(
+                signing.sign(
                     key,
                     algorithm or self.algorithm,
                     method,

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from sidecar.auth.clients import ClientAuth, Refused
-from sidecar.auth.hmac import Algorithm
+from sidecar.auth.signing import Algorithm
 from sidecar.config import loader
 from sidecar.config.runtime import build
 from sidecar.errors import ConfigError, DomainNotAllowed

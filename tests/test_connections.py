@@ -21,8 +21,8 @@ import pytest
 from aiohttp import web
 
 from sidecar.app import MANAGEMENT_API, METRICS, create_app
-from sidecar.auth import hmac
-from sidecar.auth.hmac import Algorithm
+from sidecar.auth import signing
+from sidecar.auth.signing import Algorithm
 from sidecar.protocol.connections import RateLimitedWarning, default_limit
 from sidecar.server import serve
 from sidecar.settings import ServerSettings
@@ -77,7 +77,7 @@ async def served() -> AsyncIterator[Serve]:
 
 
 def signed_get(path: str = "/records/A/example.com/www") -> bytes:
-    headers = hmac.sign(SECRET, Algorithm.SHA256, "GET", path, b"")
+    headers = signing.sign(SECRET, Algorithm.SHA256, "GET", path, b"")
     lines = [f"GET {path} HTTP/1.1", "Host: x", "Connection: close"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode()

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from sidecar.auth.clients import Client, ClientAuth
-from sidecar.auth.hmac import Algorithm
+from sidecar.auth.signing import Algorithm
 from sidecar.clock import FrozenClock
 from sidecar.config.runtime import Runtime
+from sidecar.health import accounts_for
 from sidecar.providers.base import ROOT, Health, ZonePolicy
 from sidecar.providers.memory import MemoryProvider
-from sidecar.routing.health import accounts_for
 from sidecar.routing.table import Route, RoutingTable
 from tests.builders import make_runtime
 from tests.conftest import SECRET, StartSidecar

@@ -10,10 +10,10 @@ from datetime import UTC, datetime
 import pytest
 
 from sidecar.app import METRICS
-from sidecar.auth import hmac
+from sidecar.auth import signing
 from sidecar.auth.clients import Client, ClientAuth
-from sidecar.auth.hmac import Algorithm
 from sidecar.auth.replay import ReplayCache
+from sidecar.auth.signing import Algorithm
 from sidecar.clock import FrozenClock
 from sidecar.credentials.sources import CredentialUnavailable
 from sidecar.providers.memory import MemoryProvider
@@ -29,7 +29,7 @@ def _missing() -> ClientAuth:
 
 
 def stamp(clock: FrozenClock, offset: float = 0) -> str:
-    return hmac.format_timestamp(datetime.fromtimestamp(clock.time() + offset, UTC))
+    return signing.format_timestamp(datetime.fromtimestamp(clock.time() + offset, UTC))
 
 
 @pytest.fixture
@@ -59,12 +59,14 @@ def test_signed_string_matches_the_protocol() -> None:
     without = std_hmac.new(
         b"k", b"DELETE\n/records/A/x.com/www\n2025-12-30T10:00:00Z\n550e8400", hashlib.sha512
     ).hexdigest()
-    signed = hmac.sign(b"k", Algorithm.SHA256, "POST", "/records", body, timestamp=ts, nonce=nonce)
-    assert signed[hmac.HEADER_SIGNATURE] == with_body
-    signed = hmac.sign(
+    signed = signing.sign(
+        b"k", Algorithm.SHA256, "POST", "/records", body, timestamp=ts, nonce=nonce
+    )
+    assert signed[signing.HEADER_SIGNATURE] == with_body
+    signed = signing.sign(
         b"k", Algorithm.SHA512, "DELETE", "/records/A/x.com/www", timestamp=ts, nonce=nonce
     )
-    assert signed[hmac.HEADER_SIGNATURE] == without
+    assert signed[signing.HEADER_SIGNATURE] == without
 
 
 async def test_both_clients_and_both_secrets_verify(sidecar: Sidecar, clock: FrozenClock) -> None:
@@ -102,17 +104,17 @@ async def test_both_clients_and_both_secrets_verify(sidecar: Sidecar, clock: Fro
 async def test_upper_case_signature_is_accepted(sidecar: Sidecar, clock: FrozenClock) -> None:
     """The signature is hex in either case."""
     ts, nonce = stamp(clock), "upper-case"
-    signature = hmac.sign(SECRET, Algorithm.SHA256, "GET", "/health", timestamp=ts, nonce=nonce)[
-        hmac.HEADER_SIGNATURE
+    signature = signing.sign(SECRET, Algorithm.SHA256, "GET", "/health", timestamp=ts, nonce=nonce)[
+        signing.HEADER_SIGNATURE
     ]
     reply = await sidecar.caller.call(
         "GET",
         "/health",
         sign=False,
         headers={
-            hmac.HEADER_TIMESTAMP: ts,
-            hmac.HEADER_NONCE: nonce,
-            hmac.HEADER_SIGNATURE: signature.upper(),
+            signing.HEADER_TIMESTAMP: ts,
+            signing.HEADER_NONCE: nonce,
+            signing.HEADER_SIGNATURE: signature.upper(),
         },
     )
     assert reply.status == 200
@@ -185,11 +187,11 @@ async def test_wrong_algorithm(sidecar: Sidecar, clock: FrozenClock) -> None:
 
 
 @pytest.mark.parametrize(
-    "header", [hmac.HEADER_TIMESTAMP, hmac.HEADER_NONCE, hmac.HEADER_SIGNATURE]
+    "header", [signing.HEADER_TIMESTAMP, signing.HEADER_NONCE, signing.HEADER_SIGNATURE]
 )
 async def test_missing_header(sidecar: Sidecar, clock: FrozenClock, header: str) -> None:
     """Each of the three headers is required; the message names the missing one."""
-    signed = hmac.sign(SECRET, Algorithm.SHA256, "GET", "/health", timestamp=stamp(clock))
+    signed = signing.sign(SECRET, Algorithm.SHA256, "GET", "/health", timestamp=stamp(clock))
     del signed[header]
     message = await _refused(
         sidecar.caller, "missing_header", method="GET", path="/health", sign=False, headers=signed
@@ -236,11 +238,11 @@ async def test_tampered_path(sidecar: Sidecar, clock: FrozenClock) -> None:
 @pytest.mark.parametrize(
     ("headers", "reason"),
     [
-        ({hmac.HEADER_TIMESTAMP: "30/12/2025 10:00"}, "malformed_timestamp"),
-        ({hmac.HEADER_TIMESTAMP: "2025-12-30T10:00:00"}, "malformed_timestamp"),  # no offset
-        ({hmac.HEADER_NONCE: "n" * 129}, "malformed_nonce"),
-        ({hmac.HEADER_SIGNATURE: "zz" * 32}, "malformed_signature"),
-        ({hmac.HEADER_SIGNATURE: "ab" * 20}, "malformed_signature"),
+        ({signing.HEADER_TIMESTAMP: "30/12/2025 10:00"}, "malformed_timestamp"),
+        ({signing.HEADER_TIMESTAMP: "2025-12-30T10:00:00"}, "malformed_timestamp"),  # no offset
+        ({signing.HEADER_NONCE: "n" * 129}, "malformed_nonce"),
+        ({signing.HEADER_SIGNATURE: "zz" * 32}, "malformed_signature"),
+        ({signing.HEADER_SIGNATURE: "ab" * 20}, "malformed_signature"),
     ],
 )
 async def test_malformed_headers(
@@ -350,6 +352,6 @@ async def test_signature_of_the_other_algorithm_is_named(
     )
     short = await _refused(
         caller, "malformed_signature", method="GET", path="/health", timestamp=stamp(clock),
-        headers={hmac.HEADER_SIGNATURE: "ab" * 20},
+        headers={signing.HEADER_SIGNATURE: "ab" * 20},
     )  # fmt: skip
     assert short == "Header X-DNS-Signature must be a hex HMAC of 64 characters (SHA256)."

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from sidecar.app import LIVE, METRICS, STORE
-from sidecar.auth.hmac import Algorithm
+from sidecar.auth.signing import Algorithm
 from sidecar.credentials.kubernetes import KubernetesObjects
 from sidecar.credentials.sources import CredentialUnavailable, FromSecret, SecretKeyRef
 from sidecar.credentials.watch import ObjectWatch

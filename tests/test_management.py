@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import SecretStr
 
 from sidecar.app import MANAGEMENT_API, create_app
-from sidecar.auth.hmac import Algorithm
+from sidecar.auth.signing import Algorithm
 from tests.conftest import SECRET, StartManagement, StartSidecar, make_settings
 
 

@@ -17,7 +17,7 @@ import pytest
 from pydantic import SecretStr
 
 from sidecar.auth.clients import Client
-from sidecar.auth.hmac import Algorithm
+from sidecar.auth.signing import Algorithm
 from sidecar.config.runtime import Runtime
 from sidecar.errors import ProviderError, ProviderUnavailable, RateLimited
 from sidecar.providers.base import DeleteResult, Health, UpsertResult, ZonePolicy

@@ -9,7 +9,7 @@ import pytest
 from pydantic import SecretStr
 
 from sidecar.auth.clients import Client
-from sidecar.auth.hmac import Algorithm
+from sidecar.auth.signing import Algorithm
 from sidecar.clock import FrozenClock
 from sidecar.errors import ProviderError, ProviderUnavailable
 from sidecar.providers.base import DeleteResult, Health, UpsertResult, ZonePolicy

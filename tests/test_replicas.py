@@ -16,7 +16,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from sidecar.auth.hmac import format_timestamp
+from sidecar.auth.signing import format_timestamp
 from tests.conftest import SECRET, Caller, ProtocolReply, RunningEmulator, eventually
 from tests.redis_server import RedisServer, command
 from tests.service import REPO, Service, clean_env, free_port

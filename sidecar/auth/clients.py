@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import enum
-import hmac as _hmac
+import hmac
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from sidecar.auth import hmac
-from sidecar.auth.hmac import Algorithm
+from sidecar.auth import signing
+from sidecar.auth.signing import Algorithm
 from sidecar.clock import Clock
 from sidecar.coordination.base import NonceStore
 from sidecar.credentials.sources import CredentialUnavailable
@@ -94,7 +94,9 @@ class Client:
 
 
 @dataclass(frozen=True, slots=True)
-class AuthSettings:
+class VerifyPolicy:
+    """How the verifier judges a request: the timestamp window and whether unsigned may pass."""
+
     skew: float = 300.0  # seconds a timestamp may be off, either way
     allow_unsigned: bool = True  # loopback listener, or --allow-unauthenticated
 
@@ -108,7 +110,7 @@ class Verifier:
     and a failure refuses the request: never served without its replay check).
     """
 
-    def __init__(self, replay: NonceStore, clock: Clock, settings: AuthSettings) -> None:
+    def __init__(self, replay: NonceStore, clock: Clock, settings: VerifyPolicy) -> None:
         self.replay = replay
         self.clock = clock
         self.settings = settings
@@ -124,23 +126,23 @@ class Verifier:
         """The client that sent the request; ``None`` when nobody is configured at all."""
         if not clients and self.settings.allow_unsigned:
             return None
-        signature = headers.get(hmac.HEADER_SIGNATURE)
-        timestamp = headers.get(hmac.HEADER_TIMESTAMP)
-        nonce = headers.get(hmac.HEADER_NONCE)
-        signing, unsigned, refused = self._partition(clients)
+        signature = headers.get(signing.HEADER_SIGNATURE)
+        timestamp = headers.get(signing.HEADER_TIMESTAMP)
+        nonce = headers.get(signing.HEADER_NONCE)
+        signers, unsigned, refused = self._partition(clients)
         bare = signature is None and timestamp is None and nonce is None
-        if unsigned and (not signing or bare):
+        if unsigned and (not signers or bare):
             return unsigned[0]
-        if not signing:
+        if not signers:
             raise AuthFailed(
                 f"The request cannot be authenticated: {refused}.", reason="client_unavailable"
             )
         missing = [
             name
             for name, value in (
-                (hmac.HEADER_TIMESTAMP, timestamp),
-                (hmac.HEADER_NONCE, nonce),
-                (hmac.HEADER_SIGNATURE, signature),
+                (signing.HEADER_TIMESTAMP, timestamp),
+                (signing.HEADER_NONCE, nonce),
+                (signing.HEADER_SIGNATURE, signature),
             )
             if not value
         ]
@@ -156,17 +158,18 @@ class Verifier:
         expires = self._check_timestamp(timestamp, now)
         if not 1 <= len(nonce) <= MAX_NONCE or not (nonce.isascii() and nonce.isprintable()):
             raise AuthFailed(
-                f"Header {hmac.HEADER_NONCE} must be 1 to {MAX_NONCE} printable ASCII characters.",
+                f"Header {signing.HEADER_NONCE} must be 1 to {MAX_NONCE} printable ASCII "
+                "characters.",
                 reason="malformed_nonce",
             )
         try:
             given = bytes.fromhex(signature)
         except ValueError:
             given = b""
-        lengths = {auth.algorithm.digest_size for _, auth in signing}
+        lengths = {auth.algorithm.digest_size for _, auth in signers}
         if len(given) not in lengths:
-            raise AuthFailed(_length_problem(signing, len(given)), reason="malformed_signature")
-        client = _match(signing, hmac.message(method, path, timestamp, nonce, body), given)
+            raise AuthFailed(_length_problem(signers, len(given)), reason="malformed_signature")
+        client = _match(signers, signing.message(method, path, timestamp, nonce, body), given)
         if client is None:
             raise AuthFailed(
                 "The signature does not match: wrong secret or algorithm, or the method, path, "
@@ -182,7 +185,7 @@ class Verifier:
     ) -> tuple[list[tuple[Client, ClientAuth]], list[Client], str]:
         """The clients that sign (with their settings now), those that do not, and one message
         joining why the others are refused."""
-        signing: list[tuple[Client, ClientAuth]] = []
+        signers: list[tuple[Client, ClientAuth]] = []
         unsigned: list[Client] = []
         refusals: list[str] = []
         for client in clients:
@@ -190,7 +193,7 @@ class Verifier:
             if isinstance(state, Refused):
                 refusals.append(state.reason.rstrip("."))  # joined with "; ", then one period
             elif state.secrets:
-                signing.append((client, state))
+                signers.append((client, state))
             elif self.settings.allow_unsigned:
                 unsigned.append(client)
             else:
@@ -203,13 +206,13 @@ class Verifier:
                 "no HMAC client is configured, and unsigned requests are accepted only on a "
                 "loopback address"
             )
-        return signing, unsigned, "; ".join(refusals)
+        return signers, unsigned, "; ".join(refusals)
 
     def _check_timestamp(self, raw: str, now: float) -> float:
-        moment = hmac.parse_timestamp(raw)
+        moment = signing.parse_timestamp(raw)
         if moment is None:
             raise AuthFailed(
-                f"Header {hmac.HEADER_TIMESTAMP} is not an RFC 3339 timestamp "
+                f"Header {signing.HEADER_TIMESTAMP} is not an RFC 3339 timestamp "
                 "(like 2025-12-30T10:00:00Z).",
                 reason="malformed_timestamp",
             )
@@ -230,15 +233,15 @@ class Verifier:
         return moment + skew
 
 
-def _length_problem(signing: Sequence[tuple[Client, ClientAuth]], size: int) -> str:
+def _length_problem(signers: Sequence[tuple[Client, ClientAuth]], size: int) -> str:
     """Why a signature of ``size`` bytes fits no client: another algorithm's length, or none."""
-    header = hmac.HEADER_SIGNATURE
-    configured = sorted({auth.algorithm for _, auth in signing}, key=lambda a: a.digest_size)
+    header = signing.HEADER_SIGNATURE
+    configured = sorted({auth.algorithm for _, auth in signers}, key=lambda a: a.digest_size)
     expected = " or ".join(f"{2 * a.digest_size} characters ({a.value})" for a in configured)
     other = [a for a in Algorithm if a.digest_size == size and a not in configured]
     if not other:
         return f"Header {header} must be a hex HMAC of {expected}."
-    names = sorted({client.name for client, _ in signing})
+    names = sorted({client.name for client, _ in signers})
     who = f"client {names[0]!r} is" if len(names) == 1 else "the clients are"
     return (
         f"Header {header} has {2 * size} hex characters, the length of an HMAC-{other[0].value}, "
@@ -248,13 +251,13 @@ def _length_problem(signing: Sequence[tuple[Client, ClientAuth]], size: int) -> 
 
 
 def _match(
-    signing: Sequence[tuple[Client, ClientAuth]], signed: bytes, given: bytes
+    signers: Sequence[tuple[Client, ClientAuth]], signed: bytes, given: bytes
 ) -> Client | None:
     found: Client | None = None
-    for client, auth in signing:
+    for client, auth in signers:
         if auth.algorithm.digest_size != len(given):
             continue
         for secret in auth.secrets:
-            if _hmac.compare_digest(hmac.mac(secret, auth.algorithm, signed), given):
+            if hmac.compare_digest(signing.mac(secret, auth.algorithm, signed), given):
                 found = found or client
     return found

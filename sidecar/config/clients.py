@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from sidecar.auth.clients import Client, ClientAuth, ClientKind
-from sidecar.auth.hmac import Algorithm
+from sidecar.auth.signing import Algorithm
 from sidecar.config.schema import ClientSpec
 from sidecar.credentials.sources import CredentialUnavailable
 from sidecar.credentials.store import CredentialStore

@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from sidecar.auth.hmac import Algorithm
+from sidecar.auth.signing import Algorithm
 from sidecar.credentials.sources import Credential
 from sidecar.errors import InvalidRecord
 from sidecar.providers.base import ROOT, Ownership, ZonePolicy

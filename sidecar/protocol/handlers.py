@@ -13,9 +13,10 @@ from typing import Any
 from aiohttp import web
 
 from sidecar.auth.clients import Client
-from sidecar.auth.hmac import HEADER_SIGNATURE
+from sidecar.auth.signing import HEADER_SIGNATURE
 from sidecar.clock import Clock
 from sidecar.errors import DomainNotAllowed, RecordNotFound
+from sidecar.health import HealthCache, accounts_for, verdict
 from sidecar.observability import context
 from sidecar.observability.metrics import Metrics
 from sidecar.protocol import wire
@@ -23,7 +24,6 @@ from sidecar.protocol.json import json_response
 from sidecar.protocol.middleware import BODY, CLIENT, RUNTIME
 from sidecar.providers.base import Outcome
 from sidecar.records import RecordKey, RecordSet
-from sidecar.routing.health import HealthCache, accounts_for, verdict
 from sidecar.routing.table import Route
 
 UPSERT_MESSAGES = {
