@@ -27,7 +27,7 @@ from sidecar.providers.base import (
 from sidecar.providers.cloudflare import diff
 from sidecar.providers.cloudflare.client import CloudflareApi
 from sidecar.providers.cloudflare.mapping import CloudflareRecord, effective, from_api
-from sidecar.providers.cloudflare.readcache import ZoneReadCache
+from sidecar.providers.cloudflare.readcache import Index, ZoneReadCache
 from sidecar.providers.cloudflare.zones import CloudflareZone, ZoneDirectory
 from sidecar.records import RecordKey, RecordSet
 
@@ -152,9 +152,9 @@ class CloudflareProvider:
         await self.read_cache.aclose()
         await self.api.aclose()
 
-    async def _zone_index(self, zone: CloudflareZone) -> dict[tuple[str, str], list[Any]]:
+    async def _zone_index(self, zone: CloudflareZone) -> Index:
         """The whole zone, read once, indexed by (name, type) for the read cache."""
-        index: dict[tuple[str, str], list[Any]] = {}
+        index: Index = {}
         for raw in await self.api.list_records(zone.id):
             record = from_api(raw)
             index.setdefault((record.name, record.type), []).append(record)

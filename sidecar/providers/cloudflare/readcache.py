@@ -10,14 +10,14 @@ it started: one that raced a write is never served after the write was acknowled
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from sidecar.clock import Clock
 from sidecar.coordination.base import ZoneVersions
 from sidecar.coordination.local import LocalVersions
+from sidecar.providers.cloudflare.mapping import CloudflareRecord
 from sidecar.tasks import SingleFlight
 
-Index = dict[tuple[str, str], list[Any]]  # (name, type) -> the records there
+Index = dict[tuple[str, str], list[CloudflareRecord]]  # (name, type) -> the records there
 
 
 class ZoneReadCache:
