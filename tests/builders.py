@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from sidecar.auth.clients import Client
 from sidecar.config.runtime import Runtime
-from sidecar.providers.base import ROOT, Provider, ZonePolicy
+from sidecar.providers.base import (
+    ROOT,
+    DeleteResult,
+    Health,
+    Provider,
+    UpsertResult,
+    ZonePolicy,
+)
+from sidecar.records import RecordKey, RecordSet
 from sidecar.routing.table import Account, Route, RoutingTable
 
 
@@ -32,3 +41,31 @@ def make_runtime(
         for zone, account in routes
     )
     return Runtime(source="test", table=table, clients=tuple(clients), accounts=built)
+
+
+class FailingProvider:
+    """A provider double whose every call raises the error it was given; its health check
+    reports the error's text."""
+
+    kind = "failing"
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    async def upsert(self, zone: ZonePolicy, record: RecordSet) -> UpsertResult:
+        raise self.error
+
+    async def get(self, zone: ZonePolicy, key: RecordKey) -> RecordSet | None:
+        raise self.error
+
+    async def delete(self, zone: ZonePolicy, key: RecordKey) -> DeleteResult:
+        raise self.error
+
+    async def health(self) -> Health:
+        return Health(healthy=False, message=str(self.error))
+
+    def status(self) -> dict[str, Any]:
+        return {}
+
+    async def aclose(self) -> None:
+        return None

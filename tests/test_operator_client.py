@@ -20,10 +20,8 @@ from sidecar.auth.clients import Client
 from sidecar.auth.signing import Algorithm
 from sidecar.config.runtime import Runtime
 from sidecar.errors import ProviderError, ProviderUnavailable, RateLimited
-from sidecar.providers.base import DeleteResult, Health, UpsertResult, ZonePolicy
 from sidecar.providers.memory import MemoryProvider
-from sidecar.records import RecordKey, RecordSet
-from tests.builders import make_runtime
+from tests.builders import FailingProvider, make_runtime
 from tests.conftest import SECRET, Caller, ProtocolReply, StartSidecar, make_settings
 
 SUCCESS = "success"
@@ -50,41 +48,16 @@ def operator_verdict(method: str, reply: ProtocolReply) -> str:
     return RETRY
 
 
-class _Raising:
-    """An account whose every call raises the error it was given."""
-
-    kind = "raising"
-
-    def __init__(self, error: Exception) -> None:
-        self.error = error
-
-    async def upsert(self, zone: ZonePolicy, record: RecordSet) -> UpsertResult:
-        raise self.error
-
-    async def get(self, zone: ZonePolicy, key: RecordKey) -> RecordSet | None:
-        raise self.error
-
-    async def delete(self, zone: ZonePolicy, key: RecordKey) -> DeleteResult:
-        raise self.error
-
-    async def health(self) -> Health:
-        return Health(healthy=False, message=str(self.error))
-
-    def status(self) -> dict[str, Any]:
-        return {}
-
-    async def aclose(self) -> None:
-        return None
-
-
 def _one_zone_per_failure() -> Runtime:
     """One healthy zone, and one zone for each way an account can fail."""
     providers: dict[str, Any] = {
         "example.com": MemoryProvider(),
-        "rejects.example": _Raising(ProviderError("Cloudflare said no (code 1004).")),
-        "down.example": _Raising(ProviderUnavailable("Account 'down': credentials missing.")),
-        "limited.example": _Raising(RateLimited("Budget spent.", retry_after=30)),
-        "buggy.example": _Raising(RuntimeError("a bug")),
+        "rejects.example": FailingProvider(ProviderError("Cloudflare said no (code 1004).")),
+        "down.example": FailingProvider(
+            ProviderUnavailable("Account 'down': credentials missing.")
+        ),
+        "limited.example": FailingProvider(RateLimited("Budget spent.", retry_after=30)),
+        "buggy.example": FailingProvider(RuntimeError("a bug")),
     }
     return make_runtime(
         providers,

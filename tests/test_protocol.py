@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -12,10 +11,9 @@ from sidecar.auth.clients import Client
 from sidecar.auth.signing import Algorithm
 from sidecar.clock import FrozenClock
 from sidecar.errors import ProviderError, ProviderUnavailable
-from sidecar.providers.base import DeleteResult, Health, UpsertResult, ZonePolicy
+from sidecar.providers.base import Health, ZonePolicy
 from sidecar.providers.memory import MemoryProvider
-from sidecar.records import RecordKey, RecordSet
-from tests.builders import make_runtime
+from tests.builders import FailingProvider, make_runtime
 from tests.conftest import SECRET, StartSidecar, make_settings
 
 GUIDE_RECORD = {
@@ -274,36 +272,9 @@ async def test_rate_limited_when_replay_cache_is_full(start_sidecar: StartSideca
     assert "replay cache is full" in full.message
 
 
-class _Failing:
-    """A provider double whose every call fails the way it is told to."""
-
-    kind = "failing"
-
-    def __init__(self, error: Exception) -> None:
-        self.error = error
-
-    async def upsert(self, zone: ZonePolicy, record: RecordSet) -> UpsertResult:
-        raise self.error
-
-    async def get(self, zone: ZonePolicy, key: RecordKey) -> RecordSet | None:
-        raise self.error
-
-    async def delete(self, zone: ZonePolicy, key: RecordKey) -> DeleteResult:
-        raise self.error
-
-    async def health(self) -> Health:
-        return Health(False, "failing on purpose")
-
-    def status(self) -> dict[str, Any]:
-        return {}
-
-    async def aclose(self) -> None:
-        return None
-
-
 async def test_provider_error(start_sidecar: StartSidecar) -> None:
     """502 PROVIDER_ERROR: the provider rejected the call; its message is passed on."""
-    failing = _Failing(ProviderError("Cloudflare said no (code 1004)."))
+    failing = FailingProvider(ProviderError("Cloudflare said no (code 1004)."))
     caller = (
         await start_sidecar(runtime=make_runtime({"acct": failing}, [("example.com", "acct")]))
     ).caller
@@ -315,7 +286,7 @@ async def test_provider_error(start_sidecar: StartSidecar) -> None:
     )
 
 
-class _Unavailable(_Failing):
+class _Unavailable(FailingProvider):
     """An account that cannot serve: every call and the health check say why."""
 
     def __init__(self, reason: str) -> None:
@@ -350,7 +321,7 @@ async def test_internal_error_names_request_id(
     caller = (
         await start_sidecar(
             runtime=make_runtime(
-                {"acct": _Failing(RuntimeError("boom /etc/x"))}, [("example.com", "acct")]
+                {"acct": FailingProvider(RuntimeError("boom /etc/x"))}, [("example.com", "acct")]
             )
         )
     ).caller
