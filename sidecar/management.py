@@ -45,7 +45,9 @@ class Readiness:
 
     def verdict(self) -> tuple[str, str | None]:
         """``ready``, or the status that says why not, with a reason where there is one."""
-        if not self.serving:
+        if self._draining:
+            return "draining", None
+        if not self._started:
             return "starting", None
         problem = self._problem()
         return ("unavailable", problem) if problem is not None else ("ready", None)

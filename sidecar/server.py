@@ -1,7 +1,8 @@
 """Running the two servers until SIGTERM, then draining in-flight requests and exiting 0.
 
 Shutdown fits in ``shutdown_timeout`` seconds in total: ``/readyz`` turns 503, the protocol port
-stops accepting connections and closes the idle ones, requests in progress finish (their
+keeps accepting for ``drain_delay`` seconds (so a Service stops routing here first), then stops
+accepting connections and closes the idle ones, requests in progress finish (their
 connections stay open, so a body still arriving is read) until shortly before the deadline;
 then what is left is cancelled and everything closes, within what remains.
 """
@@ -72,6 +73,11 @@ async def serve(
             extra={"fields": {"in_flight": in_flight.count}},
         )
         app[MANAGEMENT_API].readiness.draining()
+        # keep taking connections while the endpoint removal spreads (a Service still routes
+        # here for a moment after /readyz turns 503), within the budget
+        delay = min(server.drain_delay, max(0.0, deadline - loop.time() - 4 * margin))
+        if delay > 0:
+            await asyncio.sleep(delay)  # a deliberate pause, not a synchronisation
         await listener.stop()
         guard.close_waiting()
         drain = deadline - loop.time() - 3 * margin

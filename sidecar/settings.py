@@ -72,6 +72,13 @@ class ServerSettings(_Group):
         validation_alias=_env("SHUTDOWN_TIMEOUT"),
         description="Seconds from SIGTERM to exit, in total (drain, cancel, close).",
     )
+    drain_delay: float = Field(
+        0.0,
+        ge=0,
+        validation_alias=_env("DRAIN_DELAY"),
+        description="Seconds the protocol port keeps accepting after SIGTERM while /readyz "
+        "says 503, so a Service stops routing here first (part of the shutdown timeout).",
+    )
     health_cache_seconds: float = Field(
         5.0,
         ge=0,

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -129,6 +130,28 @@ def test_sigterm_drains_in_flight_request_and_exits_zero() -> None:
         assert reply.startswith(b"HTTP/1.1 200"), reply[:200]
         assert b'"Record created successfully"' in reply
         assert service.process.wait(timeout=30) == 0
+
+
+def test_sigterm_keeps_accepting_for_the_drain_delay() -> None:
+    """DNS_SIDECAR_DRAIN_DELAY: /readyz says draining at once, a new connection is still served
+    meanwhile (a Service may still route here), and the whole shutdown fits its timeout."""
+    env = {"DNS_SIDECAR_DRAIN_DELAY": "2", "DNS_SIDECAR_SHUTDOWN_TIMEOUT": "6"}
+    with running(env=env) as service:
+        started = time.monotonic()
+        service.process.send_signal(signal.SIGTERM)
+        _wait_for(lambda: _status(service.management_url + "/readyz") == 503)
+        assert json.loads(_get(service.url + "/health"))["status"] == "healthy"
+        assert service.process.wait(timeout=10) == 0
+        took = time.monotonic() - started
+    assert 2 <= took <= 7, took
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            return int(reply.status)
+    except urllib.error.HTTPError as err:
+        return err.code
 
 
 def _get(url: str) -> str:

@@ -20,7 +20,7 @@ async def test_livez_and_readyz(
     assert (await management.call("GET", "/readyz")).body == {"status": "ready", "generation": 1}
     sidecar.app[MANAGEMENT_API].readiness.draining()
     reply = await management.call("GET", "/readyz")
-    assert (reply.status, reply.body) == (503, {"status": "starting"})
+    assert (reply.status, reply.body) == (503, {"status": "draining"})
 
 
 async def test_readyz_waits_for_every_startup_step() -> None:

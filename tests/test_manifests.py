@@ -554,6 +554,10 @@ def test_standalone_ha_runs_three_replicas_on_one_valkey() -> None:
         f"redis://{redis['metadata']['name']}:{redis['spec']['ports'][0]['port']}/0"
     )
     assert env["DNS_SIDECAR_REDIS_PREFIX"] == "dns-sidecar-cloudflare"
+    grace = sidecar["spec"]["template"]["spec"].get("terminationGracePeriodSeconds", 30)
+    shutdown = float(env.get("DNS_SIDECAR_SHUTDOWN_TIMEOUT") or 25)
+    # a rolling update without a gap: keep accepting while the endpoint removal spreads
+    assert 0 < float(env["DNS_SIDECAR_DRAIN_DELAY"]) < shutdown < grace
     password_file = Path(env["DNS_SIDECAR_REDIS_PASSWORD_FILE"])
     mount = next(
         m for m in container["volumeMounts"] if Path(m["mountPath"]) == password_file.parent
