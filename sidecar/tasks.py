@@ -92,6 +92,7 @@ class Tasks:
         self._sleep = sleep  # how a loop waits out its backoff; tests pass one they control
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: dict[str, LoopState] = {}
+        self._loop_tasks: dict[str, asyncio.Task[Any]] = {}
         self._closing = False
 
     def __len__(self) -> int:
@@ -116,7 +117,17 @@ class Tasks:
         """Run ``body`` (a loop meant to run until cancelled), restarting it when it raises or
         returns, with exponential backoff and jitter."""
         state = self._loops[name] = LoopState(running=not self._closing)
-        return self.spawn(self._supervise(name, body, state, backoff or Backoff()), name=name)
+        task = self.spawn(self._supervise(name, body, state, backoff or Backoff()), name=name)
+        self._loop_tasks[name] = task
+        return task
+
+    def discard(self, name: str) -> None:
+        """Stop loop ``name`` on purpose: cancelled (``aclose`` still awaits it) and no longer
+        shown by :meth:`status`."""
+        self._loops.pop(name, None)
+        task = self._loop_tasks.pop(name, None)
+        if task is not None:
+            task.cancel()
 
     def status(self) -> dict[str, dict[str, Any]]:
         """Each supervised loop: running or down, how often restarted, the last error."""
@@ -136,6 +147,8 @@ class Tasks:
 
     def _finished(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
+        for name in [name for name, loop in self._loop_tasks.items() if loop is task]:
+            del self._loop_tasks[name]
         if task.cancelled():
             return
         error = task.exception()

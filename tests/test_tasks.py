@@ -276,3 +276,21 @@ async def test_a_loop_that_swallows_its_cancellation_is_not_restarted_on_close()
     await started.wait()
     await tasks.aclose()
     assert (runs, len(tasks), tasks.status()["stream"]["running"]) == (1, 0, False)
+
+
+async def test_a_discarded_loop_is_stopped_and_no_longer_shown() -> None:
+    """discard cancels a loop stopped on purpose and drops it from the status, not shown down."""
+    tasks = Tasks("group")
+    started = asyncio.Event()
+
+    async def body() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    task = tasks.loop("watch", body, QUICK)
+    await started.wait()
+    tasks.discard("watch")
+    tasks.discard("unknown")  # nothing to stop
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert (tasks.status(), len(tasks)) == ({}, 0)
