@@ -5,10 +5,13 @@ beside requests:
 
 - :meth:`Tasks.spawn` starts a named one-off task; its failure is logged, never lost.
 - :meth:`Tasks.loop` runs a forever-loop; when it raises it is logged, shown as down in
-  :meth:`Tasks.status`, and restarted after a backoff that doubles up to a ceiling (reset once
-  the loop has run for a while without failing).
+  :meth:`Tasks.status`, and restarted after a :class:`Backoff`.
 - :meth:`Tasks.aclose` cancels everything and waits for it; an error a task raised while
-  being cancelled is logged too.
+  being cancelled is logged too. Work spawned while the group closes is cancelled with the rest.
+
+:class:`Backoff` is the one retry policy of the package (the supervised loops here, the
+Kubernetes watches): a wait that doubles up to a ceiling, with jitter, and starts over once an
+attempt has run for a while; :class:`Delays` is its state for one retried thing.
 
 :class:`SingleFlight` shares one in-flight call per key between concurrent callers. The flight
 belongs to the helper, not to the first caller: cancelling any waiter (the first included)
@@ -23,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -45,31 +49,63 @@ class LoopState:
         return {"running": self.running, "restarts": self.restarts, "lastError": self.last_error}
 
 
+Sleep = Callable[[float], Awaitable[None]]
+
+
 @dataclass(frozen=True)
 class Backoff:
+    """Waits before retrying: ``initial`` seconds, doubling up to ``maximum``, each with ±20 %
+    jitter; an attempt that ran ``healthy_after`` seconds or more starts the doubling over."""
+
     initial: float = 0.5
     maximum: float = 30.0
-    healthy_after: float = 60.0  # a loop that ran this long before failing starts over
+    healthy_after: float = 60.0
+
+
+class Delays:
+    """The growing wait between the attempts of one retried thing, under a :class:`Backoff`."""
+
+    def __init__(self, policy: Backoff, now: Callable[[], float] = time.monotonic) -> None:
+        self._policy = policy
+        self._now = now
+        self._next = policy.initial
+        self._started = now()
+
+    def attempt(self) -> None:
+        """An attempt starts now (how long it lasts decides whether the doubling starts over)."""
+        self._started = self._now()
+
+    def next(self) -> float:
+        """Seconds to wait after the attempt that just ended (jittered)."""
+        if self._now() - self._started >= self._policy.healthy_after:
+            self._next = self._policy.initial
+        delay = self._next * random.uniform(0.8, 1.2)  # noqa: S311 - jitter only
+        self._next = min(self._next * 2, self._policy.maximum)
+        return delay
 
 
 class Tasks:
     """A group of owned tasks, closed together."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, sleep: Sleep = asyncio.sleep) -> None:
         self.name = name
+        self._sleep = sleep  # how a loop waits out its backoff; tests pass one they control
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loops: dict[str, LoopState] = {}
+        self._loop_tasks: dict[str, asyncio.Task[Any]] = {}
         self._closing = False
 
     def __len__(self) -> int:
         return len(self._tasks)
 
     def spawn(self, work: Coroutine[Any, Any, Any], *, name: str) -> asyncio.Task[Any]:
-        """Run ``work`` as a named task of this group; its failure is logged."""
-        self._closing = False
+        """Run ``work`` as a named task of this group; its failure is logged. While the group
+        closes, the task is cancelled at once (and awaited by ``aclose``)."""
         task = asyncio.get_running_loop().create_task(work, name=f"{self.name}: {name}")
         self._tasks.add(task)
         task.add_done_callback(self._finished)
+        if self._closing:
+            task.cancel()
         return task
 
     def loop(
@@ -80,27 +116,39 @@ class Tasks:
     ) -> asyncio.Task[Any]:
         """Run ``body`` (a loop meant to run until cancelled), restarting it when it raises or
         returns, with exponential backoff and jitter."""
-        state = self._loops[name] = LoopState()
-        return self.spawn(self._supervise(name, body, state, backoff or Backoff()), name=name)
+        state = self._loops[name] = LoopState(running=not self._closing)
+        task = self.spawn(self._supervise(name, body, state, backoff or Backoff()), name=name)
+        self._loop_tasks[name] = task
+        return task
+
+    def discard(self, name: str) -> None:
+        """Stop loop ``name`` on purpose: cancelled (``aclose`` still awaits it) and no longer
+        shown by :meth:`status`."""
+        self._loops.pop(name, None)
+        task = self._loop_tasks.pop(name, None)
+        if task is not None:
+            task.cancel()
 
     def status(self) -> dict[str, dict[str, Any]]:
         """Each supervised loop: running or down, how often restarted, the last error."""
         return {name: state.as_dict() for name, state in sorted(self._loops.items())}
 
-    @property
-    def down(self) -> list[str]:
-        return sorted(name for name, state in self._loops.items() if not state.running)
-
     async def aclose(self) -> None:
-        """Cancel every task and wait for each; errors they raise meanwhile are logged."""
+        """Cancel every task and wait for each, also those spawned meanwhile; errors they raise
+        meanwhile are logged. Once closed, the group may be used again."""
         self._closing = True  # a loop whose body swallows the cancellation is not restarted
-        pending = list(self._tasks)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        try:
+            while pending := list(self._tasks):
+                for task in pending:
+                    task.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+        finally:
+            self._closing = False
 
     def _finished(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
+        for name in [name for name, loop in self._loop_tasks.items() if loop is task]:
+            del self._loop_tasks[name]
         if task.cancelled():
             return
         error = task.exception()
@@ -114,10 +162,9 @@ class Tasks:
         state: LoopState,
         backoff: Backoff,
     ) -> None:
-        delay = backoff.initial
-        loop = asyncio.get_running_loop()
+        delays = Delays(backoff)
         while True:
-            started = loop.time()
+            delays.attempt()
             try:
                 await body()
                 why = "it returned"
@@ -129,18 +176,17 @@ class Tasks:
                     state.running = False
                     raise asyncio.CancelledError from err
                 why = f"{type(err).__name__}: {err}"
+                delay = delays.next()
                 log.exception("%s: loop %r failed; restarting in %.1f s", self.name, name, delay)
             else:
                 if self._stopping():  # the body took the cancellation and returned
                     state.running = False
                     return
+                delay = delays.next()
                 log.error("%s: loop %r ended; restarting in %.1f s", self.name, name, delay)
             state.running = False
             state.last_error = why
-            if loop.time() - started >= backoff.healthy_after:
-                delay = backoff.initial
-            await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311 - jitter only
-            delay = min(delay * 2, backoff.maximum)
+            await self._sleep(delay)
             state.restarts += 1
             state.running = True
 
@@ -166,10 +212,6 @@ class SingleFlight(Generic[K, T]):
             self._flights[key] = flight
             flight.add_done_callback(lambda done: self._land(key, done))
         return await asyncio.shield(flight)
-
-    def forget(self, key: K) -> None:
-        """Later callers start a new flight; the one in the air finishes for its waiters."""
-        self._flights.pop(key, None)
 
     async def aclose(self) -> None:
         flights = list(self._flights.values())

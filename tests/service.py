@@ -14,7 +14,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,6 +83,49 @@ def wait_ready(service: Service, deadline: float = 20.0) -> None:
             pass
         time.sleep(0.05)  # polling with a deadline, not synchronising on a guess
     raise TimeoutError("dns-sidecar did not become ready")
+
+
+@dataclass
+class EmulatorProcess:
+    process: subprocess.Popen[bytes]
+    url: str  # http://127.0.0.1:PORT; the API is under /client/v4
+
+
+def wait_for(condition: Callable[[], bool], deadline: float = 20.0) -> None:
+    """Poll ``condition`` until it holds, with a deadline (a subprocess cannot signal us)."""
+    end = time.monotonic() + deadline
+    while not condition():
+        if time.monotonic() > end:
+            raise TimeoutError("condition not met in time")
+        time.sleep(0.02)
+
+
+@contextlib.contextmanager
+def emulator(log: Path, *zones: str) -> Iterator[EmulatorProcess]:
+    """``dns-sidecar cloudflare-emulator`` (token ``dev-token``) on a free port, logging to
+    ``log``; stopped by SIGTERM at the end (``process.returncode`` says how it exited)."""
+    port = free_port()
+    args = [arg for zone in zones for arg in ("--zone", zone)]
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            command("cloudflare-emulator", "--port", str(port), *args, "--token", "dev-token"),
+            env=clean_env(),
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=sink,
+        )
+    try:
+        wait_for(lambda: "Cloudflare API emulator on" in log.read_text())
+        yield EmulatorProcess(process, f"http://127.0.0.1:{port}")
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def _limit_descriptors(limit: int) -> None:

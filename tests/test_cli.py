@@ -10,13 +10,12 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from sidecar.cli import main
-from tests.service import REPO, clean_env, command, free_port, running
+from tests.service import REPO, clean_env, command, emulator, free_port, running, wait_for
 
 RECORD = json.dumps(
     {
@@ -115,7 +114,7 @@ def test_sigterm_drains_in_flight_request_and_exits_zero() -> None:
                 + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
                 + body[:10]
             )
-            _wait_for(
+            wait_for(
                 lambda: (
                     "dns_sidecar_requests_in_flight 1.0"
                     in _get(service.management_url + "/metrics")
@@ -159,16 +158,8 @@ def _get(url: str) -> str:
         return str(reply.read().decode())
 
 
-def _wait_for(condition: Callable[[], bool], deadline: float = 10) -> None:
-    end = time.monotonic() + deadline
-    while not condition():
-        if time.monotonic() > end:
-            raise TimeoutError("condition not met in time")
-        time.sleep(0.02)
-
-
 def _wait_for_log(log: Path, text: str, deadline: float) -> None:
-    _wait_for(lambda: text in log.read_text(), deadline)
+    wait_for(lambda: text in log.read_text(), deadline)
 
 
 def test_refuses_non_loopback_without_secret() -> None:
@@ -278,30 +269,8 @@ def test_help_and_version(args: list[str]) -> None:
 
 def test_emulator_command_and_seed_compatible_mode(tmp_path: Path) -> None:
     """`cloudflare-emulator` runs; with only CLOUDFLARE_* set, serve uses it for every zone."""
-    port = free_port()
-    log = tmp_path / "emulator.log"
-    with log.open("w") as sink:
-        emulator = subprocess.Popen(
-            command(
-                "cloudflare-emulator",
-                "--port",
-                str(port),
-                "--zone",
-                "example.com",
-                "--zone",
-                "example.net",
-                "--token",
-                "dev-token",
-            ),
-            env=clean_env(),
-            cwd=REPO,
-            stdin=subprocess.DEVNULL,
-            stdout=sink,
-            stderr=sink,
-        )
-    try:
-        _wait_for_log(log, "Cloudflare API emulator on", 20)
-        base = f"http://127.0.0.1:{port}/client/v4"
+    with emulator(tmp_path / "emulator.log", "example.com", "example.net") as cloudflare:
+        base = cloudflare.url + "/client/v4"
         seed = {"CLOUDFLARE_API_TOKEN": "dev-token", "CLOUDFLARE_BASE_URL": base}
         with running(env=seed) as service:
             created = run("request", "POST", "/records", "--data", RECORD, "--url", service.url)
@@ -311,11 +280,9 @@ def test_emulator_command_and_seed_compatible_mode(tmp_path: Path) -> None:
             assert "DOMAIN_NOT_ALLOWED" in outside.stdout
             status = json.loads(_get(service.management_url + "/status"))
             assert status["config"]["source"].startswith("CLOUDFLARE_* environment")
-        stats = json.loads(_get(f"http://127.0.0.1:{port}/__emulator/stats"))
+        stats = json.loads(_get(cloudflare.url + "/__emulator/stats"))
         assert stats["requests"]["POST /zones/{zone_id}/dns_records/batch"] == 1
-    finally:
-        emulator.send_signal(signal.SIGTERM)
-        assert emulator.wait(timeout=20) == 0
+    assert cloudflare.process.returncode == 0  # SIGTERM ends it cleanly
 
 
 @pytest.mark.parametrize(

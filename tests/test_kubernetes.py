@@ -15,6 +15,7 @@ from sidecar.app import LIVE, METRICS, STORE
 from sidecar.auth.signing import Algorithm
 from sidecar.credentials.kubernetes import KubernetesObjects
 from sidecar.credentials.sources import CredentialUnavailable, FromSecret, SecretKeyRef
+from sidecar.credentials.store import CredentialStore
 from sidecar.credentials.watch import ObjectWatch
 from sidecar.settings import WatchSettings
 from tests.conftest import (
@@ -165,9 +166,13 @@ async def test_rotated_hmac_secret_is_enforced(
 
 
 async def test_watch_survives_compaction_bookmarks_and_drops(
-    kube: RunningKube, start_sidecar: StartSidecar, tmp_path: Path
+    kube: RunningKube,
+    start_sidecar: StartSidecar,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """410 Gone makes it list again; bookmarks only move the version; a drop reconnects."""
+    monkeypatch.setenv("DNS_SIDECAR_WATCH_BACKOFF_INITIAL", "0.05")  # each end waits a backoff
     kube.fake.set_secret(NS, "hmac", {"current": "one", "previous": "zero"})
     sidecar = await start(start_sidecar, kube, tmp_path, hmac_table(), algorithm=Algorithm.SHA512)
     watch = secret_watch(sidecar, NS, "hmac")
@@ -480,3 +485,63 @@ async def test_a_watch_the_server_ends_cleanly_is_reopened_with_backoff(kube: Ru
         await objects.stop()
     # two waits before the third watch: 0.2 s and 0.4 s, each with jitter of at most -20 %
     assert (kube.fake.watches, took >= 0.48) == (3, True)
+
+
+async def test_a_watch_the_server_expires_at_once_is_listed_again_with_backoff(
+    kube: RunningKube,
+) -> None:
+    """A server answering 410 Gone to every watch is not hammered: each re-list waits longer."""
+    kube.fake.set_secret(NS, "hmac", {"current": "one"})
+    kube.fake.compacted_below = 10**9  # every watch is from a version already compacted away
+    settings = WatchSettings.model_construct(watch_seconds=60, backoff_initial=0.2, backoff_max=30)
+    objects = KubernetesObjects(kubeconfig=kube.kubeconfig, namespace=NS, settings=settings)
+    await objects.start()
+    loop = asyncio.get_running_loop()
+    try:
+        started = loop.time()
+        objects.watch_secret(NS, "hmac")
+        await eventually(lambda: kube.fake.watches >= 3)
+        took = loop.time() - started
+        watch = objects.secret(NS, "hmac")
+        current = watch.object if watch is not None else None
+    finally:
+        await objects.stop()
+    # two waits before the third watch: 0.2 s and 0.4 s, each with jitter of at most -20 %;
+    # each Gone lists again, and the Secret stays known meanwhile
+    assert (kube.fake.watches, kube.fake.lists, took >= 0.48) == (3, 3, True)
+    assert current == kube.fake.objects[("Secret", NS, "hmac")]
+
+
+async def test_each_watch_shows_as_a_loop_down_while_it_fails(kube: RunningKube) -> None:
+    """The store shows each watch as a supervised loop: down with its error while the API server
+    refuses it, running once it answers, gone once the object is no longer followed."""
+    kube.fake.forbidden.add(("Secret", NS, "hmac"))
+    settings = WatchSettings.model_construct(watch_seconds=60, backoff_initial=0.05, backoff_max=30)
+    store = CredentialStore(
+        lambda: KubernetesObjects(kubeconfig=kube.kubeconfig, namespace=NS, settings=settings)
+    )
+    name = f"watch Secret {NS}/hmac"
+    before = store.loops()
+    await store.start()
+    try:
+        await store.track([FromSecret(secretRef=SecretKeyRef(name="hmac", key="current"))])
+        await eventually(lambda: store.loops()[name]["running"] is False)
+        down = store.loops()
+        kube.fake.forbidden.clear()
+        kube.fake.set_secret(NS, "hmac", {"current": "one"})
+        await eventually(lambda: store.loops()[name]["running"] is True)
+        up = store.loops()
+        await store.track([])
+        gone = store.loops()
+    finally:
+        await store.stop()
+    refused = (
+        f'the API server forbids reading Secret {NS}/hmac (secrets "hmac" is forbidden); the '
+        "Role needs get, list and watch on it (resourceNames may name it)"
+    )
+    assert [before, down, up, gone] == [
+        {},
+        {name: {"running": False, "restarts": 0, "lastError": refused}},
+        {name: {"running": True, "restarts": 0, "lastError": None}},
+        {},
+    ]

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from sidecar.tasks import Backoff, SingleFlight, Tasks
+from sidecar.tasks import Backoff, Delays, SingleFlight, Tasks
 from tests.conftest import eventually
 
 QUICK = Backoff(initial=0.01, maximum=0.02, healthy_after=60)
@@ -28,29 +28,115 @@ async def test_a_failed_task_is_logged_by_name(caplog: pytest.LogCaptureFixture)
     assert [r.getMessage() for r in failures] == ["background task 'group: job' failed"]
 
 
+class Backoffs:
+    """A ``Tasks`` sleep that waits until the test lets it go; records the delays asked for."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+        self._go: asyncio.Queue[None] = asyncio.Queue()
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+        await self._go.get()
+
+    async def asked(self, count: int) -> None:
+        """Wait until the loop has asked for its ``count``-th backoff."""
+        await eventually(lambda: len(self.delays) == count)
+
+    def end_one(self) -> None:
+        self._go.put_nowait(None)
+
+
+def within_jitter(delays: list[float], bases: list[float]) -> bool:
+    return all(0.8 * b <= d <= 1.2 * b for d, b in zip(delays, bases, strict=True))
+
+
 async def test_a_failing_loop_is_restarted_and_shown_down_meanwhile() -> None:
-    """A loop that raises is down on /status until restarted after its backoff."""
-    tasks = Tasks("group")
+    """A loop that raises is down on the status during its backoff, running again after."""
+    backoffs = Backoffs()
+    tasks = Tasks("group", sleep=backoffs)
     runs = 0
-    release = asyncio.Event()
+    running = asyncio.Event()
 
     async def body() -> None:
         nonlocal runs
         runs += 1
         if runs < 3:
             raise RuntimeError(f"failure {runs}")
-        await release.wait()
+        running.set()
         await asyncio.Event().wait()  # then runs until cancelled
 
     tasks.loop("watch", body, QUICK)
-    await eventually(lambda: runs == 3)
-    assert tasks.status() == {
-        "watch": {"running": True, "restarts": 2, "lastError": "RuntimeError: failure 2"}
-    }
-    assert tasks.down == []
+    seen: list[dict[str, dict[str, object]]] = []
+    for waits in (1, 2):
+        await backoffs.asked(waits)
+        seen.append(tasks.status())
+        backoffs.end_one()
+    await running.wait()
+    seen.append(tasks.status())
+    assert seen == [
+        {"watch": {"running": False, "restarts": 0, "lastError": "RuntimeError: failure 1"}},
+        {"watch": {"running": False, "restarts": 1, "lastError": "RuntimeError: failure 2"}},
+        {"watch": {"running": True, "restarts": 2, "lastError": "RuntimeError: failure 2"}},
+    ]
     await tasks.aclose()
-    assert tasks.status()["watch"]["running"] is False
-    assert len(tasks) == 0
+    assert (tasks.status()["watch"]["running"], len(tasks)) == (False, 0)
+
+
+@pytest.mark.parametrize(("healthy_after", "doubling"), [(60.0, [1, 2, 4, 8, 8]), (0.0, [1] * 5)])
+async def test_the_backoff_doubles_and_starts_over_after_a_healthy_run(
+    healthy_after: float, doubling: list[float]
+) -> None:
+    """Restarts wait 1, 2, 4 s... up to the ceiling; a run that lasted healthy_after resets it."""
+    backoffs = Backoffs()
+    tasks = Tasks("group", sleep=backoffs)
+
+    async def body() -> None:
+        raise RuntimeError("again")
+
+    tasks.loop("flaky", body, Backoff(initial=1, maximum=8, healthy_after=healthy_after))
+    for waits in range(1, 6):
+        await backoffs.asked(waits)
+        backoffs.end_one()
+    await tasks.aclose()
+    assert within_jitter(backoffs.delays, doubling), backoffs.delays
+
+
+def test_delays_start_over_once_an_attempt_lasted_healthy_after() -> None:
+    """The shared backoff: doubling to the ceiling, back to the start after a long attempt."""
+    now = 0.0
+    delays = Delays(Backoff(initial=1, maximum=4, healthy_after=10), now=lambda: now)
+    seen: list[float] = []
+    for lasted in (0, 1, 2, 3, 12, 0):
+        delays.attempt()
+        now += lasted
+        seen.append(delays.next())
+    assert within_jitter(seen, [1, 2, 4, 4, 1, 2]), seen
+
+
+async def test_a_spawn_during_close_is_cancelled_with_the_rest() -> None:
+    """Work spawned while the group closes (from a finally block) is cancelled and awaited,
+    and its loop is not restarted: the group is empty when aclose returns."""
+    tasks = Tasks("group")
+    runs = 0
+    started = asyncio.Event()
+
+    async def late() -> None:
+        nonlocal runs
+        runs += 1
+        raise RuntimeError("late")
+
+    async def work() -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            tasks.loop("late", late, QUICK)
+
+    tasks.spawn(work(), name="work")
+    await started.wait()
+    await tasks.aclose()
+    assert (len(tasks), runs, tasks.status()["late"]["running"]) == (0, 0, False)
 
 
 async def test_a_loop_that_returns_is_restarted() -> None:
@@ -190,3 +276,21 @@ async def test_a_loop_that_swallows_its_cancellation_is_not_restarted_on_close()
     await started.wait()
     await tasks.aclose()
     assert (runs, len(tasks), tasks.status()["stream"]["running"]) == (1, 0, False)
+
+
+async def test_a_discarded_loop_is_stopped_and_no_longer_shown() -> None:
+    """discard cancels a loop stopped on purpose and drops it from the status, not shown down."""
+    tasks = Tasks("group")
+    started = asyncio.Event()
+
+    async def body() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    task = tasks.loop("watch", body, QUICK)
+    await started.wait()
+    tasks.discard("watch")
+    tasks.discard("unknown")  # nothing to stop
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert (tasks.status(), len(tasks)) == ({}, 0)

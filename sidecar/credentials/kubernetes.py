@@ -23,7 +23,7 @@ from kubernetes_asyncio.config.config_exception import ConfigException
 from sidecar.credentials.objects import DNSClass, Secret
 from sidecar.credentials.watch import ApiError, Lister, ObjectWatch
 from sidecar.settings import WatchSettings
-from sidecar.tasks import Tasks
+from sidecar.tasks import Backoff, Tasks
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +68,8 @@ class KubernetesObjects:
         self._setup_error: str | None = None
         self._context_namespace: str | None = None
         # Secrets and DNSClasses side by side; the getters below say which is which
-        self._watches: dict[tuple[str, ...], tuple[ObjectWatch[Any], asyncio.Task[Any]]] = {}
-        self._tasks = Tasks("kubernetes")  # each watch loops with its own backoff
+        self._watches: dict[tuple[str, ...], ObjectWatch[Any]] = {}
+        self._tasks = Tasks("kubernetes")  # each watch a supervised loop, with its own backoff
 
     @property
     def default_namespace(self) -> str:
@@ -149,21 +149,19 @@ class KubernetesObjects:
         return self._watched(("DNSClass", name))
 
     def _watched(self, key: tuple[str, ...]) -> ObjectWatch[Any] | None:
-        found = self._watches.get(key)
-        return found[0] if found is not None else None
+        return self._watches.get(key)
 
     def keep_only(self, kind: str, keys: set[tuple[str, ...]]) -> None:
         """Stop following objects of ``kind`` that are no longer referenced."""
         for key in [key for key in self._watches if key[0] == kind and key not in keys]:
-            _, task = self._watches.pop(key)
-            task.cancel()
+            self._tasks.discard(_loop_name(self._watches.pop(key)))
 
     async def wait_synced(self, seconds: float) -> None:
         """Wait (bounded) until every followed object has been listed once, or failed; also
         those whose watch starts meanwhile (the Secret a DNSClass names, once it is read)."""
 
         async def all_synced() -> None:
-            while pending := [w for w, _ in self._watches.values() if not w.synced.is_set()]:
+            while pending := [w for w in self._watches.values() if not w.synced.is_set()]:
                 await asyncio.gather(*(w.synced.wait() for w in pending))
 
         try:
@@ -177,6 +175,19 @@ class KubernetesObjects:
 
     def on_change(self, listener: Callable[[str], None]) -> None:
         self._listeners.append(listener)
+
+    def loops(self) -> dict[str, dict[str, Any]]:
+        """Each watch as a supervised loop, as ``/status`` shows loops: down while its last
+        pass failed (``lastError`` says why) or while its loop is being restarted."""
+        supervised = self._tasks.status()
+        shown: dict[str, dict[str, Any]] = {}
+        for watch in self._watches.values():
+            name = _loop_name(watch)
+            state = supervised[name]  # started together with the watch
+            if watch.error is not None:
+                state = state | {"running": False, "lastError": watch.error}
+            shown[name] = state
+        return dict(sorted(shown.items()))
 
     @property
     def unavailable(self) -> str | None:
@@ -194,5 +205,13 @@ class KubernetesObjects:
         watch: ObjectWatch[Any] = ObjectWatch(
             describe, make_lister(self._api), name, self._settings, key[0], self._notify
         )
-        task = self._tasks.spawn(watch.watch_forever(), name=f"watch {describe}")
-        self._watches[key] = (watch, task)
+        self._watches[key] = watch
+        self._tasks.loop(_loop_name(watch), watch.watch_forever, _RESTART)
+
+
+# watch_forever handles every failure itself; this is for a bug that escapes it anyway
+_RESTART = Backoff(initial=1.0, maximum=60.0)
+
+
+def _loop_name(watch: ObjectWatch[Any]) -> str:
+    return f"watch {watch.describe}"

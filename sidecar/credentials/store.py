@@ -16,7 +16,7 @@ import binascii
 import logging
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sidecar.credentials import dnsclass
 from sidecar.credentials.dnsclass import DnsClassAuth
@@ -58,6 +58,10 @@ class CredentialStore:
     async def stop(self) -> None:
         if self.kubernetes is not None:
             await self.kubernetes.stop()
+
+    def loops(self) -> dict[str, dict[str, Any]]:
+        """The Kubernetes watches, as ``/status`` shows supervised loops (none without any)."""
+        return self.kubernetes.loops() if self.kubernetes is not None else {}
 
     async def wait_synced(self, seconds: float) -> None:
         if self.kubernetes is not None:

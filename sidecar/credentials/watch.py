@@ -2,11 +2,11 @@
 
 One :class:`ObjectWatch` follows one object through ``fieldSelector=metadata.name=NAME`` (so a Role
 limited by ``resourceNames`` suffices): list, remember the ``resourceVersion``, watch from it with
-bookmarks, re-list on ``410 Gone``, and reconnect with jittered backoff after any failure.
-``watch_once`` does one list-and-watch pass and returns; ``watch_forever`` only loops it, with
-jittered backoff after every end, clean or not. The calls come in as a ``lister`` (a generated
-``kubernetes_asyncio`` list call with its path arguments bound, see ``credentials.kubernetes``),
-answering raw aiohttp responses.
+bookmarks, and list again on ``410 Gone``. ``watch_once`` does one list-and-watch pass and
+returns; ``watch_forever`` only loops it, with the package's one jittered backoff
+(``sidecar.tasks.Backoff``) after every end: clean, Gone or failed. The calls come in as a
+``lister`` (a generated ``kubernetes_asyncio`` list call with its path arguments bound, see
+``credentials.kubernetes``), answering raw aiohttp responses.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, cast
@@ -30,6 +29,7 @@ from sidecar.credentials.objects import (
     WatchEvent,
 )
 from sidecar.settings import WatchSettings
+from sidecar.tasks import Backoff, Delays
 
 log = logging.getLogger(__name__)
 
@@ -66,30 +66,37 @@ class ObjectWatch(Generic[ObjectT]):
     resource_version: str | None = None
 
     async def watch_forever(self) -> None:
-        """Keep following the object; failures are logged and retried with backoff."""
-        delay = self.settings.backoff_initial
-        loop = asyncio.get_running_loop()
+        """Keep following the object. Every end of a pass waits a backoff before the next one:
+        a clean end, ``410 Gone`` (the next pass lists again) and a failure (logged and
+        reported) alike, so a server that ends or expires every watch at once is not hammered;
+        the backoff starts over after a pass that lasted ``backoff_max``."""
+        delays = Delays(
+            Backoff(
+                initial=self.settings.backoff_initial,
+                maximum=self.settings.backoff_max,
+                healthy_after=self.settings.backoff_max,
+            )
+        )
         while True:
+            delays.attempt()
             try:
-                opened = loop.time()
                 await self.watch_once()
-                # a clean end: the server closed the watch; after a long one, start afresh,
-                # but a server that keeps closing at once is met with the growing backoff
-                if loop.time() - opened >= self.settings.backoff_max:
-                    delay = self.settings.backoff_initial
+                delay = delays.next()
                 log.debug("%s: the watch ended; watching again in %.1f s", self.describe, delay)
             except Gone:
-                log.info("%s: resourceVersion expired, listing again", self.describe)
                 self.resource_version = None
-                continue
+                delay = delays.next()
+                log.info(
+                    "%s: resourceVersion expired, listing again in %.1f s", self.describe, delay
+                )
             except asyncio.CancelledError:
                 raise
             except Exception as err:  # noqa: BLE001 - every failure is retried, and reported
                 self.error = _describe_error(err, self.describe)
                 self.synced.set()  # callers waiting for the first state get the error instead
+                delay = delays.next()
                 log.warning("%s: %s; retrying in %.1f s", self.describe, self.error, delay)
-            await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311 - jitter only
-            delay = min(delay * 2, self.settings.backoff_max)
+            await asyncio.sleep(delay)
 
     async def watch_once(self) -> None:
         """List (unless a resourceVersion is known), then watch until the stream ends."""
