@@ -180,7 +180,7 @@ def create_app(
         verifier,
         metrics,
         coordination=coordination,
-        loops=lambda: reloader.tasks.status() if reloader else {},
+        loops=lambda: {**(reloader.tasks.status() if reloader else {}), **store.loops()},
     )
     management.add_routes(management_api.routes())
     app[MANAGEMENT] = management

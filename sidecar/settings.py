@@ -236,7 +236,7 @@ class WatchSettings(_Group):
         0.5,
         gt=0,
         validation_alias=_env("WATCH_BACKOFF_INITIAL"),
-        description="Seconds before the first reconnect after a failure (then doubled, jittered).",
+        description="Seconds before reconnecting after a watch ends (then doubled, jittered).",
     )
     backoff_max: float = Field(
         30.0,

@@ -138,7 +138,7 @@ def test_sigterm_keeps_accepting_for_the_drain_delay() -> None:
     with running(env=env) as service:
         started = time.monotonic()
         service.process.send_signal(signal.SIGTERM)
-        _wait_for(lambda: _status(service.management_url + "/readyz") == 503)
+        wait_for(lambda: _status(service.management_url + "/readyz") == 503)
         assert json.loads(_get(service.url + "/health"))["status"] == "healthy"
         assert service.process.wait(timeout=10) == 0
         took = time.monotonic() - started

@@ -325,6 +325,15 @@ async def test_dns_class_settings_follow_the_dns_class(
         "refused": None,
         "server": "http://dns-sidecar.dns-system.svc:7100",
     }
+    watches = {name: loop["running"] for name, loop in status["loops"].items()}
+    assert watches == {  # every watch is a supervised loop on /status, beside the reload's
+        "recheck_forever": True,
+        "watch_forever": True,
+        "watch DNSClass cloudflare": True,
+        "watch DNSClass home": True,
+        f"watch Secret {NS}/cf-hmac-2": True,
+        f"watch Secret {NS}/home-hmac": True,
+    }
 
     # DNSClass deleted: that client is refused with a clear message; the other still works
     kube.fake.delete("DNSClass", "", "cloudflare")
