@@ -27,6 +27,7 @@ from sidecar.providers.base import (
 from sidecar.providers.cloudflare import diff
 from sidecar.providers.cloudflare.client import CloudflareApi
 from sidecar.providers.cloudflare.mapping import CloudflareRecord, effective, from_api
+from sidecar.providers.cloudflare.payloads import RecordBody, RecordId, RecordPatch
 from sidecar.providers.cloudflare.readcache import Index, ZoneReadCache
 from sidecar.providers.cloudflare.zones import CloudflareZone, ZoneDirectory
 from sidecar.records import RecordKey, RecordSet
@@ -85,10 +86,7 @@ class CloudflareProvider:
             if plan.empty:
                 return UpsertResult(Outcome.UNCHANGED, result)
             lease.ensure(self.api.timeout)
-            await self.api.batch(
-                target.id, deletes=plan.deletes, patches=plan.patches, posts=plan.posts
-            )
-            await self.read_cache.invalidate(target.id)
+            await self._apply(target, plan.deletes, plan.patches, plan.posts)
             return UpsertResult(Outcome.UPDATED if mine else Outcome.CREATED, result)
 
     async def get(self, zone: ZonePolicy, key: RecordKey) -> RecordSet | None:
@@ -112,10 +110,7 @@ class CloudflareProvider:
             mine, foreign = _split([from_api(r) for r in raw], zone)
             if mine:
                 lease.ensure(self.api.timeout)
-                await self.api.batch(
-                    target.id, deletes=[{"id": r.id} for r in mine], patches=[], posts=[]
-                )
-                await self.read_cache.invalidate(target.id)
+                await self._apply(target, [{"id": r.id} for r in mine], [], [])
             return DeleteResult(removed=len(mine), left=tuple(r.describe() for r in foreign))
 
     async def health(self) -> Health:
@@ -151,6 +146,21 @@ class CloudflareProvider:
         await self.zones.aclose()
         await self.read_cache.aclose()
         await self.api.aclose()
+
+    async def _apply(
+        self,
+        zone: CloudflareZone,
+        deletes: list[RecordId],
+        patches: list[RecordPatch],
+        posts: list[RecordBody],
+    ) -> None:
+        """One batch, and the zone's read cache invalidated whatever its outcome: a batch that
+        timed out or failed may still have been applied, and a retry that then finds nothing
+        to change writes (and invalidates) nothing."""
+        try:
+            await self.api.batch(zone.id, deletes=deletes, patches=patches, posts=posts)
+        finally:
+            await self.read_cache.invalidate(zone.id)
 
     async def _zone_index(self, zone: CloudflareZone) -> Index:
         """The whole zone, read once, indexed by (name, type) for the read cache."""
