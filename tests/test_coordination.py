@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -132,6 +133,42 @@ async def test_a_lock_is_bounded_and_released_only_by_its_holder(
     assert command(redis_server.port, "GET", "t:lock:zone:www.example.com:A") == (
         b"$12\r\nsomeone-else\r\n"
     )
+
+
+async def test_waiting_in_the_local_queue_counts_against_the_lock_wait(
+    connect: Connect,
+) -> None:
+    """Lock held; 5 more writers on the same replica: each gets the 503 naming the lock
+    within the lock wait, none queues on the in-process lock unbounded."""
+    locks = RedisLocks(await connect(), lease=30, wait=0.3)
+    key = ("z", "n", "A")
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def holder() -> None:
+        async with locks.hold(key):
+            held.set()
+            await release.wait()
+
+    async def writer() -> tuple[str, dict[str, Any], float]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(ProviderUnavailable) as refused:
+            async with locks.hold(key):
+                pytest.fail("a second holder of a held lock")
+        return refused.value.message.split(" is ")[0], refused.value.details, loop.time() - started
+
+    task = asyncio.create_task(holder())
+    await held.wait()
+    try:
+        async with asyncio.timeout(0.3 + 2.0):
+            refused = await asyncio.gather(*(writer() for _ in range(5)))
+    finally:
+        release.set()
+        await task
+    assert [(why, details) for why, details, _ in refused] == [
+        ("The write lock t:lock:z:n:A", {"lock": "t:lock:z:n:A"})
+    ] * 5
+    assert max(waited for _, _, waited in refused) < 0.3 + 0.5
 
 
 async def test_a_lease_too_short_for_the_write_sends_nothing(connect: Connect) -> None:
