@@ -10,11 +10,14 @@ import socket
 from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from sidecar.clock import FrozenClock
 from sidecar.config import loader
 from sidecar.config.runtime import build
 from sidecar.coordination.budget import Budget
+from sidecar.errors import ProviderUnavailable
 from sidecar.providers.base import ZonePolicy
 from sidecar.providers.cloudflare.auth import Auth
 from sidecar.providers.cloudflare.client import CloudflareApi, _make_client
@@ -622,3 +625,42 @@ async def test_a_timed_out_batch_that_was_applied_does_not_leave_the_read_cache_
     assert retry.body["message"] == "Record unchanged (already up to date)"
     got = await caller.call("GET", "/records/A/example.com/www")
     assert (got.status, got.body["record"]["values"]) == (200, ["192.0.2.2"])
+
+
+async def test_a_call_is_bounded_as_a_whole_not_per_read() -> None:
+    """An API that trickles its answer a byte at a time (each read within the SDK's per-read
+    timeout): the call still ends at the provider timeout, so a write never outlives its lease."""
+
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        for byte in b'{"success": true, "errors": [], "messages": [], "result": []}':
+            await response.write(bytes([byte]))
+            await asyncio.sleep(0.05)  # the slow server under test, not synchronisation
+        return response
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", trickle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    clock = FrozenClock()
+    api = CloudflareApi(
+        "p",
+        lambda: Auth(token="cf-token"),
+        Budget("p", 100, 300, clock),
+        base_url=f"http://127.0.0.1:{server.port}/client/v4",
+        timeout=0.3,
+    )
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        with pytest.raises(ProviderUnavailable) as refused:
+            await api.batch(COM, deletes=[], patches=[], posts=[])
+    finally:
+        await api.aclose()
+        await server.close()
+    assert loop.time() - started < 1.5  # the whole answer takes about 3 s
+    assert refused.value.message.startswith(
+        "Cloudflare account 'p' did not answer within 0.3 s when asked to apply the DNS record "
+        "batch. The batch may still have been applied"
+    )

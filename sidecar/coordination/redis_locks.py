@@ -5,7 +5,8 @@ delete in one script); a holder that dies leaves it to expire. Requests of one p
 an in-process lock first, so only one of them at a time polls Redis. Waiting is bounded, in
 the local queue and on Redis together: past it the write is refused with a retryable 503 that
 names the lock. The lease outlasts the work: before its one write call the holder checks that
-the lease still covers a provider timeout.
+the lease still covers that call as a whole (its budget spend in Redis, then the provider call,
+each bounded by its timeout).
 """
 
 from __future__ import annotations
@@ -33,11 +34,15 @@ POLL_MAX = 0.1
 
 
 class RedisLease:
-    def __init__(self, name: str, expires: float) -> None:
+    def __init__(self, name: str, expires: float, redis_timeout: float) -> None:
         self.name = name
         self.expires = expires  # event-loop time when the lease may have run out
+        self.redis_timeout = redis_timeout
 
     def ensure(self, needed: float) -> None:
+        """``needed`` is the provider call's own bound; the budget spend in Redis before it
+        (up to one Redis call timeout) comes on top."""
+        needed += self.redis_timeout
         left = self.expires - asyncio.get_running_loop().time()
         if left < needed:
             raise ProviderUnavailable(
@@ -88,7 +93,7 @@ class RedisLocks:
             if taken:
                 if sent > started:
                     self._redis.metrics.lock_waits.observe(sent - started)
-                return RedisLease(name, sent + self.lease)
+                return RedisLease(name, sent + self.lease, self._redis.timeout)
             if loop.time() + delay > deadline:
                 raise self._still_held(name)
             await asyncio.sleep(delay)  # polling the lock, bounded by the deadline above
