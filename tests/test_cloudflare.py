@@ -23,6 +23,7 @@ from sidecar.providers.cloudflare.auth import Auth
 from sidecar.providers.cloudflare.client import CloudflareApi, _make_client
 from sidecar.providers.cloudflare.provider import CloudflareProvider
 from sidecar.records import RecordKey
+from tests.builders import local
 from tests.conftest import (
     Caller,
     RunningEmulator,
@@ -68,7 +69,7 @@ async def started_for(
 ) -> Sidecar:
     cf.emulator.add_key("ops@example.org", "global-key")
     spec = loader.parse(yaml_text, "test.yaml")
-    runtime = build(spec, make_settings(**settings), source="test.yaml")
+    runtime = build(spec, make_settings(**settings), source="test.yaml", coordination=local())
     return await start_sidecar(runtime=runtime)
 
 
@@ -468,7 +469,14 @@ async def test_large_zone_is_read_across_pages(cf: RunningEmulator) -> None:
         base_url=cf.base_url,
         list_page=100,
     )
-    provider = CloudflareProvider(api, clock, read_cache_seconds=60)
+    coordination = local(clock)
+    provider = CloudflareProvider(
+        api,
+        clock,
+        locks=coordination.locks,
+        versions=coordination.versions,
+        read_cache_seconds=60,
+    )
     policy = ZonePolicy(name="example.com", zone_id=COM)
     try:
         found = await provider.get(policy, RecordKey.parse("A", "example.com", "h249"))

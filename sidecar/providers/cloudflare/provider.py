@@ -3,8 +3,8 @@
 An upsert reads the name once (every type, so a CNAME in the way is seen), checks ownership,
 plans the difference and applies it in one ``dns_records/batch`` call: 2 calls for a change,
 1 and no write for an unchanged set. A delete removes only what it may, in one batch. Writes to
-the same name and type are serialised under a write lock (in-process, or shared by replicas
-through ``coordination``), and the batch is sent only while the lock's lease covers it.
+the same name and type are serialised under the write lock its ``coordination`` gives (in-process,
+or shared by replicas), and the batch is sent only while the lock's lease covers it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import Any
 
 from sidecar.clock import Clock
 from sidecar.coordination.base import WriteLocks, ZoneVersions
-from sidecar.coordination.locks import KeyedLocks
 from sidecar.errors import RecordConflict
 from sidecar.providers.base import (
     DeleteResult,
@@ -47,14 +46,14 @@ class CloudflareProvider:
         api: CloudflareApi,
         clock: Clock,
         *,
+        locks: WriteLocks,
+        versions: ZoneVersions,
         read_cache_seconds: float = 0.0,
-        locks: WriteLocks | None = None,
-        versions: ZoneVersions | None = None,
     ) -> None:
         self.api = api
         self.zones = ZoneDirectory(api, clock)
         self.read_cache = ZoneReadCache(read_cache_seconds, clock, versions)
-        self._locks: WriteLocks = locks or KeyedLocks()
+        self._locks = locks
 
     async def upsert(self, zone: ZonePolicy, record: RecordSet) -> UpsertResult:
         kind, fqdn = record.key.type, record.key.fqdn
