@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -11,7 +12,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,15 +37,26 @@ def peak_mib(pid: int) -> float:
     return rss_mib(pid, "VmHWM")
 
 
-def wait_http(url: str, deadline: float = 30.0) -> float:
-    """Seconds until ``url`` answers 200 (polling with a deadline)."""
+def wait_for(check: Callable[[], bool], what: str, deadline: float = 30.0) -> float:
+    """Seconds until ``check()`` holds (an ``OSError`` counts as not yet), polling with a
+    deadline."""
     started = time.perf_counter()
     while time.perf_counter() - started < deadline:
-        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as reply:
-            if reply.status == 200:
+        with contextlib.suppress(OSError):
+            if check():
                 return time.perf_counter() - started
         time.sleep(0.005)
-    raise TimeoutError(url)
+    raise TimeoutError(what)
+
+
+def wait_http(url: str, deadline: float = 30.0) -> float:
+    """Seconds until ``url`` answers 200 (polling with a deadline)."""
+
+    def ok() -> bool:
+        with urllib.request.urlopen(url, timeout=1) as reply:
+            return bool(reply.status == 200)
+
+    return wait_for(ok, url, deadline)
 
 
 @dataclass
@@ -118,16 +130,20 @@ def sidecar(*args: str, env: dict[str, str] | None = None) -> Iterator[Proc]:
 
 
 @contextlib.contextmanager
-def _serving(command: list[str], port: int, ready_path: str) -> Iterator[Proc]:
+def _serving(command: list[str], port: int, ready: Callable[[Proc], object]) -> Iterator[Proc]:
     process = subprocess.Popen(
         command, env=_env(None), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     proc = Proc(process, port)
     try:
-        wait_http(proc.url + ready_path)
+        ready(proc)
         yield proc
     finally:
         proc.stop()
+
+
+def _http_ready(path: str) -> Callable[[Proc], object]:
+    return lambda proc: wait_http(proc.url + path)
 
 
 def emulator(*zones: str) -> contextlib.AbstractContextManager[Proc]:
@@ -145,14 +161,31 @@ def emulator(*zones: str) -> contextlib.AbstractContextManager[Proc]:
         "bench-token",
         *zone_args,
     ]
-    return _serving(command, port, "/__emulator/stats")
+    return _serving(command, port, _http_ready("/__emulator/stats"))
 
 
 def bare() -> contextlib.AbstractContextManager[Proc]:
     """The bare aiohttp JSON handler: the ceiling of scenario 1."""
     port = free_port()
     command = [sys.executable, str(REPO / "bench" / "bare_server.py"), str(port)]
-    return _serving(command, port, "/health")
+    return _serving(command, port, _http_ready("/health"))
+
+
+@contextlib.contextmanager
+def redis_server(directory: Path) -> Iterator[str]:
+    """Debian's ``redis-server`` on a free port, without persistence; yields its URL."""
+    port = free_port()
+    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+    command = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    command += ["--appendonly", "no", "--dir", str(directory)]
+
+    def pong() -> bool:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+
+    with _serving(command, port, lambda _: wait_for(pong, f"redis-server on port {port}")):
+        yield f"redis://127.0.0.1:{port}/0"
 
 
 def access_lines(proc: Proc) -> int:

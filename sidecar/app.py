@@ -58,12 +58,12 @@ def load_runtime(
     settings: Settings,
     store: CredentialStore,
     clock: Clock,
-    coordination: Coordination | None = None,
+    coordination: Coordination,
 ) -> Loaded:
     """The routing table file when one is set, else seed-compatible mode or the default."""
     path = settings.table.config
     if path is None:
-        return Loaded(runtime.without_table(settings, clock, coordination))
+        return Loaded(runtime.without_table(settings, coordination=coordination, clock=clock))
     table = loader.read(path)
     built = runtime.build(
         table.spec, settings, source=str(path), store=store, clock=clock, coordination=coordination
@@ -72,7 +72,8 @@ def load_runtime(
 
 
 def make_coordination(settings: Settings, clock: Clock, metrics: Metrics) -> Coordination:
-    """Shared state in Redis when ``DNS_SIDECAR_REDIS_URL`` is set, else in this process."""
+    """Shared state in Redis when ``DNS_SIDECAR_REDIS_URL`` is set, else in this process: the
+    one place that decides; everything below takes the result as a required argument."""
     if settings.redis.url is None:
         return LocalCoordination(ReplayCache(settings.auth.replay_cache_size), clock)
     from sidecar.coordination.shared import RedisCoordination  # noqa: PLC0415 - redis, lazily

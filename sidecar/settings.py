@@ -308,7 +308,7 @@ class RedisSettings(_Group):
         gt=0,
         validation_alias=_env("REDIS_LOCK_LEASE"),
         description="Seconds a write lock lives if its holder dies; at least twice the provider "
-        "timeout plus one second (raised to that when set lower).",
+        "timeout plus the Redis timeout, plus one second (raised to that when set lower).",
     )
     lock_wait: float = Field(
         10.0,

@@ -6,7 +6,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sidecar.auth.clients import Client
+from sidecar.auth.replay import ReplayCache
+from sidecar.clock import Clock, SystemClock
 from sidecar.config.runtime import Runtime
+from sidecar.coordination.local import LocalCoordination
 from sidecar.providers.base import (
     ROOT,
     DeleteResult,
@@ -17,6 +20,12 @@ from sidecar.providers.base import (
 )
 from sidecar.records import RecordKey, RecordSet
 from sidecar.routing.table import Account, Route, RoutingTable
+
+
+def local(clock: Clock | None = None) -> LocalCoordination:
+    """The in-process shared state (one replica, no Redis), as the app builds it without
+    ``DNS_SIDECAR_REDIS_URL``."""
+    return LocalCoordination(ReplayCache(1000), clock or SystemClock())
 
 
 def make_runtime(

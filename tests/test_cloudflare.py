@@ -10,16 +10,20 @@ import socket
 from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from sidecar.clock import FrozenClock
 from sidecar.config import loader
 from sidecar.config.runtime import build
 from sidecar.coordination.budget import Budget
+from sidecar.errors import ProviderUnavailable
 from sidecar.providers.base import ZonePolicy
 from sidecar.providers.cloudflare.auth import Auth
 from sidecar.providers.cloudflare.client import CloudflareApi, _make_client
 from sidecar.providers.cloudflare.provider import CloudflareProvider
 from sidecar.records import RecordKey
+from tests.builders import local
 from tests.conftest import (
     Caller,
     RunningEmulator,
@@ -65,7 +69,7 @@ async def started_for(
 ) -> Sidecar:
     cf.emulator.add_key("ops@example.org", "global-key")
     spec = loader.parse(yaml_text, "test.yaml")
-    runtime = build(spec, make_settings(**settings), source="test.yaml")
+    runtime = build(spec, make_settings(**settings), source="test.yaml", coordination=local())
     return await start_sidecar(runtime=runtime)
 
 
@@ -465,7 +469,14 @@ async def test_large_zone_is_read_across_pages(cf: RunningEmulator) -> None:
         base_url=cf.base_url,
         list_page=100,
     )
-    provider = CloudflareProvider(api, clock, read_cache_seconds=60)
+    coordination = local(clock)
+    provider = CloudflareProvider(
+        api,
+        clock,
+        locks=coordination.locks,
+        versions=coordination.versions,
+        read_cache_seconds=60,
+    )
     policy = ZonePolicy(name="example.com", zone_id=COM)
     try:
         found = await provider.get(policy, RecordKey.parse("A", "example.com", "h249"))
@@ -602,3 +613,62 @@ async def test_batch_timeout_says_it_may_have_been_applied(
         return got.status == 200 and got.body["record"]["values"] == ["192.0.2.1"]
 
     await eventually(applied)
+
+
+async def test_a_timed_out_batch_that_was_applied_does_not_leave_the_read_cache_stale(
+    start_sidecar: StartSidecar, cf: RunningEmulator
+) -> None:
+    """Read cache on: a batch that timed out but was applied, then an unchanged retry: GET
+    shows the new set, not the listing cached before the write."""
+    yaml_text = table(cf, account_extra="    readCacheSeconds: 60")
+    caller = await sidecar_for(start_sidecar, cf, yaml_text, server={"provider_timeout": 0.2})
+    assert (await caller.upsert("A", "example.com", "www", ["192.0.2.1"])).status == 200
+    cached = await caller.call("GET", "/records/A/example.com/www")
+    assert cached.body["record"]["values"] == ["192.0.2.1"]
+    cf.emulator.delay(0.5, path="/batch")
+    late = await caller.upsert("A", "example.com", "www", ["192.0.2.2"])
+    assert (late.status, late.code) == (503, "PROVIDER_UNAVAILABLE")
+    await eventually(lambda: [r["content"] for r in cf.records("example.com")] == ["192.0.2.2"])
+    retry = await caller.upsert("A", "example.com", "www", ["192.0.2.2"])
+    assert retry.body["message"] == "Record unchanged (already up to date)"
+    got = await caller.call("GET", "/records/A/example.com/www")
+    assert (got.status, got.body["record"]["values"]) == (200, ["192.0.2.2"])
+
+
+async def test_a_call_is_bounded_as_a_whole_not_per_read() -> None:
+    """An API that trickles its answer a byte at a time (each read within the SDK's per-read
+    timeout): the call still ends at the provider timeout, so a write never outlives its lease."""
+
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)
+        for byte in b'{"success": true, "errors": [], "messages": [], "result": []}':
+            await response.write(bytes([byte]))
+            await asyncio.sleep(0.05)  # the slow server under test, not synchronisation
+        return response
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", trickle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    clock = FrozenClock()
+    api = CloudflareApi(
+        "p",
+        lambda: Auth(token="cf-token"),
+        Budget("p", 100, 300, clock),
+        base_url=f"http://127.0.0.1:{server.port}/client/v4",
+        timeout=0.3,
+    )
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        with pytest.raises(ProviderUnavailable) as refused:
+            await api.batch(COM, deletes=[], patches=[], posts=[])
+    finally:
+        await api.aclose()
+        await server.close()
+    assert loop.time() - started < 1.5  # the whole answer takes about 3 s
+    assert refused.value.message.startswith(
+        "Cloudflare account 'p' did not answer within 0.3 s when asked to apply the DNS record "
+        "batch. The batch may still have been applied"
+    )

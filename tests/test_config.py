@@ -14,6 +14,7 @@ from sidecar.errors import ConfigError, DomainNotAllowed
 from sidecar.providers.base import Ownership
 from sidecar.providers.cloudflare.provider import CloudflareProvider
 from sidecar.providers.memory import MemoryProvider
+from tests.builders import local
 from tests.conftest import make_settings
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "config" / "routing.example.yaml"
@@ -28,7 +29,9 @@ def problems(text: str) -> list[str]:
 def test_example_table_routes_by_longest_suffix(monkeypatch: pytest.MonkeyPatch) -> None:
     """The shipped example builds; names go to the longest matching zone with merged defaults."""
     monkeypatch.setenv("CF_WORK_KEY", "key")
-    runtime = build(loader.read(EXAMPLE).spec, make_settings(), source=str(EXAMPLE))
+    runtime = build(
+        loader.read(EXAMPLE).spec, make_settings(), source=str(EXAMPLE), coordination=local()
+    )
     lab = runtime.table.resolve("a.b.lab.example.com")
     assert (lab.zone.name, lab.account.name, lab.zone.ttl, lab.zone.ownership) == (
         "lab.example.com",
@@ -69,7 +72,7 @@ zones: [{{name: example.com, account: m}}]
 """,
         "t.yaml",
     )
-    a, b = build(spec, make_settings(), source="t.yaml").clients
+    a, b = build(spec, make_settings(), source="t.yaml", coordination=local()).clients
     assert a.state() == ClientAuth(Algorithm.SHA512, (b"from-env", b"from-file"))
     assert b.state() == Refused(
         "client 'b': The credential environment variable UNSET_VARIABLE is empty or unset."
@@ -159,7 +162,7 @@ def test_root_zone_catches_everything_else() -> None:
         "zones: [{name: '.', account: m}, {name: example.com, account: n}]\n",
         "t.yaml",
     )
-    table = build(spec, make_settings(), source="t").table
+    table = build(spec, make_settings(), source="t", coordination=local()).table
     assert table.resolve("anything.test").account.name == "m"
     assert table.resolve("www.example.com").account.name == "n"
 

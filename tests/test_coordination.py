@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -20,6 +21,11 @@ from sidecar.coordination.redis_locks import RedisLocks
 from sidecar.coordination.redis_versions import RedisVersions
 from sidecar.coordination.replay import RedisNonces
 from sidecar.errors import AuthFailed, ProviderUnavailable, RateLimited
+from sidecar.providers.base import ZonePolicy
+from sidecar.providers.cloudflare.auth import Auth
+from sidecar.providers.cloudflare.client import CloudflareApi
+from sidecar.providers.cloudflare.provider import CloudflareProvider
+from sidecar.records import RecordKey, RecordSet
 from sidecar.settings import RedisSettings, Settings
 from tests.conftest import (
     Caller,
@@ -134,13 +140,69 @@ async def test_a_lock_is_bounded_and_released_only_by_its_holder(
     )
 
 
-async def test_a_lease_too_short_for_the_write_sends_nothing(connect: Connect) -> None:
-    """The holder checks that its lease outlasts the write call before sending it."""
-    locks = RedisLocks(await connect(), lease=1, wait=0.2)
-    async with locks.hold(("z", "n", "A")) as lease:
+async def test_waiting_in_the_local_queue_counts_against_the_lock_wait(
+    connect: Connect,
+) -> None:
+    """Lock held; 5 more writers on the same replica: each gets the 503 naming the lock
+    within the lock wait, none queues on the in-process lock unbounded."""
+    locks = RedisLocks(await connect(), lease=30, wait=0.3)
+    key = ("z", "n", "A")
+    held, release = asyncio.Event(), asyncio.Event()
+
+    async def holder() -> None:
+        async with locks.hold(key):
+            held.set()
+            await release.wait()
+
+    async def writer() -> tuple[str, dict[str, Any], float]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         with pytest.raises(ProviderUnavailable) as refused:
-            lease.ensure(5.0)
-    assert refused.value.details == {"lock": "t:lock:z:n:A"}
+            async with locks.hold(key):
+                pytest.fail("a second holder of a held lock")
+        return refused.value.message.split(" is ")[0], refused.value.details, loop.time() - started
+
+    task = asyncio.create_task(holder())
+    await held.wait()
+    try:
+        async with asyncio.timeout(0.3 + 2.0):
+            refused = await asyncio.gather(*(writer() for _ in range(5)))
+    finally:
+        release.set()
+        await task
+    assert [(why, details) for why, details, _ in refused] == [
+        ("The write lock t:lock:z:n:A", {"lock": "t:lock:z:n:A"})
+    ] * 5
+    assert max(waited for _, _, waited in refused) < 0.3 + 0.5
+
+
+async def test_a_lease_too_short_for_the_write_sends_nothing(
+    connect: Connect, cf: RunningEmulator
+) -> None:
+    """An upsert whose lease covers the provider call but not the budget spend in Redis
+    before it: 503 naming the lock, and Cloudflare sees no batch."""
+    conn = await connect(timeout=1.0)
+    api = CloudflareApi(
+        "acct",
+        lambda: Auth(token="cf-token"),
+        RedisBudget(conn, "acct", 100, 300),
+        base_url=cf.base_url,
+        timeout=0.5,
+    )
+    locks = RedisLocks(conn, lease=1.2, wait=0.2)  # 1.2 s > 0.5 s, < 0.5 s + 1 s
+    provider = CloudflareProvider(api, FrozenClock(), locks=locks, versions=RedisVersions(conn))
+    zone = ZonePolicy(name="example.com", zone_id="aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
+    record = RecordSet.build(RecordKey.parse("A", "example.com", "www"), ["192.0.2.1"], 300)
+    try:
+        with pytest.raises(ProviderUnavailable) as refused:
+            await provider.upsert(zone, record)
+    finally:
+        await provider.aclose()
+    assert refused.value.details == {
+        "lock": "t:lock:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:www.example.com:A"
+    }
+    assert cf.calls() == {"GET /zones/{zone_id}/dns_records": 1}
+    assert cf.records("example.com") == []
 
 
 async def test_the_budget_and_the_429_block_are_shared(connect: Connect) -> None:

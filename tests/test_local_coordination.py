@@ -1,16 +1,25 @@
-"""The no-Redis path: unit tests of the in-process request budget and per-key write locks."""
+"""The no-Redis path: the in-process request budget and per-key write locks, and the one place
+that chooses it."""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from sidecar.clock import FrozenClock
+from sidecar.config.accounts import build_accounts, cloudflare_provider
+from sidecar.config.reload import Reloader
+from sidecar.config.runtime import build, without_table
 from sidecar.coordination.base import BudgetState
 from sidecar.coordination.budget import Budget
 from sidecar.coordination.locks import KeyedLocks
 from sidecar.errors import RateLimited
+from sidecar.providers.cloudflare.provider import CloudflareProvider
+from sidecar.providers.cloudflare.readcache import ZoneReadCache
 
 
 async def test_budget_spends_a_sliding_window_then_fails_fast() -> None:
@@ -75,3 +84,23 @@ async def test_locks_serialise_one_key_and_leave_others_free() -> None:
     await asyncio.gather(first, second)
     assert order[3:] == ["first out", "second in", "second out"]
     assert len(locks) == 0
+
+
+def test_the_coordination_is_decided_in_one_place() -> None:
+    """From the app down to the read cache, every layer takes the coordination (or its locks
+    and versions) as a required argument: none builds an in-process one of its own."""
+    takes: dict[str, tuple[Callable[..., Any], tuple[str, ...]]] = {
+        "build": (build, ("coordination",)),
+        "without_table": (without_table, ("coordination",)),
+        "Reloader": (Reloader, ("coordination",)),
+        "build_accounts": (build_accounts, ("coordination",)),
+        "cloudflare_provider": (cloudflare_provider, ("coordination",)),
+        "CloudflareProvider": (CloudflareProvider, ("locks", "versions")),
+        "ZoneReadCache": (ZoneReadCache, ("versions",)),
+    }
+    defaults = {
+        (where, name): inspect.signature(function).parameters[name].default
+        for where, (function, names) in takes.items()
+        for name in names
+    }
+    assert defaults == dict.fromkeys(defaults, inspect.Parameter.empty)

@@ -12,8 +12,7 @@ from pathlib import Path
 
 from sidecar.clock import Clock
 from sidecar.config.schema import AccountSpec, CloudflareAccount, MemoryAccount, RateLimit
-from sidecar.coordination.base import Coordination, RequestBudget
-from sidecar.coordination.budget import Budget
+from sidecar.coordination.base import Coordination
 from sidecar.credentials.sources import Credential, CredentialUnavailable
 from sidecar.credentials.store import CredentialStore
 from sidecar.providers.base import Provider
@@ -32,7 +31,7 @@ def build_accounts(
     clock: Clock,
     previous: Mapping[str, Account],
     *,
-    coordination: Coordination | None = None,
+    coordination: Coordination,
 ) -> dict[str, Account]:
     accounts: dict[str, Account] = {}
     for spec in specs:
@@ -61,7 +60,7 @@ def _provider(
     settings: Settings,
     store: CredentialStore,
     clock: Clock,
-    coordination: Coordination | None,
+    coordination: Coordination,
 ) -> Provider:
     if isinstance(spec, MemoryAccount):
         return MemoryProvider(snapshot=Path(spec.file) if spec.file else None)
@@ -85,29 +84,25 @@ def cloudflare_provider(
     clock: Clock,
     limit: RateLimit,
     base_url: str | None,
+    coordination: Coordination,
     read_cache_seconds: float = 0.0,
-    coordination: Coordination | None = None,
 ) -> Provider:
-    """Budget, write locks and read-cache versions from ``coordination`` (shared by replicas
-    with Redis), or this provider's own when there is none."""
+    """Budget, write locks and read-cache versions from ``coordination`` (in-process, or
+    shared by replicas with Redis: ``app.make_coordination`` decides which)."""
     # The SDK is a large import: only processes with a Cloudflare account pay for it.
     from sidecar.providers.cloudflare.client import CloudflareApi  # noqa: PLC0415
     from sidecar.providers.cloudflare.provider import CloudflareProvider  # noqa: PLC0415
 
-    budget: RequestBudget
-    if coordination is None:
-        budget = Budget(name, limit.requests, limit.per_seconds, clock)
-    else:
-        budget = coordination.budget(name, limit.requests, limit.per_seconds)
+    budget = coordination.budget(name, limit.requests, limit.per_seconds)
     api = CloudflareApi(
         name, credentials, budget, base_url=base_url, timeout=settings.server.provider_timeout
     )
     return CloudflareProvider(
         api,
         clock,
+        locks=coordination.locks,
+        versions=coordination.versions,
         read_cache_seconds=read_cache_seconds,
-        locks=coordination.locks if coordination else None,
-        versions=coordination.versions if coordination else None,
     )
 
 

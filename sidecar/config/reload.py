@@ -51,7 +51,7 @@ class Reloader:
         *,
         loaded_digest: str | None,
         on_result: Callable[[str], None] = lambda result: None,  # success | failure
-        coordination: Coordination | None = None,
+        coordination: Coordination,
     ) -> None:
         self.live = live
         self.path = path

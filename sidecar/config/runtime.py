@@ -52,7 +52,7 @@ def build(
     store: CredentialStore | None = None,
     clock: Clock | None = None,
     previous: Runtime | None = None,
-    coordination: Coordination | None = None,
+    coordination: Coordination,
 ) -> Runtime:
     """Build everything ``spec`` describes; accounts equal to ``previous``'s are reused."""
     store = store or CredentialStore()
@@ -93,7 +93,7 @@ def build(
 
 
 def without_table(
-    settings: Settings, clock: Clock | None = None, coordination: Coordination | None = None
+    settings: Settings, *, coordination: Coordination, clock: Clock | None = None
 ) -> Runtime:
     """No routing table: the seed-compatible Cloudflare account when ``CLOUDFLARE_*`` are set
     (one account serving every zone it can see, like the guide's backend), else the embedded

@@ -2,9 +2,11 @@
 
 ``SET NX PX`` with a random token takes the lock; only the holder releases it (compare and
 delete in one script); a holder that dies leaves it to expire. Requests of one process queue on
-an in-process lock first, so only one of them at a time polls Redis. Waiting is bounded: past
-it the write is refused with a retryable 503 that names the lock. The lease outlasts the work:
-before its one write call the holder checks that the lease still covers a provider timeout.
+an in-process lock first, so only one of them at a time polls Redis. Waiting is bounded, in
+the local queue and on Redis together: past it the write is refused with a retryable 503 that
+names the lock. The lease outlasts the work: before its one write call the holder checks that
+the lease still covers that call as a whole (its budget spend in Redis, then the provider call,
+each bounded by its timeout).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import asyncio
 import logging
 import secrets
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from sidecar.coordination.connection import RedisConnection
 from sidecar.coordination.locks import KeyedLocks
@@ -32,11 +34,15 @@ POLL_MAX = 0.1
 
 
 class RedisLease:
-    def __init__(self, name: str, expires: float) -> None:
+    def __init__(self, name: str, expires: float, redis_timeout: float) -> None:
         self.name = name
         self.expires = expires  # event-loop time when the lease may have run out
+        self.redis_timeout = redis_timeout
 
     def ensure(self, needed: float) -> None:
+        """``needed`` is the provider call's own bound; the budget spend in Redis before it
+        (up to one Redis call timeout) comes on top."""
+        needed += self.redis_timeout
         left = self.expires - asyncio.get_running_loop().time()
         if left < needed:
             raise ProviderUnavailable(
@@ -56,18 +62,27 @@ class RedisLocks:
 
     @asynccontextmanager
     async def hold(self, key: tuple[str, str, str]) -> AsyncIterator[RedisLease]:
-        async with self._local.hold(key):
-            name = self._redis.key("lock:" + ":".join(key))
+        """The lock, or ``ProviderUnavailable`` naming it once ``wait`` has passed: one
+        deadline for the queue in this process and the polling of Redis together."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadline = started + self.wait
+        name = self._redis.key("lock:" + ":".join(key))
+        async with AsyncExitStack() as local:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await local.enter_async_context(self._local.hold(key))
+            except TimeoutError:
+                raise self._still_held(name) from None
             token = secrets.token_hex(16)
-            lease = await self._acquire(name, token)
+            lease = await self._acquire(name, token, started, deadline)
             try:
                 yield lease
             finally:
                 await self._release(name, token)
 
-    async def _acquire(self, name: str, token: str) -> RedisLease:
+    async def _acquire(self, name: str, token: str, started: float, deadline: float) -> RedisLease:
         loop = asyncio.get_running_loop()
-        started = loop.time()
         delay = POLL_FIRST
         lease_ms = round(self.lease * 1000)
         while True:
@@ -78,16 +93,19 @@ class RedisLocks:
             if taken:
                 if sent > started:
                     self._redis.metrics.lock_waits.observe(sent - started)
-                return RedisLease(name, sent + self.lease)
-            if loop.time() + delay - started > self.wait:
-                self._redis.metrics.lock_timeouts.inc()
-                raise ProviderUnavailable(
-                    f"The write lock {name} is still held (by another request or replica) "
-                    f"after {self.wait:g} s; nothing was sent. Retry.",
-                    details={"lock": name},
-                )
-            await asyncio.sleep(delay)  # polling the lock, bounded by the wait above
+                return RedisLease(name, sent + self.lease, self._redis.timeout)
+            if loop.time() + delay > deadline:
+                raise self._still_held(name)
+            await asyncio.sleep(delay)  # polling the lock, bounded by the deadline above
             delay = min(delay * 2, POLL_MAX)
+
+    def _still_held(self, name: str) -> ProviderUnavailable:
+        self._redis.metrics.lock_timeouts.inc()
+        return ProviderUnavailable(
+            f"The write lock {name} is still held (by another request or replica) "
+            f"after {self.wait:g} s; nothing was sent. Retry.",
+            details={"lock": name},
+        )
 
     async def _release(self, name: str, token: str) -> None:
         try:

@@ -38,7 +38,9 @@ class RedisCoordination:
             password_file=settings.password_file,
         )
         self.nonces = RedisNonces(self.redis)
-        lease = max(settings.lock_lease, 2 * provider_timeout + 1)
+        # a write holds its lock for a read and a batch, each a budget spend in Redis then a
+        # provider call, each bounded: the lease outlasts both, and a second to release it
+        lease = max(settings.lock_lease, 2 * (provider_timeout + settings.timeout) + 1)
         self.locks = RedisLocks(self.redis, lease=lease, wait=settings.lock_wait)
         self.versions = RedisVersions(self.redis)
         self.tasks = Tasks("redis")

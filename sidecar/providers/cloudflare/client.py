@@ -21,6 +21,7 @@ and has a timeout; every failure is classified into the sidecar's error tree in 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import itertools
 import logging
@@ -108,8 +109,13 @@ class CloudflareApi:
         await self.budget.spend()
         count_provider_call()
         try:
-            response = await call(client)
-            body: object = await response.json()
+            # the SDK's timeout is per phase (connect, each read): this one bounds the call as
+            # a whole, so a write never outlives the lock lease that was checked before it
+            async with asyncio.timeout(self.timeout):
+                response = await call(client)
+                body: object = await response.json()
+        except TimeoutError as err:
+            raise self._too_late(what) from err
         except cloudflare.APIError as err:
             if isinstance(err, cloudflare.APIStatusError) and err.status_code == 429:
                 wait = await self.budget.block(_retry_after(err.response))
@@ -192,6 +198,18 @@ class CloudflareApi:
 
     # --- errors -----------------------------------------------------------------------------
 
+    def _too_late(self, what: str) -> ProviderUnavailable:
+        maybe = (
+            " The batch may still have been applied: a GET shows what is there now, and "
+            "the operator's retry of the upsert converges either way."
+            if what == BATCH
+            else ""
+        )
+        return ProviderUnavailable(
+            f"Cloudflare account {self.account!r} did not answer within {self.timeout:g} s "
+            f"when asked to {what}.{maybe}"
+        )
+
     def _classify(self, err: cloudflare.APIError, what: str) -> SidecarError:
         """Every SDK failure becomes one of the sidecar's errors, here and nowhere else."""
         where = f"Cloudflare account {self.account!r}"
@@ -201,15 +219,7 @@ class CloudflareApi:
                 f"{where} could not be reached at {self._base_url} to {what}: {refused}."
             )
         if isinstance(err, cloudflare.APITimeoutError):
-            maybe = (
-                " The batch may still have been applied: a GET shows what is there now, and "
-                "the operator's retry of the upsert converges either way."
-                if what == BATCH
-                else ""
-            )
-            return ProviderUnavailable(
-                f"{where} did not answer within {self.timeout:g} s when asked to {what}.{maybe}"
-            )
+            return self._too_late(what)
         if isinstance(err, cloudflare.APIConnectionError):
             return ProviderUnavailable(f"{where} could not be reached to {what}: {err}.")
         if not isinstance(err, cloudflare.APIStatusError):

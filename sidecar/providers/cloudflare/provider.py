@@ -3,8 +3,8 @@
 An upsert reads the name once (every type, so a CNAME in the way is seen), checks ownership,
 plans the difference and applies it in one ``dns_records/batch`` call: 2 calls for a change,
 1 and no write for an unchanged set. A delete removes only what it may, in one batch. Writes to
-the same name and type are serialised under a write lock (in-process, or shared by replicas
-through ``coordination``), and the batch is sent only while the lock's lease covers it.
+the same name and type are serialised under the write lock its ``coordination`` gives (in-process,
+or shared by replicas), and the batch is sent only while the lock's lease covers it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import Any
 
 from sidecar.clock import Clock
 from sidecar.coordination.base import WriteLocks, ZoneVersions
-from sidecar.coordination.locks import KeyedLocks
 from sidecar.errors import RecordConflict
 from sidecar.providers.base import (
     DeleteResult,
@@ -27,6 +26,7 @@ from sidecar.providers.base import (
 from sidecar.providers.cloudflare import diff
 from sidecar.providers.cloudflare.client import CloudflareApi
 from sidecar.providers.cloudflare.mapping import CloudflareRecord, effective, from_api
+from sidecar.providers.cloudflare.payloads import RecordBody, RecordId, RecordPatch
 from sidecar.providers.cloudflare.readcache import Index, ZoneReadCache
 from sidecar.providers.cloudflare.zones import CloudflareZone, ZoneDirectory
 from sidecar.records import RecordKey, RecordSet
@@ -46,14 +46,14 @@ class CloudflareProvider:
         api: CloudflareApi,
         clock: Clock,
         *,
+        locks: WriteLocks,
+        versions: ZoneVersions,
         read_cache_seconds: float = 0.0,
-        locks: WriteLocks | None = None,
-        versions: ZoneVersions | None = None,
     ) -> None:
         self.api = api
         self.zones = ZoneDirectory(api, clock)
         self.read_cache = ZoneReadCache(read_cache_seconds, clock, versions)
-        self._locks: WriteLocks = locks or KeyedLocks()
+        self._locks = locks
 
     async def upsert(self, zone: ZonePolicy, record: RecordSet) -> UpsertResult:
         kind, fqdn = record.key.type, record.key.fqdn
@@ -85,10 +85,7 @@ class CloudflareProvider:
             if plan.empty:
                 return UpsertResult(Outcome.UNCHANGED, result)
             lease.ensure(self.api.timeout)
-            await self.api.batch(
-                target.id, deletes=plan.deletes, patches=plan.patches, posts=plan.posts
-            )
-            await self.read_cache.invalidate(target.id)
+            await self._apply(target, plan.deletes, plan.patches, plan.posts)
             return UpsertResult(Outcome.UPDATED if mine else Outcome.CREATED, result)
 
     async def get(self, zone: ZonePolicy, key: RecordKey) -> RecordSet | None:
@@ -112,10 +109,7 @@ class CloudflareProvider:
             mine, foreign = _split([from_api(r) for r in raw], zone)
             if mine:
                 lease.ensure(self.api.timeout)
-                await self.api.batch(
-                    target.id, deletes=[{"id": r.id} for r in mine], patches=[], posts=[]
-                )
-                await self.read_cache.invalidate(target.id)
+                await self._apply(target, [{"id": r.id} for r in mine], [], [])
             return DeleteResult(removed=len(mine), left=tuple(r.describe() for r in foreign))
 
     async def health(self) -> Health:
@@ -151,6 +145,21 @@ class CloudflareProvider:
         await self.zones.aclose()
         await self.read_cache.aclose()
         await self.api.aclose()
+
+    async def _apply(
+        self,
+        zone: CloudflareZone,
+        deletes: list[RecordId],
+        patches: list[RecordPatch],
+        posts: list[RecordBody],
+    ) -> None:
+        """One batch, and the zone's read cache invalidated whatever its outcome: a batch that
+        timed out or failed may still have been applied, and a retry that then finds nothing
+        to change writes (and invalidates) nothing."""
+        try:
+            await self.api.batch(zone.id, deletes=deletes, patches=patches, posts=posts)
+        finally:
+            await self.read_cache.invalidate(zone.id)
 
     async def _zone_index(self, zone: CloudflareZone) -> Index:
         """The whole zone, read once, indexed by (name, type) for the read cache."""

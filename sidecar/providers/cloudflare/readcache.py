@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable
 
 from sidecar.clock import Clock
 from sidecar.coordination.base import ZoneVersions
-from sidecar.coordination.local import LocalVersions
 from sidecar.providers.cloudflare.mapping import CloudflareRecord
 from sidecar.tasks import SingleFlight
 
@@ -21,10 +20,10 @@ Index = dict[tuple[str, str], list[CloudflareRecord]]  # (name, type) -> the rec
 
 
 class ZoneReadCache:
-    def __init__(self, seconds: float, clock: Clock, versions: ZoneVersions | None = None) -> None:
+    def __init__(self, seconds: float, clock: Clock, versions: ZoneVersions) -> None:
         self.seconds = seconds
         self._clock = clock
-        self._versions = versions or LocalVersions()
+        self._versions = versions
         self._zones: dict[str, tuple[float, str, Index]] = {}  # zone -> (listed at, version, …)
         self._listings: SingleFlight[tuple[str, str], tuple[float, Index]] = SingleFlight()
 
