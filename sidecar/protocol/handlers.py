@@ -1,7 +1,7 @@
 """The four endpoints of the webhook protocol (SPEC section 2).
 
 Handlers parse at the edge, route, call the provider and answer; errors are raised and turned
-into responses by ``middleware`` alone.
+into responses by ``middleware`` (the request path) alone.
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ from sidecar.errors import DomainNotAllowed, RecordNotFound
 from sidecar.observability import context
 from sidecar.observability.metrics import Metrics
 from sidecar.protocol import wire
+from sidecar.protocol.endpoints import Endpoints
 from sidecar.protocol.json import json_response
-from sidecar.protocol.middleware import BODY, CLIENT, RUNTIME
+from sidecar.protocol.middleware import BODY, CLIENT, PATH, RUNTIME
 from sidecar.providers.base import Outcome
 from sidecar.records import RecordKey, RecordSet
 from sidecar.routing.health import HealthCache, accounts_for, verdict
@@ -38,13 +39,14 @@ class ProtocolApi:
         self.metrics = metrics
         self.clock = clock
 
-    def routes(self) -> list[web.RouteDef]:
-        return [
-            web.get("/health", self.health, allow_head=False),
-            web.post("/records", self.upsert),
-            web.get("/records/{type}/{domain}/{subdomain:[^/]*}", self.get, allow_head=False),
-            web.delete("/records/{type}/{domain}/{subdomain:[^/]*}", self.delete),
-        ]
+    def endpoints(self) -> Endpoints:
+        endpoints = Endpoints()
+        records = "/records/{type}/{domain}/{subdomain}"
+        endpoints.add("GET", "/health", self.health)
+        endpoints.add("POST", "/records", self.upsert)
+        endpoints.add("GET", records, self.get, may_be_empty={"subdomain"})
+        endpoints.add("DELETE", records, self.delete, may_be_empty={"subdomain"})
+        return endpoints
 
     async def health(self, request: web.Request) -> web.Response:
         """Judged for the caller: the accounts its zones route to; unsigned, every account."""
@@ -126,5 +128,5 @@ class ProtocolApi:
 
 
 def _path_key(request: web.Request) -> RecordKey:
-    info = request.match_info
-    return RecordKey.parse(info["type"], info["domain"], info["subdomain"])
+    params = request[PATH]
+    return RecordKey.parse(params["type"], params["domain"], params["subdomain"])
