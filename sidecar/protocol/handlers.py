@@ -19,7 +19,7 @@ from sidecar.observability import context
 from sidecar.observability.metrics import Metrics
 from sidecar.protocol import wire
 from sidecar.protocol.endpoints import Endpoints
-from sidecar.protocol.json import json_response
+from sidecar.protocol.json import json_response, record_response
 from sidecar.protocol.middleware import BODY, CLIENT, PATH, RUNTIME
 from sidecar.providers.base import Outcome
 from sidecar.records import RecordKey, RecordSet
@@ -71,13 +71,7 @@ class ProtocolApi:
         record = RecordSet.build(parsed.key, parsed.values, ttl)
         result = await route.account.provider.upsert(route.zone, record)
         self.metrics.count_change(route.account.name, result.outcome.value)
-        return json_response(
-            {
-                "success": True,
-                "record": result.record.to_wire(),
-                "message": UPSERT_MESSAGES[result.outcome],
-            }
-        )
+        return record_response(result.record, UPSERT_MESSAGES[result.outcome])
 
     async def get(self, request: web.Request) -> web.Response:
         key = _path_key(request)
@@ -88,7 +82,7 @@ class ProtocolApi:
                 f"No {key.type} record exists at {key.fqdn}.",
                 details={"type": key.type, "fqdn": key.fqdn},
             )
-        return json_response({"success": True, "record": found.to_wire()})
+        return record_response(found)
 
     async def delete(self, request: web.Request) -> web.Response:
         key = _path_key(request)
