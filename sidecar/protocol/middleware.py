@@ -121,6 +121,8 @@ def match_endpoint(request: web.Request, endpoints: Endpoints) -> tuple[str, Han
 
 async def read_body(request: web.Request, limit: int) -> bytes:
     """The whole body; the app's ``client_max_size`` (= ``limit``) stops an oversized one."""
+    if not request.body_exists:  # no Content-Length, no chunks: nothing to wait for
+        return b""
     declared = request.content_length
     if declared is not None and declared > limit:
         raise _too_large(limit)
