@@ -185,20 +185,14 @@ def record_outcome(
     response.headers[REQUEST_ID] = facts.request_id
     method, path, status = request.method, request.path, response.status
     metrics.count_request(endpoint, method, status, elapsed)
-    access.write(
-        {
-            "request_id": facts.request_id,
-            "client": facts.client,
-            "remote": request.remote,
-            "method": method,
-            "path": path,
-            "status": status,
-            "code": error.code if error else None,
-            "duration_ms": round(elapsed * 1000, 3),
-            "fqdn": facts.fqdn,
-            "account": facts.account,
-            "provider_calls": facts.provider_calls,
-        }
+    access.request(
+        facts,
+        remote=request.remote,
+        method=method,
+        path=path,
+        status=status,
+        code=error.code if error else None,
+        duration_ms=round(elapsed * 1000, 3),
     )
 
 
