@@ -24,6 +24,7 @@ from sidecar.management import ManagementApi, Readiness
 from sidecar.observability.access import AccessLog
 from sidecar.observability.inflight import InFlight
 from sidecar.observability.metrics import Metrics
+from sidecar.protocol.endpoints import EveryPath
 from sidecar.protocol.handlers import ProtocolApi
 from sidecar.protocol.middleware import request_path
 from sidecar.settings import Settings
@@ -152,20 +153,17 @@ def create_app(
     in_flight = InFlight(metrics.in_flight)
     access = AccessLog()  # after logging is configured: it writes JSON lines itself then
 
-    app = web.Application(
-        client_max_size=settings.server.max_body_bytes,
-        middlewares=[
-            request_path(
-                verifier=verifier,
-                live=live,
-                metrics=metrics,
-                in_flight=in_flight,
-                access=access,
-                max_body=settings.server.max_body_bytes,
-            )
-        ],
+    app = web.Application(client_max_size=settings.server.max_body_bytes)
+    serve = request_path(
+        endpoints=ProtocolApi(health, metrics, clock, coordination.problem).endpoints(),
+        verifier=verifier,
+        live=live,
+        metrics=metrics,
+        in_flight=in_flight,
+        access=access,
+        max_body=settings.server.max_body_bytes,
     )
-    app.add_routes(ProtocolApi(health, metrics, clock, coordination.problem).routes())
+    app.router.register_resource(EveryPath(serve))  # every request: endpoints are matched there
     app[LIVE] = live
     app[METRICS] = metrics
     app[VERIFIER] = verifier

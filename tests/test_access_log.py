@@ -14,6 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sidecar.observability.access import AccessLog
+from sidecar.observability.context import RequestFacts
 from sidecar.observability.logging import ACCESS_LOGGER, ConsoleFormatter, JsonFormatter
 
 STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00")
@@ -120,3 +121,52 @@ def test_console_format_logs_through_logging() -> None:
         False,
         ["INFO", "POST", "/records", "200"],
     )
+
+
+def request_line(access: AccessLog, values: dict[str, Any]) -> None:
+    """``AccessLog.request`` given the same values as ``fields`` holds."""
+    facts = RequestFacts(
+        values["request_id"],
+        client=values["client"],
+        fqdn=values["fqdn"],
+        account=values["account"],
+        provider_calls=values["provider_calls"],
+    )
+    access.request(
+        facts,
+        remote=values["remote"],
+        method=values["method"],
+        path=values["path"],
+        status=values["status"],
+        code=values["code"],
+        duration_ms=values["duration_ms"],
+    )
+
+
+@given(
+    path=st.text(),
+    client=st.none() | st.text(),
+    code=st.none() | st.text(),
+    remote=st.none() | st.text(),
+    duration=st.floats(min_value=0, max_value=1e6),
+)
+def test_request_line_is_the_written_line(
+    path: str, client: str | None, code: str | None, remote: str | None, duration: float
+) -> None:
+    """``request`` writes, byte for byte but the time, the line ``write`` makes of its fields."""
+    values = fields(path, client) | {"code": code, "remote": remote, "duration_ms": duration}
+    by_request, by_write = io.StringIO(), io.StringIO()
+    request_line(AccessLog(json_logger(by_request)), values)
+    AccessLog(json_logger(by_write)).write(values)
+    assert STAMP.sub("", by_request.getvalue()) == STAMP.sub("", by_write.getvalue())
+    line = json.loads(by_request.getvalue())
+    del line["time"]
+    assert line == formatted(values)
+
+
+def test_request_through_logging(caplog: pytest.LogCaptureFixture) -> None:
+    """Not direct, ``request`` logs the record ``write`` would, with the same fields."""
+    caplog.set_level(logging.INFO, logger=ACCESS_LOGGER)
+    request_line(AccessLog(), fields())
+    records = [(r.name, r.getMessage(), r.__dict__["fields"]) for r in caplog.records]
+    assert records == [(ACCESS_LOGGER, "POST /records 200", fields())]

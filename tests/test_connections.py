@@ -359,3 +359,21 @@ def test_running_out_of_descriptors_logs_one_warning() -> None:
         )
     ]
     assert len(logged.encode()) - logged_before < 64 * 1024
+
+
+async def test_a_kept_alive_connection_gets_a_fresh_deadline_per_request(served: Serve) -> None:
+    """Idle past the timeout after an answer, then a head in two parts: answered all the same."""
+    service = await served(read_timeout=0.3)
+    reader, writer = await asyncio.open_connection("127.0.0.1", service.port)
+    for idle, pause in ((0.0, 0.0), (0.4, 0.2), (0.0, 0.2)):
+        await asyncio.sleep(idle)  # after an answer, no deadline runs until the next byte
+        request = signed_get().replace(b"Connection: close", b"Connection: keep-alive")
+        writer.write(request[:20])
+        await writer.drain()
+        await asyncio.sleep(pause)  # within the timeout of the first byte
+        writer.write(request[20:])
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        body = await asyncio.wait_for(reader.readexactly(length), 10)
+        assert status_and_body(head + body)[0] == 404  # no such record: answered all the same
+    writer.close()

@@ -16,6 +16,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from sidecar.observability.context import RequestFacts
 from sidecar.observability.logging import ACCESS_LOGGER, JsonFormatter
 
 _quote = json.encoder.encode_basestring_ascii  # what json.dumps writes for a str
@@ -25,7 +26,8 @@ class AccessLog:
     def __init__(self, logger: logging.Logger | None = None) -> None:
         self._logger = logger or logging.getLogger(ACCESS_LOGGER)
         self._handler = _direct_handler(self._logger)
-        self._name = _quote(self._logger.name)
+        self._head = '{"time": "'
+        self._middle = f'", "level": "info", "logger": {_quote(self._logger.name)}, "message": '
         self._lines: list[str] = []
         self._second = -1
         self._stamp = ""
@@ -41,17 +43,76 @@ class AccessLog:
         if self._handler is None:
             self._logger.info(message, extra={"fields": fields})
             return
-        parts = [f'{{"time": "{self._now()}", "level": "info", "logger": {self._name}']
-        parts.append(f'"message": {_quote(message)}')
-        parts += [f"{_quote(key)}: {_value(value)}" for key, value in fields.items()]
+        parts = [self._head, self._now(), self._middle, _quote(message)]
+        keys = _KEYS
+        for key, value in fields.items():
+            parts.append(keys.get(key) or _key(key))
+            kind = type(value)
+            if kind is str:
+                parts.append(_quote(value))
+            elif value is None:
+                parts.append("null")
+            elif kind is int or kind is float:
+                parts.append(repr(value))
+            else:
+                parts.append(json.dumps(value, default=str))
+        parts.append("}\n")
+        self._append("".join(parts))
+
+    def request(
+        self,
+        facts: RequestFacts,
+        *,
+        remote: str | None,
+        method: str,
+        path: str,
+        status: int,
+        code: str | None,
+        duration_ms: float,
+    ) -> None:
+        """A protocol request's line: ``write``'s fields in its order, the request's facts
+        among them, formatted in one go (no dict, no loop over the fields)."""
+        if self._handler is None:
+            self.write(
+                {
+                    "request_id": facts.request_id,
+                    "client": facts.client,
+                    "remote": remote,
+                    "method": method,
+                    "path": path,
+                    "status": status,
+                    "code": code,
+                    "duration_ms": duration_ms,
+                    "fqdn": facts.fqdn,
+                    "account": facts.account,
+                    "provider_calls": facts.provider_calls,
+                }
+            )
+            return
+        quote, client, fqdn, account = _quote, facts.client, facts.fqdn, facts.account
+        self._append(
+            f"{self._head}{self._now()}{self._middle}{quote(f'{method} {path} {status}')}"
+            f', "request_id": {quote(facts.request_id)}'
+            f', "client": {"null" if client is None else quote(client)}'
+            f', "remote": {"null" if remote is None else quote(remote)}'
+            f', "method": {quote(method)}, "path": {quote(path)}, "status": {status!r}'
+            f', "code": {"null" if code is None else quote(code)}'
+            f', "duration_ms": {duration_ms!r}'
+            f', "fqdn": {"null" if fqdn is None else quote(fqdn)}'
+            f', "account": {"null" if account is None else quote(account)}'
+            f', "provider_calls": {facts.provider_calls!r}}}\n'
+        )
+
+    def _append(self, line: str) -> None:
+        """Buffer ``line`` until the loop's next turn (outside a loop: write it now)."""
         if not self._lines:
             try:
                 asyncio.get_running_loop().call_soon(self.flush)
             except RuntimeError:  # no loop: write at once
-                self._lines.append(", ".join(parts) + "}\n")
+                self._lines.append(line)
                 self.flush()
                 return
-        self._lines.append(", ".join(parts) + "}\n")
+        self._lines.append(line)
 
     def flush(self) -> None:
         """Write the buffered lines to the stream (under the handler's lock)."""
@@ -77,16 +138,16 @@ class AccessLog:
         return f"{self._stamp}.{micro // 1000:03d}+00:00"
 
 
-def _value(value: object) -> str:
-    """``value`` as ``json.dumps(..., default=str)`` writes it."""
-    if value is None:
-        return "null"
-    kind = type(value)
-    if kind is str:
-        return _quote(value)  # type: ignore[arg-type]
-    if kind is int or kind is float:
-        return repr(value)
-    return json.dumps(value, default=str)
+def _key(key: str) -> str:
+    """``, "key": `` as ``json.dumps`` writes it between two items; the first few remembered."""
+    quoted = f", {_quote(key)}: "
+    if len(_KEYS) < _MAX_KEYS:
+        _KEYS[key] = quoted
+    return quoted
+
+
+_KEYS: dict[str, str] = {}  # the field names of the access line, quoted
+_MAX_KEYS = 64
 
 
 def _direct_handler(logger: logging.Logger) -> logging.StreamHandler[TextIO] | None:

@@ -146,7 +146,9 @@ class GuardedHandler(web.RequestHandler):
     def __init__(self, manager: web.Server, guard: Guard, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self.guard = guard
-        self._deadline: asyncio.TimerHandle | None = None
+        self._due: float | None = None  # when the head or body must be in (loop time)
+        self._on_due: Callable[[], None] = self._head_too_slow
+        self._deadline: asyncio.TimerHandle | None = None  # fires at or before ``_due``
         self._body: StreamReader | None = None  # the body being received, while it is
         self._handling = False  # from a request's head to its response
 
@@ -157,12 +159,15 @@ class GuardedHandler(web.RequestHandler):
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._disarm()
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
         self.guard.closed(self)
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         heads = self._request_count
-        if data and not self._handling and self._deadline is None:
+        if data and not self._handling and self._due is None:
             self._arm(self._head_too_slow)  # the first byte of a request on a kept-alive connection
         super().data_received(data)
         if self._request_count > heads:  # a head arrived: the body's turn
@@ -189,21 +194,33 @@ class GuardedHandler(web.RequestHandler):
         return answered
 
     def _arm(self, callback: Callable[[], None]) -> None:
-        self._disarm()
-        self._deadline = self._loop.call_later(self.guard.read_timeout, callback)
+        """``callback`` at ``read_timeout`` from now, unless disarmed first. One timer per
+        connection, moved on only when it fires: arming and disarming on every request is then
+        a clock reading, not a timer scheduled and cancelled."""
+        self._due = self._loop.time() + self.guard.read_timeout
+        self._on_due = callback
+        if self._deadline is None:
+            self._deadline = self._loop.call_at(self._due, self._deadline_reached)
 
     def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+        self._due = None  # a timer still scheduled finds nothing due
+
+    def _deadline_reached(self) -> None:
+        self._deadline = None
+        due = self._due
+        if due is None:
+            return
+        if due > self._loop.time():  # re-armed since the timer was set: wait for the new one
+            self._deadline = self._loop.call_at(due, self._deadline_reached)
+            return
+        self._due = None
+        self._on_due()
 
     def _head_too_slow(self) -> None:
-        self._deadline = None
         self.guard.metrics.connections_closed.labels("slow_head").inc()
         self.force_close()
 
     def _body_too_slow(self) -> None:
-        self._deadline = None
         body, self._body = self._body, None
         if body is None or body.is_eof():
             return

@@ -1,7 +1,7 @@
 """The four endpoints of the webhook protocol (SPEC section 2).
 
 Handlers parse at the edge, route, call the provider and answer; errors are raised and turned
-into responses by ``middleware`` alone.
+into responses by ``middleware`` (the request path) alone.
 """
 
 from __future__ import annotations
@@ -20,8 +20,9 @@ from sidecar.health import HealthCache, accounts_for, verdict
 from sidecar.observability import context
 from sidecar.observability.metrics import Metrics
 from sidecar.protocol import wire
-from sidecar.protocol.json import json_response
-from sidecar.protocol.middleware import BODY, CLIENT, RUNTIME
+from sidecar.protocol.endpoints import Endpoints
+from sidecar.protocol.json import json_response, record_response
+from sidecar.protocol.middleware import BODY, CLIENT, PATH, RUNTIME
 from sidecar.providers.base import Outcome
 from sidecar.records import RecordKey, RecordSet
 from sidecar.routing.table import Route
@@ -46,13 +47,14 @@ class ProtocolApi:
         self.metrics = metrics
         self.clock = clock
 
-    def routes(self) -> list[web.RouteDef]:
-        return [
-            web.get("/health", self.health, allow_head=False),
-            web.post("/records", self.upsert),
-            web.get("/records/{type}/{domain}/{subdomain:[^/]*}", self.get, allow_head=False),
-            web.delete("/records/{type}/{domain}/{subdomain:[^/]*}", self.delete),
-        ]
+    def endpoints(self) -> Endpoints:
+        endpoints = Endpoints()
+        records = "/records/{type}/{domain}/{subdomain}"
+        endpoints.add("GET", "/health", self.health)
+        endpoints.add("POST", "/records", self.upsert)
+        endpoints.add("GET", records, self.get, may_be_empty={"subdomain"})
+        endpoints.add("DELETE", records, self.delete, may_be_empty={"subdomain"})
+        return endpoints
 
     async def health(self, request: web.Request) -> web.Response:
         """Judged for the caller: the accounts its zones route to; unsigned, every account."""
@@ -79,13 +81,7 @@ class ProtocolApi:
         record = RecordSet.build(parsed.key, parsed.values, ttl)
         result = await route.account.provider.upsert(route.zone, record)
         self.metrics.count_change(route.account.name, result.outcome.value)
-        return json_response(
-            {
-                "success": True,
-                "record": result.record.to_wire(),
-                "message": UPSERT_MESSAGES[result.outcome],
-            }
-        )
+        return record_response(result.record, UPSERT_MESSAGES[result.outcome])
 
     async def get(self, request: web.Request) -> web.Response:
         key = _path_key(request)
@@ -96,7 +92,7 @@ class ProtocolApi:
                 f"No {key.type} record exists at {key.fqdn}.",
                 details={"type": key.type, "fqdn": key.fqdn},
             )
-        return json_response({"success": True, "record": found.to_wire()})
+        return record_response(found)
 
     async def delete(self, request: web.Request) -> web.Response:
         key = _path_key(request)
@@ -136,5 +132,5 @@ class ProtocolApi:
 
 
 def _path_key(request: web.Request) -> RecordKey:
-    info = request.match_info
-    return RecordKey.parse(info["type"], info["domain"], info["subdomain"])
+    params = request[PATH]
+    return RecordKey.parse(params["type"], params["domain"], params["subdomain"])

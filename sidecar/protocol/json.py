@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from sidecar.errors import SidecarError
+from sidecar.records import RecordSet
 
 CONTENT_TYPE = "application/json"
 _encode = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps builds one per call
@@ -23,6 +25,21 @@ def json_response(
         content_type=CONTENT_TYPE,
         headers=headers,
     )
+
+
+def record_response(record: RecordSet, message: str | None = None) -> web.Response:
+    """``{"success": true, "record": ..., "message": ...}`` (no message: none), the record's
+    JSON remembered: GETs and unchanged upserts answer the same record again and again."""
+    tail = "}" if message is None else f',"message":{_encode(message)}}}'
+    return web.Response(
+        body=f'{{"success":true,"record":{_record_json(record)}{tail}'.encode(),
+        content_type=CONTENT_TYPE,
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _record_json(record: RecordSet) -> str:
+    return _encode(record.to_wire())
 
 
 def error_response(error: SidecarError) -> web.Response:

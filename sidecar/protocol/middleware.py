@@ -1,13 +1,18 @@
-"""The request path on the protocol port, in named steps, run by one middleware.
+"""The request path on the protocol port, in named steps, run by the app's one route.
 
-    name the request -> check the route -> read the body -> pin the routing table
+    name the request -> match the endpoint -> read the body -> pin the routing table
     -> verify the signature -> the endpoint's handler -> map an error to its answer
     -> record the outcome (metrics, the access line)
 
 ``map_error`` is the only place an exception becomes a response (the error table is the
 exception tree in ``sidecar.errors``). The body is read once, within the size limit, and the
-signature verified before any handler runs. One middleware, not one per step: each layer costs
-a coroutine and a call through aiohttp on every request.
+signature verified before any handler runs.
+
+No aiohttp middleware: with any middleware at all aiohttp adds one of its own
+(``_fix_request_current_app``), and each layer costs a partial and a coroutine per request. The
+app has one catch-all route whose handler is ``request_path``; ``match_endpoint`` finds the
+endpoint in the protocol's own table (``sidecar.protocol.endpoints``), and an unknown path or
+method is answered here, as JSON, like any other error.
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ import re
 import time
 
 from aiohttp import web
-from aiohttp.typedefs import Handler, Middleware
 
 from sidecar.auth.clients import Client, Verifier
 from sidecar.config.live import LiveConfig
@@ -35,12 +39,15 @@ from sidecar.observability.access import AccessLog
 from sidecar.observability.context import RequestFacts, RequestIds
 from sidecar.observability.inflight import InFlight
 from sidecar.observability.metrics import Metrics
+from sidecar.protocol.endpoints import Endpoints, Handler, PathParams
 from sidecar.protocol.json import error_response
 
 REQUEST_ID = "X-Request-Id"
 BODY = web.RequestKey("body", bytes)
 CLIENT = web.RequestKey("client", Client)
 RUNTIME = web.RequestKey("runtime", Runtime)
+PATH = web.RequestKey[PathParams]("path", dict)
+UNMATCHED = "unmatched"  # the endpoint label (metrics) of an unknown path or method
 
 _ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
@@ -49,26 +56,27 @@ log = logging.getLogger(__name__)
 
 def request_path(
     *,
+    endpoints: Endpoints,
     verifier: Verifier,
     live: LiveConfig,
     metrics: Metrics,
     in_flight: InFlight,
     access: AccessLog,
     max_body: int,
-) -> Middleware:
+) -> Handler:
     """Every step of a protocol request around its endpoint's handler."""
     ids = RequestIds()
 
-    @web.middleware
-    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    async def serve(request: web.Request) -> web.StreamResponse:
         request_id = name_request(request, ids)
         facts = context.begin(request_id)
         started = time.perf_counter()
         error: SidecarError | None = None
         runtime: Runtime | None = None
+        label = UNMATCHED
         in_flight.enter()
         try:
-            check_route(request)
+            label, handler = match_endpoint(request, endpoints)
             body = request[BODY] = await read_body(request, max_body)
             runtime = pin_routing_table(request, live)
             await verify_signature(request, verifier, runtime, body, metrics)
@@ -81,10 +89,12 @@ def request_path(
                 live.release(runtime)
             in_flight.leave()
         elapsed = time.perf_counter() - started
-        record_outcome(request, response, facts, error, elapsed, metrics=metrics, access=access)
+        record_outcome(
+            request, response, facts, error, elapsed, endpoint=label, metrics=metrics, access=access
+        )
         return response
 
-    return middleware
+    return serve
 
 
 def name_request(request: web.Request, ids: RequestIds) -> str:
@@ -93,15 +103,26 @@ def name_request(request: web.Request, ids: RequestIds) -> str:
     return given if given is not None and _ID.fullmatch(given) else ids.next()
 
 
-def check_route(request: web.Request) -> None:
-    """No endpoint at the path, or not for the method: answered before the body is read."""
-    unmatched = request.match_info.http_exception
-    if unmatched is not None:
-        raise unmatched
+def match_endpoint(request: web.Request, endpoints: Endpoints) -> tuple[str, Handler]:
+    """The endpoint's label and handler (its path parameters in ``PATH``); no endpoint at the
+    path, or not for the method: answered before the body is read."""
+    found = endpoints.match(request.rel_url.path_safe)
+    if found is None:
+        raise NotFound(f"There is no endpoint at {request.path}.", details={"path": request.path})
+    endpoint, params = found
+    handler = endpoint.handlers.get(request.method)
+    if handler is None:
+        raise MethodNotAllowed(
+            f"{request.method} is not allowed on {request.path}.", allowed=endpoint.handlers
+        )
+    request[PATH] = params
+    return endpoint.label, handler
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
     """The whole body; the app's ``client_max_size`` (= ``limit``) stops an oversized one."""
+    if not request.body_exists:  # no Content-Length, no chunks: nothing to wait for
+        return b""
     declared = request.content_length
     if declared is not None and declared > limit:
         raise _too_large(limit)
@@ -141,7 +162,7 @@ def map_error(err: Exception, request: web.Request, request_id: str) -> SidecarE
     if isinstance(err, SidecarError):
         return err
     if isinstance(err, web.HTTPException):
-        return _from_http(err, request)
+        return _from_http(err)
     log.error("unhandled error", exc_info=err, extra={"fields": {"request_id": request_id}})
     return SidecarError(
         f"An internal error occurred; it was logged with request id {request_id}.",
@@ -156,27 +177,22 @@ def record_outcome(
     error: SidecarError | None,
     elapsed: float,
     *,
+    endpoint: str,
     metrics: Metrics,
     access: AccessLog,
 ) -> None:
     """The request id on the answer, the request metrics, and the one access-log line."""
     response.headers[REQUEST_ID] = facts.request_id
     method, path, status = request.method, request.path, response.status
-    metrics.count_request(_endpoint(request), method, status, elapsed)
-    access.write(
-        {
-            "request_id": facts.request_id,
-            "client": facts.client,
-            "remote": request.remote,
-            "method": method,
-            "path": path,
-            "status": status,
-            "code": error.code if error else None,
-            "duration_ms": round(elapsed * 1000, 3),
-            "fqdn": facts.fqdn,
-            "account": facts.account,
-            "provider_calls": facts.provider_calls,
-        }
+    metrics.count_request(endpoint, method, status, elapsed)
+    access.request(
+        facts,
+        remote=request.remote,
+        method=method,
+        path=path,
+        status=status,
+        code=error.code if error else None,
+        duration_ms=round(elapsed * 1000, 3),
     )
 
 
@@ -186,20 +202,9 @@ def _too_large(limit: int) -> PayloadTooLarge:
     )
 
 
-def _from_http(err: web.HTTPException, request: web.Request) -> SidecarError:
-    if isinstance(err, web.HTTPMethodNotAllowed):
-        return MethodNotAllowed(
-            f"{request.method} is not allowed on {request.path}.", allowed=err.allowed_methods
-        )
-    if err.status == 404:
-        return NotFound(f"There is no endpoint at {request.path}.", details={"path": request.path})
+def _from_http(err: web.HTTPException) -> SidecarError:
     if err.status == 413:
         return PayloadTooLarge("The request body is too large.")
     if 400 <= err.status < 500:
         return InvalidRequest(f"The request is malformed: {err.reason}.")
     return SidecarError(f"The request failed: {err.reason}.")
-
-
-def _endpoint(request: web.Request) -> str:
-    resource = request.match_info.route.resource
-    return resource.canonical if resource is not None else "unmatched"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,7 @@ class RecordKey:
     name: RecordName
 
     @classmethod
+    @functools.lru_cache(maxsize=4096)  # the same keys come back on every reconcile
     def parse(cls, kind: str, domain: str, subdomain: str) -> RecordKey:
         return cls(normalize_type(kind), RecordName.parse(domain, subdomain))
 

@@ -7,6 +7,7 @@ unchanged upsert is recognised as one whatever spelling the caller used.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Callable, Iterable
@@ -16,6 +17,7 @@ from sidecar.records.names import normalize_host
 
 MAX_TXT = 4000
 MAX_VALUES = 100
+CACHED_VALUE = 255  # values up to this long have their canonical form remembered
 
 _CAA = re.compile(r'(\d+)\s+([A-Za-z0-9]+)\s+(?:"((?:[^"\\]|\\.)*)"|(\S+))')
 
@@ -125,10 +127,12 @@ def normalize_type(raw: str) -> str:
 
 def canonical_values(kind: str, values: Iterable[str]) -> tuple[str, ...]:
     """Validate and canonicalise ``values`` of type ``kind``; order kept, duplicates removed."""
-    canonicalize = CANONICALIZERS[kind]
     seen: dict[str, None] = {}
     for value in values:
-        seen.setdefault(canonicalize(value), None)
+        if len(value) <= CACHED_VALUE:
+            seen.setdefault(_canonical(kind, value), None)
+        else:
+            seen.setdefault(CANONICALIZERS[kind](value), None)
     result = tuple(seen)
     if not result:
         raise InvalidRecord("A record needs at least one value.", details={"field": "values"})
@@ -143,3 +147,9 @@ def canonical_values(kind: str, values: Iterable[str]) -> tuple[str, ...]:
             details={"field": "values"},
         )
     return result
+
+
+@functools.lru_cache(maxsize=4096)  # the same values come back on every reconcile
+def _canonical(kind: str, value: str) -> str:
+    """A short value's canonical form (a pure function; errors are raised, not remembered)."""
+    return CANONICALIZERS[kind](value)

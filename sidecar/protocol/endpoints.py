@@ -1,0 +1,156 @@
+"""The protocol's endpoints by path and method: the table the request path's ``match_endpoint``
+step looks a request up in.
+
+aiohttp's router tries resource after resource (a coroutine each, a regex for a templated
+path); the protocol has four endpoints on three paths, so the app has one resource,
+:class:`EveryPath`, that hands every request to the request path, and this table finds the
+endpoint: a dict lookup for a fixed path, a split on ``/`` for a templated one.
+
+The templates mean what aiohttp's do: ``{name}`` is one path segment, not empty and without
+braces; a name listed in ``may_be_empty`` takes any segment, the empty one included. Segments
+are matched in the raw path (``%2F`` does not split one), then unquoted as aiohttp does
+(``%2F`` -> ``/``, ``%25`` -> ``%``). An endpoint's label (in the metrics) is its template.
+One difference stays: a request with an empty path (``CONNECT host:port``) never reaches a
+resource, so aiohttp answers it with its plain-text 404.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Collection, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from yarl import URL
+
+if TYPE_CHECKING:
+    from aiohttp.web_urldispatcher import _InfoDict
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PathParams = dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """One path (a template, which is also its label) and its handler per method."""
+
+    label: str
+    handlers: dict[str, Handler] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Template:
+    endpoint: Endpoint
+    segments: tuple[str | None, ...]  # a fixed segment, or None for a parameter
+    names: tuple[str, ...]  # the parameters, in order
+    may_be_empty: frozenset[str]
+
+    def match(self, segments: list[str]) -> PathParams | None:
+        params: PathParams = {}
+        names = iter(self.names)
+        for fixed, given in zip(self.segments, segments, strict=True):
+            if fixed is not None:
+                if given != fixed:
+                    return None
+                continue
+            name = next(names)
+            if name not in self.may_be_empty and (not given or "{" in given or "}" in given):
+                return None
+            params[name] = _unquote(given)
+        return params
+
+
+class Endpoints:
+    """Endpoints by path; ``match`` finds the one for a request's raw path."""
+
+    def __init__(self) -> None:
+        self._fixed: dict[str, Endpoint] = {}
+        self._templated: dict[int, list[_Template]] = {}  # by number of segments
+        self._by_label: dict[str, Endpoint] = {}
+
+    def add(
+        self, method: str, path: str, handler: Handler, *, may_be_empty: Collection[str] = ()
+    ) -> None:
+        """``handler`` answers ``method`` at ``path`` (a fixed path or a template)."""
+        endpoint = self._by_label.get(path)
+        if endpoint is None:
+            endpoint = self._by_label[path] = Endpoint(path)
+            if "{" not in path:
+                self._fixed[path] = endpoint
+            else:
+                template = _template(endpoint, frozenset(may_be_empty))
+                self._templated.setdefault(len(template.segments), []).append(template)
+        endpoint.handlers[method] = handler
+
+    def match(self, path: str) -> tuple[Endpoint, PathParams] | None:
+        """The endpoint at ``path`` (raw, as ``URL.path_safe``) and its parameters, if any."""
+        endpoint = self._fixed.get(path)
+        if endpoint is not None:
+            return endpoint, {}
+        segments = path.split("/")
+        for template in self._templated.get(len(segments), ()):
+            params = template.match(segments)
+            if params is not None:
+                return template.endpoint, params
+        return None
+
+
+def _template(endpoint: Endpoint, may_be_empty: frozenset[str]) -> _Template:
+    segments: list[str | None] = []
+    names: list[str] = []
+    for segment in endpoint.label.split("/"):
+        if segment.startswith("{") and segment.endswith("}"):
+            segments.append(None)
+            names.append(segment[1:-1])
+        elif "{" in segment or "}" in segment:
+            raise ValueError(f"a parameter must be a whole segment: {endpoint.label!r}")
+        else:
+            segments.append(segment)
+    unknown = may_be_empty - set(names)
+    if unknown:
+        raise ValueError(f"{endpoint.label!r} has no parameter {', '.join(sorted(unknown))}")
+    return _Template(endpoint, tuple(segments), tuple(names), may_be_empty)
+
+
+def _unquote(segment: str) -> str:
+    """What aiohttp makes of a path parameter: the raw path keeps ``%2F`` and ``%25``."""
+    if "%" not in segment:
+        return segment
+    return segment.replace("%2F", "/").replace("%25", "%")
+
+
+class EveryPath(web.AbstractResource):
+    """An aiohttp resource that matches every request, whatever its path or method: the
+    protocol's one route (a catch-all ``/{path:.*}`` would leave ``OPTIONS *`` to aiohttp's
+    plain-text 404, and costs a regex per request)."""
+
+    def __init__(self, handler: Handler) -> None:
+        super().__init__()
+        self._route = web.ResourceRoute("*", handler, self)
+
+    @property
+    def canonical(self) -> str:
+        return "/"  # indexed under "/", which aiohttp's router tries last
+
+    def url_for(self, **kwargs: str) -> URL:
+        return URL("/")
+
+    async def resolve(
+        self, request: web.Request
+    ) -> tuple[web.UrlMappingMatchInfo | None, set[str]]:
+        return web.UrlMappingMatchInfo({}, self._route), set()
+
+    def add_prefix(self, prefix: str) -> None:
+        raise NotImplementedError("the protocol app is not mounted under a prefix")
+
+    def get_info(self) -> _InfoDict:
+        return {}
+
+    def raw_match(self, path: str) -> bool:
+        return False
+
+    def __len__(self) -> int:
+        return 1
+
+    def __iter__(self) -> Iterator[web.ResourceRoute]:
+        return iter((self._route,))
