@@ -26,7 +26,7 @@ from sidecar.observability.inflight import InFlight
 from sidecar.observability.metrics import Metrics
 from sidecar.protocol.endpoints import EveryPath
 from sidecar.protocol.handlers import ProtocolApi
-from sidecar.protocol.middleware import request_path
+from sidecar.protocol.request_path import request_path
 from sidecar.settings import Settings
 
 if TYPE_CHECKING:

@@ -2,7 +2,7 @@
 
 Every error that can reach a caller is a :class:`SidecarError`. Each class carries the HTTP
 status and protocol code it becomes (SPEC section 2), so the protocol layer turns any of them
-into a response in one place (``sidecar.protocol.middleware``) and handlers never build error
+into a response in one place (``sidecar.protocol.request_path``) and handlers never build error
 bodies themselves::
 
     SidecarError                      (500 INTERNAL_ERROR)

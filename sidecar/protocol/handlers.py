@@ -1,7 +1,7 @@
 """The four endpoints of the webhook protocol (SPEC section 2).
 
 Handlers parse at the edge, route, call the provider and answer; errors are raised and turned
-into responses by ``middleware`` (the request path) alone.
+into responses by ``request_path`` (its ``map_error`` step) alone.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from sidecar.observability.metrics import Metrics
 from sidecar.protocol import wire
 from sidecar.protocol.endpoints import Endpoints
 from sidecar.protocol.json import json_response, record_response
-from sidecar.protocol.middleware import BODY, CLIENT, PATH, RUNTIME
+from sidecar.protocol.request_path import BODY, CLIENT, PATH, RUNTIME
 from sidecar.providers.base import Outcome
 from sidecar.records import RecordKey, RecordSet
 from sidecar.routing.table import Route
