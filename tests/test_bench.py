@@ -1,4 +1,4 @@
-"""The benchmark suite in its quick mode: it must keep working (no timing is asserted here)."""
+"""The benchmarks in their quick mode: they must keep working (no timing is asserted here)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import sys
 from tests.service import REPO, clean_env
 
 
-def test_quick_benchmark_runs_every_scenario() -> None:
-    """`python -m bench --quick` runs the five scenarios and prints one row per measure."""
+def quick_rows(module: str) -> list[str]:
+    """Run ``python -m MODULE --quick``; the first cell of each table row it prints."""
     result = subprocess.run(
-        [sys.executable, "-m", "bench", "--quick"],
+        [sys.executable, "-m", module, "--quick"],
         cwd=REPO,
         env=clean_env(),
         capture_output=True,
@@ -20,7 +20,16 @@ def test_quick_benchmark_runs_every_scenario() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
-    rows = [line for line in result.stdout.splitlines() if line.startswith("| ")]
-    scenarios = {row.split("|")[1].strip() for row in rows[1:]}
-    assert scenarios == {"1 memory", "2 cloudflare", "3 sweep", "4 memory", "5 reload"}
+    return [line.split("|")[1].strip() for line in result.stdout.splitlines() if line[:2] == "| "]
+
+
+def test_quick_benchmark_runs_every_scenario() -> None:
+    """`python -m bench --quick` runs the five scenarios and prints one row per measure."""
+    rows = quick_rows("bench")
+    assert set(rows[1:]) == {"1 memory", "2 cloudflare", "3 sweep", "4 memory", "5 reload"}
     assert len(rows) == 17  # the header and 16 measures
+
+
+def test_quick_redis_overhead_benchmark_runs() -> None:
+    """`python -m bench.redis_overhead --quick` measures both configurations."""
+    assert quick_rows("bench.redis_overhead") == ["configuration", "without Redis", "with Redis"]

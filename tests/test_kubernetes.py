@@ -478,10 +478,12 @@ async def test_secret_with_a_trailing_newline_verifies_as_the_operator_signs(
     assert (as_operator.status, stripped.status) == (200, 200)
 
 
-async def test_a_watch_the_server_ends_cleanly_is_reopened_with_backoff(kube: RunningKube) -> None:
-    """A server that ends every watch at once is not hammered: each reopening waits longer."""
-    kube.fake.set_secret(NS, "hmac", {"current": "one"})
-    settings = WatchSettings.model_construct(watch_seconds=0, backoff_initial=0.2, backoff_max=30)
+async def three_watches(kube: RunningKube, *, watch_seconds: int) -> tuple[float, Any]:
+    """Follow Secret hmac (backoff starting at 0.2 s) until the server has seen three watches:
+    the seconds that took, and the Secret as the watch then holds it."""
+    settings = WatchSettings.model_construct(
+        watch_seconds=watch_seconds, backoff_initial=0.2, backoff_max=30
+    )
     objects = KubernetesObjects(kubeconfig=kube.kubeconfig, namespace=NS, settings=settings)
     await objects.start()
     loop = asyncio.get_running_loop()
@@ -490,8 +492,16 @@ async def test_a_watch_the_server_ends_cleanly_is_reopened_with_backoff(kube: Ru
         objects.watch_secret(NS, "hmac")
         await eventually(lambda: kube.fake.watches >= 3)
         took = loop.time() - started
+        watch = objects.secret(NS, "hmac")
+        return took, watch.object if watch is not None else None
     finally:
         await objects.stop()
+
+
+async def test_a_watch_the_server_ends_cleanly_is_reopened_with_backoff(kube: RunningKube) -> None:
+    """A server that ends every watch at once is not hammered: each reopening waits longer."""
+    kube.fake.set_secret(NS, "hmac", {"current": "one"})
+    took, _ = await three_watches(kube, watch_seconds=0)  # the server ends each one at once
     # two waits before the third watch: 0.2 s and 0.4 s, each with jitter of at most -20 %
     assert (kube.fake.watches, took >= 0.48) == (3, True)
 
@@ -502,19 +512,7 @@ async def test_a_watch_the_server_expires_at_once_is_listed_again_with_backoff(
     """A server answering 410 Gone to every watch is not hammered: each re-list waits longer."""
     kube.fake.set_secret(NS, "hmac", {"current": "one"})
     kube.fake.compacted_below = 10**9  # every watch is from a version already compacted away
-    settings = WatchSettings.model_construct(watch_seconds=60, backoff_initial=0.2, backoff_max=30)
-    objects = KubernetesObjects(kubeconfig=kube.kubeconfig, namespace=NS, settings=settings)
-    await objects.start()
-    loop = asyncio.get_running_loop()
-    try:
-        started = loop.time()
-        objects.watch_secret(NS, "hmac")
-        await eventually(lambda: kube.fake.watches >= 3)
-        took = loop.time() - started
-        watch = objects.secret(NS, "hmac")
-        current = watch.object if watch is not None else None
-    finally:
-        await objects.stop()
+    took, current = await three_watches(kube, watch_seconds=60)
     # two waits before the third watch: 0.2 s and 0.4 s, each with jitter of at most -20 %;
     # each Gone lists again, and the Secret stays known meanwhile
     assert (kube.fake.watches, kube.fake.lists, took >= 0.48) == (3, 3, True)
