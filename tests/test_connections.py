@@ -22,7 +22,7 @@ from aiohttp import web
 from sidecar.app import MANAGEMENT_API, METRICS, create_app
 from sidecar.auth import signing
 from sidecar.auth.signing import Algorithm
-from sidecar.protocol.connections import RateLimitedWarning, default_limit
+from sidecar.protocol.connections import Guard, GuardedHandler, RateLimitedWarning, default_limit
 from sidecar.server import serve
 from sidecar.settings import ServerSettings
 from tests.conftest import SECRET, eventually, make_settings
@@ -133,6 +133,38 @@ async def test_slow_body_is_answered_400_and_leaves_no_request_in_flight(served:
     )
     assert service.metric("dns_sidecar_requests_in_flight") == 0.0
     assert service.metric("dns_sidecar_connections_closed_total", reason="slow_body") == 1.0
+
+
+async def test_a_burst_of_connections_is_accepted_in_one_turn(
+    served: Serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Connections queued in the kernel together are all taken before any request is answered:
+    accepted one per turn of the loop, the last of a burst waited for every earlier request."""
+    service = await served(read_timeout=30)
+    events: list[str] = []
+    was_opened, was_busy = Guard.opened, Guard.busy
+
+    def on_open(guard: Guard, handler: GuardedHandler) -> None:
+        events.append("opened")
+        was_opened(guard, handler)
+
+    def on_busy(guard: Guard, handler: GuardedHandler, *, busy: bool) -> None:
+        events.append("busy" if busy else "answered")
+        was_busy(guard, handler, busy=busy)
+
+    monkeypatch.setattr(Guard, "opened", on_open)
+    monkeypatch.setattr(Guard, "busy", on_busy)
+    burst = []
+    for _ in range(20):  # blocking calls: the server's loop (this one) runs none of it yet
+        conn = socket.create_connection(("127.0.0.1", service.port), timeout=5)
+        conn.sendall(signed_get())
+        conn.setblocking(False)
+        burst.append(conn)
+    replies = [await asyncio.open_connection(sock=conn) for conn in burst]
+    for reader, writer in replies:
+        assert status_and_body(await asyncio.wait_for(reader.read(), 10))[0] == 404
+        writer.close()
+    assert events[:20] == ["opened"] * 20
 
 
 async def test_at_the_cap_a_new_connection_replaces_the_oldest_idle_one(served: Serve) -> None:
