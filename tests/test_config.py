@@ -14,6 +14,7 @@ from sidecar.errors import ConfigError, DomainNotAllowed
 from sidecar.providers.base import Ownership
 from sidecar.providers.cloudflare.provider import CloudflareProvider
 from sidecar.providers.memory import MemoryProvider
+from sidecar.routing.table import RoutingTable
 from tests.builders import local
 from tests.conftest import make_settings
 
@@ -165,6 +166,30 @@ def test_root_zone_catches_everything_else() -> None:
     table = build(spec, make_settings(), source="t", coordination=local()).table
     assert table.resolve("anything.test").account.name == "m"
     assert table.resolve("www.example.com").account.name == "n"
+
+
+def test_resolved_names_are_remembered_within_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A name's route is searched once; the memory of names stays bounded; an unrouted name is
+    refused every time (never remembered)."""
+    spec = loader.parse(
+        "version: 1\naccounts: [{name: n, provider: memory}]\n"
+        "zones: [{name: example.com, account: n}]\n",
+        "t.yaml",
+    )
+    table = build(spec, make_settings(), source="t", coordination=local()).table
+    monkeypatch.setattr(RoutingTable, "REMEMBERED", 3)
+    searched: list[str] = []
+    search = table._search
+    monkeypatch.setattr(table, "_search", lambda fqdn: searched.append(fqdn) or search(fqdn))
+    assert table.resolve("www.example.com") is table.resolve("www.example.com")
+    assert searched == ["www.example.com"]
+    for name in ("a", "b", "c", "d"):
+        table.resolve(f"{name}.example.com")
+    assert len(table._resolved) <= 3
+    for _ in range(2):
+        with pytest.raises(DomainNotAllowed):
+            table.resolve("www.example.org")
+    assert searched.count("www.example.org") == 2
 
 
 def test_problems_for_a_first_user() -> None:

@@ -25,10 +25,18 @@ class Route:
 
 
 class RoutingTable:
-    """Zones to accounts; a name goes to the zone with the longest suffix on label boundaries."""
+    """Zones to accounts; a name goes to the zone with the longest suffix on label boundaries.
+
+    A table never changes (a reload builds a new one), so the route of each name resolved is
+    remembered, up to ``REMEMBERED`` names (then forgotten all at once): the same names recur on
+    every reconcile.
+    """
+
+    REMEMBERED = 4096
 
     def __init__(self, routes: Iterable[Route]) -> None:
         self._routes = {route.zone.name: route for route in routes}
+        self._resolved: dict[str, Route] = {}
 
     def __iter__(self) -> Iterator[Route]:
         return iter(self._routes.values())
@@ -37,6 +45,15 @@ class RoutingTable:
         return len(self._routes)
 
     def resolve(self, fqdn: str) -> Route:
+        route = self._resolved.get(fqdn)
+        if route is None:
+            route = self._search(fqdn)
+            if len(self._resolved) >= self.REMEMBERED:
+                self._resolved.clear()
+            self._resolved[fqdn] = route
+        return route
+
+    def _search(self, fqdn: str) -> Route:
         labels = fqdn.split(".")
         for start in range(len(labels)):
             route = self._routes.get(".".join(labels[start:]))
