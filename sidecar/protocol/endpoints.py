@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from yarl import URL
 
+from sidecar.protocol.call import Handler, PathParams
+
 if TYPE_CHECKING:
     from aiohttp.web_urldispatcher import _InfoDict
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-PathParams = dict[str, str]
+Serve = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]  # the whole request path
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +125,9 @@ class EveryPath(web.AbstractResource):
     protocol's one route (a catch-all ``/{path:.*}`` would leave ``OPTIONS *`` to aiohttp's
     plain-text 404, and costs a regex per request)."""
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, serve: Serve) -> None:
         super().__init__()
-        self._route = web.ResourceRoute("*", handler, self)
+        self._route = web.ResourceRoute("*", serve, self)
 
     @property
     def canonical(self) -> str:

@@ -12,17 +12,15 @@ from typing import Any
 
 from aiohttp import web
 
-from sidecar.auth.clients import Client
 from sidecar.auth.signing import HEADER_SIGNATURE
 from sidecar.clock import Clock
 from sidecar.errors import DomainNotAllowed, RecordNotFound
 from sidecar.health import HealthCache, accounts_for, verdict
-from sidecar.observability import context
 from sidecar.observability.metrics import Metrics
 from sidecar.protocol import wire
+from sidecar.protocol.call import Call
 from sidecar.protocol.endpoints import Endpoints
 from sidecar.protocol.json import json_response, record_response
-from sidecar.protocol.request_path import BODY, CLIENT, PATH, RUNTIME
 from sidecar.providers.base import Outcome
 from sidecar.records import RecordKey, RecordSet
 from sidecar.routing.table import Route
@@ -56,11 +54,10 @@ class ProtocolApi:
         endpoints.add("DELETE", records, self.delete, may_be_empty={"subdomain"})
         return endpoints
 
-    async def health(self, request: web.Request) -> web.Response:
+    async def health(self, call: Call) -> web.Response:
         """Judged for the caller: the accounts its zones route to; unsigned, every account."""
-        runtime = request[RUNTIME]
-        client: Client | None = request.get(CLIENT)
-        signed = client is not None and HEADER_SIGNATURE in request.headers
+        runtime, client = call.runtime, call.client
+        signed = client is not None and HEADER_SIGNATURE in call.request.headers
         zones = client.zones if client is not None and signed else None
         accounts = accounts_for(runtime.table, runtime.accounts, zones)
         results = await self.health_cache.check(accounts)
@@ -74,18 +71,18 @@ class ProtocolApi:
         body = {"status": "healthy", "message": "DNS server is operational", "timestamp": stamp}
         return json_response(body)
 
-    async def upsert(self, request: web.Request) -> web.Response:
-        parsed = wire.parse_upsert(request[BODY])
-        route = self._route(request, parsed.key)
+    async def upsert(self, call: Call) -> web.Response:
+        parsed = wire.parse_upsert(call.body)
+        route = self._route(call, parsed.key)
         ttl = parsed.ttl if parsed.ttl is not None else route.zone.ttl
         record = RecordSet.build(parsed.key, parsed.values, ttl)
         result = await route.account.provider.upsert(route.zone, record)
         self.metrics.count_change(route.account.name, result.outcome.value)
         return record_response(result.record, UPSERT_MESSAGES[result.outcome])
 
-    async def get(self, request: web.Request) -> web.Response:
-        key = _path_key(request)
-        route = self._route(request, key)
+    async def get(self, call: Call) -> web.Response:
+        key = _path_key(call)
+        route = self._route(call, key)
         found = await route.account.provider.get(route.zone, key)
         if found is None:
             raise RecordNotFound(
@@ -94,9 +91,9 @@ class ProtocolApi:
             )
         return record_response(found)
 
-    async def delete(self, request: web.Request) -> web.Response:
-        key = _path_key(request)
-        route = self._route(request, key)
+    async def delete(self, call: Call) -> web.Response:
+        key = _path_key(call)
+        route = self._route(call, key)
         result = await route.account.provider.delete(route.zone, key)
         body: dict[str, Any] = {"success": True}
         if result.removed:
@@ -114,23 +111,21 @@ class ProtocolApi:
             body["left"] = list(result.left)
         return json_response(body)
 
-    def _route(self, request: web.Request, key: RecordKey) -> Route:
-        facts = context.current()
-        if facts is not None:
-            facts.fqdn = key.fqdn
-        route = request[RUNTIME].table.resolve(key.fqdn)
-        client: Client | None = request.get(CLIENT)
+    def _route(self, call: Call, key: RecordKey) -> Route:
+        facts = call.facts
+        facts.fqdn = key.fqdn
+        route = call.runtime.table.resolve(key.fqdn)
+        client = call.client
         if client is not None and not client.may_change(key.fqdn):
             raise DomainNotAllowed(
                 f"Client {client.name!r} may not change {key.fqdn}; its zones are "
                 f"{', '.join(client.zones or ())}.",
                 details={"fqdn": key.fqdn, "client": client.name},
             )
-        if facts is not None:
-            facts.account = route.account.name
+        facts.account = route.account.name
         return route
 
 
-def _path_key(request: web.Request) -> RecordKey:
-    params = request[PATH]
+def _path_key(call: Call) -> RecordKey:
+    params = call.params
     return RecordKey.parse(params["type"], params["domain"], params["subdomain"])

@@ -39,14 +39,11 @@ from sidecar.observability.access import AccessLog
 from sidecar.observability.context import RequestFacts, RequestIds
 from sidecar.observability.inflight import InFlight
 from sidecar.observability.metrics import Metrics
-from sidecar.protocol.endpoints import Endpoints, Handler, PathParams
+from sidecar.protocol.call import Call, Handler, PathParams
+from sidecar.protocol.endpoints import Endpoints, Serve
 from sidecar.protocol.json import error_response
 
 REQUEST_ID = "X-Request-Id"
-BODY = web.RequestKey("body", bytes)
-CLIENT = web.RequestKey("client", Client)
-RUNTIME = web.RequestKey("runtime", Runtime)
-PATH = web.RequestKey[PathParams]("path", dict)
 UNMATCHED = "unmatched"  # the endpoint label (metrics) of an unknown path or method
 
 _ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -63,11 +60,11 @@ def request_path(
     in_flight: InFlight,
     access: AccessLog,
     max_body: int,
-) -> Handler:
+) -> Serve:
     """Every step of a protocol request around its endpoint's handler."""
     ids = RequestIds()
 
-    async def serve(request: web.Request) -> web.StreamResponse:
+    async def serve(request: web.BaseRequest) -> web.StreamResponse:
         request_id = name_request(request, ids)
         facts = context.begin(request_id)
         started = time.perf_counter()
@@ -76,11 +73,13 @@ def request_path(
         label = UNMATCHED
         in_flight.enter()
         try:
-            label, handler = match_endpoint(request, endpoints)
-            body = request[BODY] = await read_body(request, max_body)
-            runtime = pin_routing_table(request, live)
-            await verify_signature(request, verifier, runtime, body, metrics)
-            response = await handler(request)
+            label, handler, params = match_endpoint(request, endpoints)
+            body = await read_body(request, max_body)
+            runtime = pin_routing_table(live)
+            client = await verify_signature(
+                request, verifier, runtime, body, metrics=metrics, facts=facts
+            )
+            response = await handler(Call(request, runtime, body, params, client, facts))
         except Exception as err:  # noqa: BLE001 - every error becomes an answer, here alone
             error = map_error(err, request, request_id)
             response = error_response(error)
@@ -97,15 +96,17 @@ def request_path(
     return serve
 
 
-def name_request(request: web.Request, ids: RequestIds) -> str:
+def name_request(request: web.BaseRequest, ids: RequestIds) -> str:
     """The caller's ``X-Request-Id`` when it is a sensible one, else a new id."""
     given = request.headers.get(REQUEST_ID)
     return given if given is not None and _ID.fullmatch(given) else ids.next()
 
 
-def match_endpoint(request: web.Request, endpoints: Endpoints) -> tuple[str, Handler]:
-    """The endpoint's label and handler (its path parameters in ``PATH``); no endpoint at the
-    path, or not for the method: answered before the body is read."""
+def match_endpoint(
+    request: web.BaseRequest, endpoints: Endpoints
+) -> tuple[str, Handler, PathParams]:
+    """The endpoint's label, handler and path parameters; no endpoint at the path, or not for
+    the method: answered before the body is read."""
     found = endpoints.match(request.rel_url.path_safe)
     if found is None:
         raise NotFound(f"There is no endpoint at {request.path}.", details={"path": request.path})
@@ -115,11 +116,10 @@ def match_endpoint(request: web.Request, endpoints: Endpoints) -> tuple[str, Han
         raise MethodNotAllowed(
             f"{request.method} is not allowed on {request.path}.", allowed=endpoint.handlers
         )
-    request[PATH] = params
-    return endpoint.label, handler
+    return endpoint.label, handler, params
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
+async def read_body(request: web.BaseRequest, limit: int) -> bytes:
     """The whole body; the app's ``client_max_size`` (= ``limit``) stops an oversized one."""
     if not request.body_exists:  # no Content-Length, no chunks: nothing to wait for
         return b""
@@ -132,17 +132,23 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         raise _too_large(limit) from None
 
 
-def pin_routing_table(request: web.Request, live: LiveConfig) -> Runtime:
+def pin_routing_table(live: LiveConfig) -> Runtime:
     """The routing table (and clients) this request uses to the end, whatever reloads happen
     meanwhile; the caller releases it when the request is answered."""
-    runtime = request[RUNTIME] = live.pin()
-    return runtime
+    return live.pin()
 
 
 async def verify_signature(
-    request: web.Request, verifier: Verifier, runtime: Runtime, body: bytes, metrics: Metrics
-) -> None:
-    """Which client signed the request (its HMAC headers), or ``AuthFailed``."""
+    request: web.BaseRequest,
+    verifier: Verifier,
+    runtime: Runtime,
+    body: bytes,
+    *,
+    metrics: Metrics,
+    facts: RequestFacts,
+) -> Client | None:
+    """Which client signed the request (its HMAC headers), or ``AuthFailed``; ``None`` when no
+    client is configured and unsigned requests may pass."""
     try:
         client = await verifier.verify(
             runtime.clients, request.method, request.path, request.headers, body
@@ -151,13 +157,11 @@ async def verify_signature(
         metrics.auth_failures.labels(err.reason).inc()
         raise
     if client is not None:
-        request[CLIENT] = client
-        facts = context.current()
-        if facts is not None:
-            facts.client = client.name
+        facts.client = client.name
+    return client
 
 
-def map_error(err: Exception, request: web.Request, request_id: str) -> SidecarError:
+def map_error(err: Exception, request: web.BaseRequest, request_id: str) -> SidecarError:
     """The protocol error an exception answers as; an unexpected one is logged (a bug)."""
     if isinstance(err, SidecarError):
         return err
@@ -171,7 +175,7 @@ def map_error(err: Exception, request: web.Request, request_id: str) -> SidecarE
 
 
 def record_outcome(
-    request: web.Request,
+    request: web.BaseRequest,
     response: web.StreamResponse,
     facts: RequestFacts,
     error: SidecarError | None,
