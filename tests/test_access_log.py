@@ -7,6 +7,8 @@ import io
 import json
 import logging
 import re
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -170,3 +172,27 @@ def test_request_through_logging(caplog: pytest.LogCaptureFixture) -> None:
     request_line(AccessLog(), fields())
     records = [(r.name, r.getMessage(), r.__dict__["fields"]) for r in caplog.records]
     assert records == [(ACCESS_LOGGER, "POST /records 200", fields())]
+
+
+@pytest.mark.parametrize(
+    "moments",
+    [
+        (1_700_000_000.0004, 1_700_000_000.0009, 1_700_000_000.0011),  # one millisecond, the next
+        (1_700_000_000.9994, 1_700_000_000.99996, 1_700_000_001.0),  # into the next second
+        (1_700_000_059.999, 1_700_000_060.25, 1_700_000_060.2504),
+    ],
+)
+def test_timestamp_is_the_json_formatters(
+    json_stream: io.StringIO, monkeypatch: pytest.MonkeyPatch, moments: tuple[float, ...]
+) -> None:
+    """Lines written in the same millisecond share a timestamp; each is the one JsonFormatter
+    writes for that moment (datetime's rounding included)."""
+    access = AccessLog(json_logger(json_stream))
+    for moment in moments:
+        monkeypatch.setattr(time, "time", lambda moment=moment: moment)
+        access.write(fields())
+    stamps = [json.loads(line)["time"] for line in json_stream.getvalue().splitlines()]
+    expected = [
+        datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds") for moment in moments
+    ]
+    assert stamps == expected

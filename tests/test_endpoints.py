@@ -60,6 +60,25 @@ def test_fixed_segment_of_a_template_must_match() -> None:
     assert table().match("/other/A/example.com/www") is None
 
 
+def test_a_templated_match_is_remembered_within_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same path is searched once; the memory stays bounded; a miss is not remembered."""
+    endpoints = table()
+    monkeypatch.setattr(Endpoints, "REMEMBERED", 2)
+    searched: list[str] = []
+    search = endpoints._search
+    monkeypatch.setattr(endpoints, "_search", lambda path: searched.append(path) or search(path))
+    first, again = (endpoints.match("/records/A/example.com/www") for _ in range(2))
+    assert first is not None
+    assert again == first
+    for name in ("a", "b", "c"):
+        assert endpoints.match(f"/records/A/example.com/{name}") is not None
+    assert len(endpoints._matched) <= 2
+    assert endpoints.match("/records/A/x") is None
+    assert endpoints.match("/records/A/x") is None
+    assert searched.count("/records/A/example.com/www") == 1
+    assert searched.count("/records/A/x") == 2
+
+
 @pytest.mark.parametrize(
     ("template", "may_be_empty"),
     [("/records/x{type}", ()), ("/records/{type}", ("domain",))],

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -27,7 +26,7 @@ class LiveConfig:
         self.config_file = config_file
         self.last_error: str | None = None
         self.failed_reloads = 0
-        self._users: Counter[int] = Counter()
+        self._users: dict[int, int] = {}  # requests running, by generation (none: absent)
         self._pinned: dict[int, Runtime] = {}  # generations some request still runs on
         self._drained: dict[int, asyncio.Event] = {}
 
@@ -49,14 +48,18 @@ class LiveConfig:
         ``use``: no context manager on every request)."""
         runtime = self.current
         generation = runtime.generation
-        self._users[generation] += 1
-        self._pinned[generation] = runtime
+        users = self._users.get(generation, 0)
+        if not users:
+            self._pinned[generation] = runtime
+        self._users[generation] = users + 1
         return runtime
 
     def release(self, runtime: Runtime) -> None:
         generation = runtime.generation
-        self._users[generation] -= 1
-        if not self._users[generation]:
+        users = self._users[generation] - 1
+        if users:
+            self._users[generation] = users
+        else:
             del self._users[generation]
             del self._pinned[generation]
             drained = self._drained.pop(generation, None)
@@ -78,7 +81,7 @@ class LiveConfig:
     async def retire(self, old: Runtime) -> None:
         """Close ``old``'s providers once no request pins ``old``, unless the current table or a
         generation still pinned by a request has them (that one's retirement closes them)."""
-        if self._users[old.generation]:
+        if self._users.get(old.generation):
             drained = self._drained.setdefault(old.generation, asyncio.Event())
             await drained.wait()
         keep = {

@@ -30,7 +30,9 @@ class AccessLog:
         self._middle = f'", "level": "info", "logger": {_quote(self._logger.name)}, "message": '
         self._lines: list[str] = []
         self._second = -1
-        self._stamp = ""
+        self._stamp = ""  # the second's part of the timestamp
+        self._milli = -1
+        self._now_text = ""  # the whole timestamp of that millisecond
 
     @property
     def direct(self) -> bool:
@@ -129,13 +131,18 @@ class AccessLog:
             handler.release()
 
     def _now(self) -> str:
-        """``JsonFormatter``'s timestamp: ISO 8601 in UTC with milliseconds."""
-        micros = round(time.time() * 1_000_000)
-        second, micro = divmod(micros, 1_000_000)
+        """``JsonFormatter``'s timestamp: ISO 8601 in UTC with milliseconds (the lines of one
+        millisecond share it, the lines of one second its first part)."""
+        milli = round(time.time() * 1_000_000) // 1000
+        if milli == self._milli:
+            return self._now_text
+        second, rest = divmod(milli, 1000)
         if second != self._second:
             self._second = second
             self._stamp = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        return f"{self._stamp}.{micro // 1000:03d}+00:00"
+        self._milli = milli
+        self._now_text = f"{self._stamp}.{rest:03d}+00:00"
+        return self._now_text
 
 
 def _key(key: str) -> str:

@@ -115,7 +115,8 @@ class Guard:
             self.waiting.pop(handler, None)
         elif handler in self.open:
             self.waiting[handler] = None
-        self._update()
+        if len(self.open) >= self.limit:  # below the cap there is room whoever is busy
+            self._update()
 
     def make_room(self) -> None:
         """At the cap, close the connection that has waited longest for a request head."""

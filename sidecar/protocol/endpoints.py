@@ -62,12 +62,20 @@ class _Template:
 
 
 class Endpoints:
-    """Endpoints by path; ``match`` finds the one for a request's raw path."""
+    """Endpoints by path; ``match`` finds the one for a request's raw path.
+
+    The match of a templated path is remembered (up to ``REMEMBERED`` paths, then forgotten
+    all at once): a reconcile asks for the same records again and again. The parameters
+    handed out are shared between the requests of one path, so they are read, never changed.
+    """
+
+    REMEMBERED = 4096
 
     def __init__(self) -> None:
         self._fixed: dict[str, Endpoint] = {}
         self._templated: dict[int, list[_Template]] = {}  # by number of segments
         self._by_label: dict[str, Endpoint] = {}
+        self._matched: dict[str, tuple[Endpoint, PathParams]] = {}
 
     def add(
         self, method: str, path: str, handler: Handler, *, may_be_empty: Collection[str] = ()
@@ -82,12 +90,24 @@ class Endpoints:
                 template = _template(endpoint, frozenset(may_be_empty))
                 self._templated.setdefault(len(template.segments), []).append(template)
         endpoint.handlers[method] = handler
+        self._matched.clear()
 
     def match(self, path: str) -> tuple[Endpoint, PathParams] | None:
         """The endpoint at ``path`` (raw, as ``URL.path_safe``) and its parameters, if any."""
         endpoint = self._fixed.get(path)
         if endpoint is not None:
             return endpoint, {}
+        found = self._matched.get(path)
+        if found is None:
+            found = self._search(path)
+            if found is None:
+                return None  # not remembered: any path can be asked for
+            if len(self._matched) >= self.REMEMBERED:
+                self._matched.clear()
+            self._matched[path] = found
+        return found
+
+    def _search(self, path: str) -> tuple[Endpoint, PathParams] | None:
         segments = path.split("/")
         for template in self._templated.get(len(segments), ()):
             params = template.match(segments)
