@@ -24,7 +24,7 @@ from sidecar.management import ManagementApi, Readiness
 from sidecar.observability.access import AccessLog
 from sidecar.observability.inflight import InFlight
 from sidecar.observability.metrics import Metrics
-from sidecar.protocol.endpoints import EveryPath
+from sidecar.protocol.endpoints import Serve
 from sidecar.protocol.handlers import ProtocolApi
 from sidecar.protocol.request_path import request_path
 from sidecar.settings import Settings
@@ -41,6 +41,7 @@ MANAGEMENT_API = web.AppKey("management_api", ManagementApi)
 IN_FLIGHT = web.AppKey("in_flight", InFlight)
 RELOADER = web.AppKey("reloader", Reloader)
 COORDINATION = web.AppKey("coordination", Coordination)
+SERVE = web.AppKey[Serve]("serve")  # the protocol's request path: the port's one handler
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,7 @@ def create_app(
     in_flight = InFlight(metrics.in_flight)
     access = AccessLog()  # after logging is configured: it writes JSON lines itself then
 
-    app = web.Application(client_max_size=settings.server.max_body_bytes)
+    app = web.Application()  # the lifecycle and the shared objects; requests go to SERVE
     serve = request_path(
         endpoints=ProtocolApi(health, metrics, clock, coordination.problem).endpoints(),
         verifier=verifier,
@@ -163,7 +164,7 @@ def create_app(
         access=access,
         max_body=settings.server.max_body_bytes,
     )
-    app.router.register_resource(EveryPath(serve))  # every request: endpoints are matched there
+    app[SERVE] = serve  # no route: the protocol port hands every request to it (server.py)
     app[LIVE] = live
     app[METRICS] = metrics
     app[VERIFIER] = verifier

@@ -15,11 +15,23 @@ import signal
 
 from aiohttp import web
 
-from sidecar.app import IN_FLIGHT, MANAGEMENT, MANAGEMENT_API, METRICS
+from sidecar.app import IN_FLIGHT, MANAGEMENT, MANAGEMENT_API, METRICS, SERVE
 from sidecar.protocol.connections import Guard, Listener, default_limit
-from sidecar.settings import Settings
+from sidecar.settings import ServerSettings, Settings
 
 log = logging.getLogger(__name__)
+
+
+def protocol_listener(app: web.Application, server: ServerSettings) -> Listener:
+    """The protocol port: the app's request path, within the connection terms of ``server``."""
+    guard = Guard(server.max_connections or default_limit(), server.read_timeout, app[METRICS])
+    return Listener(
+        app[SERVE],
+        guard,
+        max_body=server.max_body_bytes,
+        access_log=None,
+        lingering_time=server.read_timeout,
+    )
 
 
 def grace(shutdown_timeout: float) -> float:
@@ -39,16 +51,12 @@ async def serve(
         loop.add_signal_handler(sig, stop.set)
     server = settings.server
     margin = grace(server.shutdown_timeout)
-    # the runner waits up to ``margin`` for a handler, then as long again once it is cancelled
-    protocol = web.AppRunner(app, access_log=None, shutdown_timeout=margin, handle_signals=False)
+    protocol = web.AppRunner(app, handle_signals=False)  # the app's lifecycle (cleanup_ctx)
     management = web.AppRunner(app[MANAGEMENT], access_log=None, handle_signals=False)
     await protocol.setup()
     await management.setup()
-    assert protocol.server is not None  # set by setup()
-    guard = Guard(server.max_connections or default_limit(), server.read_timeout, app[METRICS])
-    listener = Listener(
-        protocol.server, guard, loop=loop, access_log=None, lingering_time=server.read_timeout
-    )
+    listener = protocol_listener(app, server)
+    guard = listener.guard
     deadline: float | None = None  # set at the stop signal
     try:
         # the protocol port first: /readyz is reachable only once requests can be taken
@@ -86,7 +94,8 @@ async def serve(
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
-        await listener.stop()
+        # waits up to ``margin`` for a request still running, then as long again once cancelled
+        await listener.close(margin)
         try:
             async with asyncio.timeout_at(deadline):
                 await protocol.cleanup()

@@ -23,6 +23,8 @@ from sidecar.auth.signing import Algorithm
 from sidecar.clock import Clock
 from sidecar.config.runtime import Runtime
 from sidecar.emulator import Emulator
+from sidecar.protocol.connections import Listener
+from sidecar.server import protocol_listener
 from sidecar.settings import (
     AuthSettings,
     CloudflareSeedSettings,
@@ -140,7 +142,7 @@ class Caller:
 @dataclass
 class Sidecar:
     app: web.Application
-    server: TestServer
+    port: int
     caller: Caller
 
     @property
@@ -160,8 +162,9 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 
 @pytest.fixture
 async def start_sidecar(session: aiohttp.ClientSession) -> AsyncIterator[StartSidecar]:
-    """Start a sidecar on a free loopback port; every one started is stopped after the test."""
-    servers: list[TestServer] = []
+    """Start a sidecar on a free loopback port, its protocol port as ``serve()`` runs it (the
+    same listener); every one started is stopped after the test."""
+    started: list[tuple[web.AppRunner, Listener]] = []
 
     async def start(
         settings: Settings | None = None,
@@ -171,16 +174,22 @@ async def start_sidecar(session: aiohttp.ClientSession) -> AsyncIterator[StartSi
         secret: bytes | None = None,
         algorithm: Algorithm = Algorithm.SHA256,
     ) -> Sidecar:
-        app = create_app(settings or make_settings(), clock=clock, initial=runtime)
-        server = TestServer(app, host="127.0.0.1")
-        await server.start_server()
-        servers.append(server)
-        base = f"http://127.0.0.1:{server.port}"
-        return Sidecar(app, server, Caller(session, base, secret, algorithm))
+        settings = settings or make_settings()
+        app = create_app(settings, clock=clock, initial=runtime)
+        runner = web.AppRunner(app, handle_signals=False)
+        await runner.setup()
+        listener = protocol_listener(app, settings.server)
+        started.append((runner, listener))
+        await listener.start("127.0.0.1", 0)
+        assert listener.socket is not None
+        port = int(listener.socket.getsockname()[1])
+        base = f"http://127.0.0.1:{port}"
+        return Sidecar(app, port, Caller(session, base, secret, algorithm))
 
     yield start
-    for server in reversed(servers):
-        await server.close()
+    for runner, listener in reversed(started):
+        await listener.close(1.0)
+        await runner.cleanup()
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from aiohttp import web
 
-from sidecar.protocol.endpoints import Endpoints, EveryPath
+from sidecar.protocol.endpoints import Endpoints
 
 RECORDS = "/records/{type}/{domain}/{subdomain}"
 
@@ -87,16 +87,3 @@ def test_bad_template(template: str, may_be_empty: tuple[str, ...]) -> None:
     """A parameter inside a segment, or an unknown name in ``may_be_empty``, is refused."""
     with pytest.raises(ValueError, match="parameter"):
         Endpoints().add("GET", template, answer, may_be_empty=may_be_empty)
-
-
-def test_every_path_resource() -> None:
-    """The app's one resource: one route for any method, under "/", never mounted or named."""
-    resource = EveryPath(answer)
-    assert resource.canonical == "/"
-    assert str(resource.url_for()) == "/"
-    assert resource.get_info() == {}
-    assert not resource.raw_match("/health")
-    assert len(resource) == 1
-    assert [route.method for route in resource] == ["*"]
-    with pytest.raises(NotImplementedError):
-        resource.add_prefix("/api")

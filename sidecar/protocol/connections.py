@@ -35,11 +35,14 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.abc import AbstractStreamWriter
 from aiohttp.http_exceptions import DecompressSizeError, HttpProcessingError, LineTooLong
+from aiohttp.http_parser import RawRequestMessage
 from aiohttp.streams import StreamReader
 
 from sidecar.errors import HeadersTooLarge, InvalidRequest, PayloadTooLarge, SidecarError
 from sidecar.observability.metrics import Metrics
+from sidecar.protocol.endpoints import Serve
 from sidecar.protocol.json import error_response
 from sidecar.tasks import Tasks
 
@@ -287,12 +290,27 @@ def parse_error(exc: HttpProcessingError) -> SidecarError:
 
 
 class Listener:
-    """Accepts connections on one TCP address for ``server`` within ``guard``'s terms."""
+    """Accepts connections on one TCP address within ``guard``'s terms, and hands every request
+    to ``serve`` (aiohttp's low-level server: no router, no application layer, no middleware;
+    the request path matches the protocol's endpoints itself)."""
 
-    def __init__(self, server: web.Server, guard: Guard, **handler_args: Any) -> None:
-        self.server = server
+    def __init__(self, serve: Serve, guard: Guard, *, max_body: int, **handler_args: Any) -> None:
+        loop = asyncio.get_running_loop()
+
+        def request(
+            message: RawRequestMessage,
+            payload: StreamReader,
+            protocol: web.RequestHandler,
+            writer: AbstractStreamWriter,
+            task: asyncio.Task[None],
+        ) -> web.BaseRequest:
+            return web.BaseRequest(
+                message, payload, protocol, writer, task, loop, client_max_size=max_body
+            )
+
+        self.server = web.Server(serve, request_factory=request, loop=loop)
         self.guard = guard
-        self.handler_args = handler_args
+        self.handler_args = {"loop": loop, **handler_args}
         self.socket: socket.socket | None = None
         self.backlog = 128
         self._tasks = Tasks("protocol")  # the accept loop: supervised, restarted if it fails
@@ -319,6 +337,13 @@ class Listener:
         await self._tasks.aclose()
         if self.socket is not None:
             self.socket.close()
+
+    async def close(self, grace: float) -> None:
+        """Close every connection: idle ones at once, the others once their request is answered
+        or, after ``grace`` seconds, cancelled."""
+        await self.stop()
+        self.server.pre_shutdown()
+        await self.server.shutdown(grace)
 
     def _handler(self) -> GuardedHandler:
         return GuardedHandler(self.server, self.guard, **self.handler_args)

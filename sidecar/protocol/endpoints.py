@@ -2,31 +2,25 @@
 step looks a request up in.
 
 aiohttp's router tries resource after resource (a coroutine each, a regex for a templated
-path); the protocol has four endpoints on three paths, so the app has one resource,
-:class:`EveryPath`, that hands every request to the request path, and this table finds the
-endpoint: a dict lookup for a fixed path, a split on ``/`` for a templated one.
+path, every prefix of the path in turn); the protocol has four endpoints on three paths, so
+the protocol port has no router: aiohttp's low-level server hands every request to the request
+path (``connections.Listener``), and this table finds the endpoint: a dict lookup for a fixed
+path, a split on ``/`` for a templated one.
 
 The templates mean what aiohttp's do: ``{name}`` is one path segment, not empty and without
 braces; a name listed in ``may_be_empty`` takes any segment, the empty one included. Segments
 are matched in the raw path (``%2F`` does not split one), then unquoted as aiohttp does
 (``%2F`` -> ``/``, ``%25`` -> ``%``). An endpoint's label (in the metrics) is its template.
-One difference stays: a request with an empty path (``CONNECT host:port``) never reaches a
-resource, so aiohttp answers it with its plain-text 404.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Iterator
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from aiohttp import web
-from yarl import URL
 
 from sidecar.protocol.call import Handler, PathParams
-
-if TYPE_CHECKING:
-    from aiohttp.web_urldispatcher import _InfoDict
 
 Serve = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]  # the whole request path
 
@@ -138,40 +132,3 @@ def _unquote(segment: str) -> str:
     if "%" not in segment:
         return segment
     return segment.replace("%2F", "/").replace("%25", "%")
-
-
-class EveryPath(web.AbstractResource):
-    """An aiohttp resource that matches every request, whatever its path or method: the
-    protocol's one route (a catch-all ``/{path:.*}`` would leave ``OPTIONS *`` to aiohttp's
-    plain-text 404, and costs a regex per request)."""
-
-    def __init__(self, serve: Serve) -> None:
-        super().__init__()
-        self._route = web.ResourceRoute("*", serve, self)
-
-    @property
-    def canonical(self) -> str:
-        return "/"  # indexed under "/", which aiohttp's router tries last
-
-    def url_for(self, **kwargs: str) -> URL:
-        return URL("/")
-
-    async def resolve(
-        self, request: web.Request
-    ) -> tuple[web.UrlMappingMatchInfo | None, set[str]]:
-        return web.UrlMappingMatchInfo({}, self._route), set()
-
-    def add_prefix(self, prefix: str) -> None:
-        raise NotImplementedError("the protocol app is not mounted under a prefix")
-
-    def get_info(self) -> _InfoDict:
-        return {}
-
-    def raw_match(self, path: str) -> bool:
-        return False
-
-    def __len__(self) -> int:
-        return 1
-
-    def __iter__(self) -> Iterator[web.ResourceRoute]:
-        return iter((self._route,))

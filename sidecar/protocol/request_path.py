@@ -8,11 +8,12 @@
 exception tree in ``sidecar.errors``). The body is read once, within the size limit, and the
 signature verified before any handler runs.
 
-No aiohttp middleware: with any middleware at all aiohttp adds one of its own
-(``_fix_request_current_app``), and each layer costs a partial and a coroutine per request. The
-app has one catch-all route whose handler is ``request_path``; ``match_endpoint`` finds the
-endpoint in the protocol's own table (``sidecar.protocol.endpoints``), and an unknown path or
-method is answered here, as JSON, like any other error.
+No aiohttp application layer: no middleware (with any, aiohttp adds one of its own, and each
+layer costs a partial and a coroutine per request), no router (it tries every prefix of the
+path). The protocol port's server hands every request to ``request_path``'s ``serve``;
+``match_endpoint`` finds the endpoint in the protocol's own table
+(``sidecar.protocol.endpoints``), and an unknown path or method is answered here, as JSON, like
+any other error.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import logging
 import re
 import time
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from sidecar.auth.clients import Client, Verifier
 from sidecar.config.live import LiveConfig
@@ -120,12 +121,18 @@ def match_endpoint(
 
 
 async def read_body(request: web.BaseRequest, limit: int) -> bytes:
-    """The whole body; the app's ``client_max_size`` (= ``limit``) stops an oversized one."""
+    """The whole body; the request's ``client_max_size`` (= ``limit``) stops an oversized one.
+    A client that waits for ``100 Continue`` before sending the body gets it once the declared
+    size is known to fit (other expectations are ignored, as RFC 9110 allows)."""
     if not request.body_exists:  # no Content-Length, no chunks: nothing to wait for
         return b""
     declared = request.content_length
     if declared is not None and declared > limit:
         raise _too_large(limit)
+    expect = request.headers.get(hdrs.EXPECT)
+    if expect is not None and expect.lower() == "100-continue" and request.version >= (1, 1):
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0  # the answer itself is still to come
     try:
         return await request.read()
     except web.HTTPRequestEntityTooLarge:
