@@ -409,3 +409,45 @@ async def test_a_kept_alive_connection_gets_a_fresh_deadline_per_request(served:
         body = await asyncio.wait_for(reader.readexactly(length), 10)
         assert status_and_body(head + body)[0] == 404  # no such record: answered all the same
     writer.close()
+
+
+async def test_a_client_waiting_for_100_continue_gets_it_then_its_answer(served: Serve) -> None:
+    """``Expect: 100-continue``: the interim answer comes before the body is sent, and only
+    once the declared size is known to fit; the request is then answered as any other."""
+    service = await served(read_timeout=30)
+    body = json.dumps(
+        {
+            "record": {
+                "type": "A",
+                "domain": "example.com",
+                "subdomain": "www",
+                "values": ["192.0.2.1"],
+            },
+            "operation": "upsert",
+        }
+    ).encode()
+    headers = signing.sign(SECRET, Algorithm.SHA256, "POST", "/records", body)
+    head = [
+        "POST /records HTTP/1.1",
+        "Host: x",
+        "Connection: close",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        "Expect: 100-continue",
+        *(f"{name}: {value}" for name, value in headers.items()),
+    ]
+    reader, writer = await asyncio.open_connection("127.0.0.1", service.port)
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode())
+    interim = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+    writer.write(body)
+    reply = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert status_and_body(reply)[0] == 200
+
+    too_large = f"Content-Length: {10 * 1024 * 1024}"
+    reader, writer = await asyncio.open_connection("127.0.0.1", service.port)
+    writer.write(("\r\n".join([*head[:4], too_large, *head[5:]]) + "\r\n\r\n").encode())
+    answer = await asyncio.wait_for(reader.readuntil(b"\r\n"), 10)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 413 ")  # no 100 Continue: the body is never asked for
