@@ -10,8 +10,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from aiohttp import web
-
 from sidecar.auth.signing import HEADER_SIGNATURE
 from sidecar.clock import Clock
 from sidecar.errors import DomainNotAllowed, RecordNotFound
@@ -20,7 +18,7 @@ from sidecar.observability.metrics import Metrics
 from sidecar.protocol import wire
 from sidecar.protocol.call import Call
 from sidecar.protocol.endpoints import Endpoints
-from sidecar.protocol.json import json_response, record_response
+from sidecar.protocol.json import JsonAnswer, json_response, record_response
 from sidecar.providers.base import Outcome
 from sidecar.records import RecordKey, RecordSet
 from sidecar.routing.table import Route
@@ -54,7 +52,7 @@ class ProtocolApi:
         endpoints.add("DELETE", records, self.delete, may_be_empty={"subdomain"})
         return endpoints
 
-    async def health(self, call: Call) -> web.Response:
+    async def health(self, call: Call) -> JsonAnswer:
         """Judged for the caller: the accounts its zones route to; unsigned, every account."""
         runtime, client = call.runtime, call.client
         signed = client is not None and HEADER_SIGNATURE in call.request.headers
@@ -71,7 +69,7 @@ class ProtocolApi:
         body = {"status": "healthy", "message": "DNS server is operational", "timestamp": stamp}
         return json_response(body)
 
-    async def upsert(self, call: Call) -> web.Response:
+    async def upsert(self, call: Call) -> JsonAnswer:
         parsed = wire.parse_upsert(call.body)
         route = self._route(call, parsed.key)
         ttl = parsed.ttl if parsed.ttl is not None else route.zone.ttl
@@ -80,7 +78,7 @@ class ProtocolApi:
         self.metrics.count_change(route.account.name, result.outcome.value)
         return record_response(result.record, UPSERT_MESSAGES[result.outcome])
 
-    async def get(self, call: Call) -> web.Response:
+    async def get(self, call: Call) -> JsonAnswer:
         key = _path_key(call)
         route = self._route(call, key)
         found = await route.account.provider.get(route.zone, key)
@@ -91,7 +89,7 @@ class ProtocolApi:
             )
         return record_response(found)
 
-    async def delete(self, call: Call) -> web.Response:
+    async def delete(self, call: Call) -> JsonAnswer:
         key = _path_key(call)
         route = self._route(call, key)
         result = await route.account.provider.delete(route.zone, key)
