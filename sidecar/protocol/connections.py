@@ -171,8 +171,6 @@ class GuardedHandler(web.RequestHandler):
 
     def data_received(self, data: bytes) -> None:
         heads = self._request_count
-        if data and not self._handling and self._due is None:
-            self._arm(self._head_too_slow)  # the first byte of a request on a kept-alive connection
         super().data_received(data)
         if self._request_count > heads:  # a head arrived: the body's turn
             self._disarm()
@@ -185,6 +183,10 @@ class GuardedHandler(web.RequestHandler):
         elif self._body is not None and self._body.is_eof():
             self._body = None
             self._disarm()
+        elif data and not self._handling and self._due is None:
+            # the first bytes of a request on a kept-alive connection, its head not complete
+            # (a head that arrives whole within these bytes needs no deadline)
+            self._arm(self._head_too_slow)
 
     async def finish_response(
         self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
