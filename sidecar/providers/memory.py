@@ -168,12 +168,9 @@ class MemoryProvider:
 
 
 def _cname_conflict(kind: str, at_name: dict[str, RecordSet]) -> str:
-    others = sorted(t for t in at_name if t != kind)
-    if kind == "CNAME" and others:
-        return ", ".join(others)
-    if kind != "CNAME" and "CNAME" in at_name:
-        return "CNAME"
-    return ""
+    if kind != "CNAME":
+        return "CNAME" if "CNAME" in at_name else ""
+    return ", ".join(sorted(t for t in at_name if t != kind))
 
 
 def _encode(records: _Store) -> bytes:
