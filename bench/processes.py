@@ -164,10 +164,12 @@ def emulator(*zones: str) -> contextlib.AbstractContextManager[Proc]:
     return _serving(command, port, _http_ready("/__emulator/stats"))
 
 
-def bare() -> contextlib.AbstractContextManager[Proc]:
-    """The bare aiohttp JSON handler: the ceiling of scenario 1."""
+def bare(*, low_level: bool = False) -> contextlib.AbstractContextManager[Proc]:
+    """The bare aiohttp JSON handler: the ceiling of scenario 1 (``low_level``: on aiohttp's
+    low-level server, as the sidecar's protocol port runs)."""
     port = free_port()
     command = [sys.executable, str(REPO / "bench" / "bare_server.py"), str(port)]
+    command += ["low-level"] if low_level else []
     return _serving(command, port, _http_ready("/health"))
 
 
