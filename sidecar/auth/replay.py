@@ -22,6 +22,7 @@ class ReplayCache:
         self._seen: set[str] = set()
         self._buckets: defaultdict[int, list[str]] = defaultdict(list)
         self._purged_to = -1  # every bucket for a second <= this has been purged
+        self._purge_from = self._purged_to + 2  # the first moment that has more to purge
 
     def __len__(self) -> int:
         return len(self._seen)
@@ -36,17 +37,19 @@ class ReplayCache:
         self._purge(now)
         if len(self._seen) >= self.capacity:
             return False
-        self._seen.add(nonce)
-        self._buckets[max(math.ceil(expires), self._purged_to + 1)].append(nonce)
+        self._store(nonce, expires)
         return True
 
     async def record(self, nonce: str, signed_at: float, expires: float, now: float) -> None:
         """The :class:`~sidecar.coordination.base.NonceStore` call: refuse a nonce seen already,
-        or one there is no room for."""
-        if self.seen(nonce, now):
+        or one there is no room for. (``seen`` then ``add``, with one purge.)"""
+        if now >= self._purge_from:  # the test of ``_purge``, without a call most of the time
+            self._purge(now)
+        if nonce in self._seen:
             raise replayed(expires - signed_at)
-        if not self.add(nonce, expires, now):
+        if len(self._seen) >= self.capacity:
             raise full(self.retry_after(now), self.capacity)
+        self._store(nonce, expires)
 
     def status(self) -> dict[str, Any]:
         return {"entries": len(self), "capacity": self.capacity}
@@ -57,10 +60,18 @@ class ReplayCache:
             return 1.0
         return max(1.0, min(self._buckets) - now)
 
+    def _store(self, nonce: str, expires: float) -> None:
+        """Remember ``nonce`` (room checked) in the bucket of the second it expires in."""
+        self._seen.add(nonce)
+        second = math.ceil(expires)
+        if second <= self._purged_to:  # never into a bucket already purged
+            second = self._purged_to + 1
+        self._buckets[second].append(nonce)
+
     def _purge(self, now: float) -> None:
-        second = math.floor(now) - 1  # buckets strictly in the past have expired
-        if second <= self._purged_to:
+        if now < self._purge_from:  # == math.floor(now) - 1 <= self._purged_to: nothing new
             return
+        second = math.floor(now) - 1  # buckets strictly in the past have expired
         if second - self._purged_to > len(self._buckets):
             due = [s for s in self._buckets if s <= second]
         else:
@@ -68,3 +79,4 @@ class ReplayCache:
         for bucket in due:
             self._seen.difference_update(self._buckets.pop(bucket))
         self._purged_to = second
+        self._purge_from = second + 2
