@@ -65,7 +65,7 @@ class JsonAnswer(web.StreamResponse):
                 headers[hdrs.CONNECTION] = "keep-alive"
         elif version == HttpVersion11:
             headers[hdrs.CONNECTION] = "close"
-        status_line = f"HTTP/{version.major}.{version.minor} {self.status} {self.reason}"
+        status_line = f"HTTP/{version.major}.{version.minor} {self._status} {self._reason}"
         self._head = _serialize_headers(status_line, headers)
         self._req = request
         self._payload_writer = request.writer

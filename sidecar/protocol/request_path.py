@@ -23,6 +23,7 @@ import re
 import time
 
 from aiohttp import hdrs, web
+from multidict import istr
 
 from sidecar.auth.clients import Client, Verifier
 from sidecar.config.live import LiveConfig
@@ -44,7 +45,7 @@ from sidecar.protocol.call import Call, Handler, PathParams
 from sidecar.protocol.endpoints import Endpoints, Serve
 from sidecar.protocol.json import error_response
 
-REQUEST_ID = "X-Request-Id"
+REQUEST_ID = istr("X-Request-Id")  # istr: looked up without lower-casing it each time
 UNMATCHED = "unmatched"  # the endpoint label (metrics) of an unknown path or method
 
 _ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
