@@ -19,8 +19,9 @@ class InFlight:
         return self._count
 
     def enter(self) -> None:
+        if not self._count:
+            self._idle.clear()
         self._count += 1
-        self._idle.clear()
 
     def leave(self) -> None:
         self._count -= 1
