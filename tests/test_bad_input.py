@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,7 +13,7 @@ import pytest
 from sidecar.providers.base import ZonePolicy
 from sidecar.providers.memory import MemoryProvider
 from sidecar.records import RecordKey
-from tests.conftest import Sidecar, StartSidecar
+from tests.conftest import Sidecar, StartSidecar, eventually
 
 
 def body(record: dict[str, Any] | None = None, operation: Any = "upsert", **extra: Any) -> bytes:
@@ -206,3 +208,38 @@ async def test_deeply_nested_json_is_not_called_invalid(seeded: Sidecar) -> None
             "the body, the record and its values)."
         ),
     )
+
+
+async def test_a_body_that_fails_to_decode_is_a_400_not_an_internal_error(
+    start_sidecar: StartSidecar,
+) -> None:
+    """A body with ``Content-Encoding: gzip`` that is not gzip is the caller's bad request
+    (400 INVALID_REQUEST), not a bug of the sidecar's (500)."""
+    sidecar = await start_sidecar()
+    reader, writer = await asyncio.open_connection("127.0.0.1", sidecar.port)
+    writer.write(
+        b"POST /records HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Encoding: gzip\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+    )
+    reply = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    head, _, answer = reply.partition(b"\r\n\r\n")
+    assert head.split(b" ")[1] == b"400", reply
+    error = json.loads(answer)["error"]
+    assert error["code"] == "INVALID_REQUEST"
+    assert error["message"].startswith("The request body cannot be read: ")
+
+
+async def test_a_client_gone_in_the_middle_of_its_body_is_not_logged_as_a_bug(
+    start_sidecar: StartSidecar, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The connection closes with the body half sent: the request ends as a 400 in the access
+    log, with no error logged (nothing went wrong in the sidecar)."""
+    sidecar = await start_sidecar()
+    with caplog.at_level(logging.INFO):
+        _, writer = await asyncio.open_connection("127.0.0.1", sidecar.port)
+        writer.write(b'POST /records HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"rec')
+        await writer.drain()
+        writer.close()
+        await eventually(lambda: any(r.getMessage() == "POST /records 400" for r in caplog.records))
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
 import resource
@@ -22,7 +23,14 @@ from aiohttp import web
 from sidecar.app import MANAGEMENT_API, METRICS, create_app
 from sidecar.auth import signing
 from sidecar.auth.signing import Algorithm
-from sidecar.protocol.connections import Guard, GuardedHandler, RateLimitedWarning, default_limit
+from sidecar.observability.metrics import Metrics
+from sidecar.protocol.connections import (
+    Guard,
+    GuardedHandler,
+    Listener,
+    RateLimitedWarning,
+    default_limit,
+)
 from sidecar.server import serve
 from sidecar.settings import ServerSettings
 from tests.conftest import SECRET, eventually, make_settings
@@ -451,3 +459,74 @@ async def test_a_client_waiting_for_100_continue_gets_it_then_its_answer(served:
     answer = await asyncio.wait_for(reader.readuntil(b"\r\n"), 10)
     writer.close()
     assert answer.startswith(b"HTTP/1.1 413 ")  # no 100 Continue: the body is never asked for
+
+
+async def _never(request: web.BaseRequest) -> web.StreamResponse:  # pragma: no cover
+    raise AssertionError("not called")
+
+
+class _Listening:
+    """A listening socket whose queue holds one good connection, then one that accept(2)
+    reports with a network error of the pending connection."""
+
+    def __init__(self, good: socket.socket, error: OSError) -> None:
+        self.queue: list[socket.socket | OSError] = [good, error]
+
+    def accept(self) -> tuple[socket.socket, object]:
+        if not self.queue:
+            raise BlockingIOError(errno.EAGAIN, "no more")
+        item = self.queue.pop(0)
+        if isinstance(item, OSError):
+            raise item
+        return item, ("127.0.0.1", 1)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConnectionAbortedError(errno.ECONNABORTED, "Software caused connection abort"),
+        OSError(errno.EPROTO, "Protocol error"),
+        OSError(errno.ENETUNREACH, "Network is unreachable"),
+    ],
+    ids=["ECONNABORTED", "EPROTO", "ENETUNREACH"],
+)
+async def test_a_queued_connections_own_error_ends_the_burst_keeping_the_rest(
+    error: OSError,
+) -> None:
+    """accept(2) reports a queued connection's own network error (ECONNABORTED, EPROTO,
+    ENETUNREACH...; to be treated like EAGAIN): the burst ends there, and the connections
+    accepted before it stay open, to be served."""
+    guard = Guard(100, 5.0, Metrics())
+    listener = Listener(_never, guard, max_body=1024)
+    ours, theirs = socket.socketpair()
+    try:
+        accepted = listener._backlog(_Listening(ours, error))  # type: ignore[arg-type]
+        assert accepted == [ours]
+        assert ours.fileno() != -1  # still open, to be served
+    finally:
+        ours.close()
+        theirs.close()
+
+
+async def test_a_connection_error_at_accept_leaves_the_accept_loop_running(
+    served: Serve, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A connection that fails between the kernel's queue and accept(2) is skipped: the next
+    one is served, and nothing is logged as a failure of the accept loop."""
+    service = await served()
+    loop = asyncio.get_running_loop()
+    accept = loop.sock_accept
+    failures = [ConnectionAbortedError(errno.ECONNABORTED, "Software caused connection abort")]
+
+    async def flaky(sock: socket.socket) -> tuple[socket.socket, Any]:
+        if failures:
+            raise failures.pop()
+        return await accept(sock)
+
+    monkeypatch.setattr(loop, "sock_accept", flaky)
+    with caplog.at_level(logging.WARNING):
+        first = service.exchange(signed_get())  # its accept is already waiting: a real one
+        assert status_and_body(await first)[0] == 404
+        assert status_and_body(await service.exchange(signed_get()))[0] == 404
+    assert not failures
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

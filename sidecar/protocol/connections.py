@@ -50,6 +50,20 @@ log = logging.getLogger(__name__)
 
 WARN_EVERY = 60.0  # seconds between two warnings about the same condition
 _OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+# accept(2) reports a queued connection's own network error; it says to treat them like EAGAIN
+_PENDING_CONNECTION_ERRORS = frozenset(
+    {
+        errno.ECONNABORTED,
+        errno.EPROTO,
+        errno.ENETDOWN,
+        errno.ENOPROTOOPT,
+        errno.EHOSTDOWN,
+        errno.ENONET,
+        errno.EHOSTUNREACH,
+        errno.EOPNOTSUPP,
+        errno.ENETUNREACH,
+    }
+)
 _RESERVED_FDS = 64  # for the management port, provider connections, files and watches
 
 
@@ -357,6 +371,8 @@ class Listener:
             try:
                 conn, _ = await loop.sock_accept(listening)
             except OSError as err:
+                if err.errno in _PENDING_CONNECTION_ERRORS:
+                    continue  # that connection is gone; the next one is not
                 if err.errno not in _OUT_OF_RESOURCES:
                     raise
                 self._exhausted(err.strerror or err)
@@ -386,11 +402,11 @@ class Listener:
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as err:
-                if err.errno not in _OUT_OF_RESOURCES:
-                    for conn in accepted:
-                        conn.close()
-                    raise
-                self._exhausted(err.strerror or err)
+                # the burst ends here, keeping what was accepted: a pending connection's own
+                # error skips it, running out of descriptors is said (and waited out by the
+                # accept loop), anything else the loop's next accept meets again
+                if err.errno in _OUT_OF_RESOURCES:
+                    self._exhausted(err.strerror or err)
                 break
             conn.setblocking(False)  # noqa: FBT003 - the socket API
             accepted.append(conn)

@@ -138,6 +138,11 @@ async def read_body(request: web.BaseRequest, limit: int) -> bytes:
         return await request.read()
     except web.HTTPRequestEntityTooLarge:
         raise _too_large(limit) from None
+    except web.RequestPayloadError as err:  # e.g. a Content-Encoding the body is not in
+        reason = str(err.__cause__ or err).strip().rstrip(".")[:200]
+        raise InvalidRequest(f"The request body cannot be read: {reason}.") from None
+    except ConnectionResetError:  # nobody is left to answer; the access line says what it was
+        raise InvalidRequest("The connection closed before the whole body arrived.") from None
 
 
 def pin_routing_table(live: LiveConfig) -> Runtime:
