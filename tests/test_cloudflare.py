@@ -621,11 +621,11 @@ async def test_a_timed_out_batch_that_was_applied_does_not_leave_the_read_cache_
     """Read cache on: a batch that timed out but was applied, then an unchanged retry: GET
     shows the new set, not the listing cached before the write."""
     yaml_text = table(cf, account_extra="    readCacheSeconds: 60")
-    caller = await sidecar_for(start_sidecar, cf, yaml_text, server={"provider_timeout": 0.2})
+    caller = await sidecar_for(start_sidecar, cf, yaml_text, server={"provider_timeout": 1.0})
     assert (await caller.upsert("A", "example.com", "www", ["192.0.2.1"])).status == 200
     cached = await caller.call("GET", "/records/A/example.com/www")
     assert cached.body["record"]["values"] == ["192.0.2.1"]
-    cf.emulator.delay(0.5, path="/batch")
+    cf.emulator.delay(1.5, path="/batch")  # past the timeout, then applied
     late = await caller.upsert("A", "example.com", "www", ["192.0.2.2"])
     assert (late.status, late.code) == (503, "PROVIDER_UNAVAILABLE")
     await eventually(lambda: [r["content"] for r in cf.records("example.com")] == ["192.0.2.2"])
