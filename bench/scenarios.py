@@ -23,6 +23,9 @@ from sidecar.auth.replay import ReplayCache
 from sidecar.auth.signing import Algorithm
 
 MARK = "managed by dns-sidecar"
+# The bare handler's CPU per request on the quiet machine the issue set its 120 us target on;
+# on this shared machine the same handler takes 65-130 us from one minute to the next.
+QUIET_BARE_US = 63
 ZONES = ("zone1.example", "zone2.example", "zone3.example", "zone4.example")
 
 
@@ -50,9 +53,9 @@ class Sizes:
 
 
 FULL = Sizes(
-    rounds=3,
-    mix=20_000,  # all rounds stay under the replay cache's 100 000 nonces in 300 s
-    mix_serial=3000,
+    rounds=7,  # short rounds: this machine's speed changes within seconds
+    mix=10_000,  # all rounds stay under the replay cache's 100 000 nonces in 300 s
+    mix_serial=1500,
     cf_ops=1000,
     cf_slow_ops=128,
     sweep=2000,
@@ -117,10 +120,14 @@ def throughput(sizes: Sizes, tmp: Path) -> list[Row]:
                     )
         logged = processes.access_lines(sc)  # the access log was on, one line per request
         assert logged >= answered, f"{logged} access-log lines for {answered} requests"
-    ours, ceiling = results["sidecar", 64], results["bare", 64]
-    floor_cpu = _median(r.cpu_us for r in results["floor", 64])
+    ours, ceiling, floor = results["sidecar", 64], results["bare", 64], results["floor", 64]
     rps, bare_rps = _median(r.rps for r in ours), _median(r.rps for r in ceiling)
     cpu, bare_cpu = _median(r.cpu_us for r in ours), _median(r.cpu_us for r in ceiling)
+    floor_cpu = _median(r.cpu_us for r in floor)
+    # the ratios are taken round by round (the runs next to each other), then their median
+    rps_ratio = _median(a.rps / b.rps for a, b in zip(ours, ceiling, strict=True))
+    cpu_ratio = _median(a.cpu_us / b.cpu_us for a, b in zip(ours, ceiling, strict=True))
+    floor_ratio = _median(a.cpu_us / b.cpu_us for a, b in zip(ours, floor, strict=True))
     serial, bare_serial = results["sidecar", 1], results["bare", 1]
     p50, p99 = _median(r.p50_ms for r in serial), _median(r.p99_ms for r in serial)
     bare_p50, bare_p99 = (
@@ -132,24 +139,33 @@ def throughput(sizes: Sizes, tmp: Path) -> list[Row]:
         Row(
             "1 memory",
             f"{mix} c=64 throughput",
-            f"{rps:,.0f} req/s ({rps / bare_rps:.2f}x bare)",
+            f"{rps:,.0f} req/s ({rps_ratio:.2f}x bare)",
             f"{bare_rps:,.0f} req/s",
             ">= 0.5x bare",
-            _met(rps / bare_rps >= 0.5),
+            _met(rps_ratio >= 0.5),
         ),
         Row(
             "1 memory",
             f"{mix} c=64 server CPU per request",
-            f"{cpu:.0f} us ({cpu / bare_cpu:.1f}x bare)",
+            f"{cpu:.0f} us ({cpu_ratio:.2f}x bare)",
             f"{bare_cpu:.0f} us",
             "<= 120 us",
             _met(cpu <= 120),
         ),
         Row(
             "1 memory",
+            f"{mix} c=64 server CPU per request, scaled to the machine the target was set on "
+            f"(the ratio above x the bare handler's {QUIET_BARE_US} us there)",
+            f"{cpu_ratio * QUIET_BARE_US:.0f} us",
+            f"{QUIET_BARE_US} us",
+            "<= 120 us",
+            _met(cpu_ratio * QUIET_BARE_US <= 120),
+        ),
+        Row(
+            "1 memory",
             f"{mix} c=64 server CPU per request, against the same handler on aiohttp's "
             "low-level server (the sidecar's stack)",
-            f"{cpu:.0f} us ({cpu / floor_cpu:.1f}x)",
+            f"{cpu:.0f} us ({floor_ratio:.2f}x)",
             f"{floor_cpu:.0f} us",
         ),
         Row(

@@ -27,7 +27,7 @@ def test_quick_benchmark_runs_every_scenario() -> None:
     """`python -m bench --quick` runs the five scenarios and prints one row per measure."""
     rows = quick_rows("bench")
     assert set(rows[1:]) == {"1 memory", "2 cloudflare", "3 sweep", "4 memory", "5 reload"}
-    assert len(rows) == 18  # the header and 17 measures
+    assert len(rows) == 19  # the header and 18 measures
 
 
 def test_quick_redis_overhead_benchmark_runs() -> None:
