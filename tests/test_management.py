@@ -54,6 +54,22 @@ async def test_metrics_count_requests_and_latency(
     assert "dns_sidecar_config_generation 1.0" in text
 
 
+async def test_made_up_methods_share_one_metric_label(
+    start_sidecar: StartSidecar, start_management: StartManagement
+) -> None:
+    """Methods outside the standard ones (WebDAV's, which the parser accepts, or any token with
+    aiohttp's Python parser) are counted as "other", so a caller cannot grow the number of
+    series; the standard ones keep their names."""
+    sidecar = await start_sidecar()
+    management = await start_management(sidecar)
+    for method in ("PROPFIND", "MKCOL", "PUT"):
+        assert (await sidecar.caller.call(method, "/health", sign=False)).status == 405
+    text = (await management.call("GET", "/metrics")).body
+    assert 'endpoint="unmatched",method="other",status="405"} 2.0' in text
+    assert 'endpoint="unmatched",method="PUT",status="405"} 1.0' in text
+    assert "PROPFIND" not in text
+
+
 async def test_status_page(start_sidecar: StartSidecar, start_management: StartManagement) -> None:
     """/status shows the table's source, zones, accounts with health, clients and the cache."""
     settings = make_settings(hmac_secret=SecretStr(SECRET.decode()), hmac_algorithm="SHA512")

@@ -47,6 +47,7 @@ from sidecar.protocol.json import error_response
 
 REQUEST_ID = istr("X-Request-Id")  # istr: looked up without lower-casing it each time
 UNMATCHED = "unmatched"  # the endpoint label (metrics) of an unknown path or method
+METHODS = hdrs.METH_ALL  # the method labels of the metrics (any other: "other")
 
 _ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
@@ -201,7 +202,9 @@ def record_outcome(
     """The request id on the answer, the request metrics, and the one access-log line."""
     response.headers[REQUEST_ID] = facts.request_id
     method, path, status = request.method, request.path, response.status
-    metrics.count_request(endpoint, method, status, elapsed)
+    # any token is a method to HTTP: the metric's label keeps to the standard ones, so that
+    # made-up methods cannot grow the number of series without bound
+    metrics.count_request(endpoint, method if method in METHODS else "other", status, elapsed)
     access.request(
         facts,
         remote=request.remote,
