@@ -243,3 +243,42 @@ async def test_a_client_gone_in_the_middle_of_its_body_is_not_logged_as_a_bug(
         writer.close()
         await eventually(lambda: any(r.getMessage() == "POST /records 400" for r in caplog.records))
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize(
+    ("raw", "message", "field"),
+    [
+        (b"[1]", "Input should be an object", ""),
+        (b'{"record": [], "operation": "upsert"}', "record: Input should be an object", "record"),
+        (
+            b'{"record": {"domain": "a", "values": []}, "operation": "upsert"}',
+            "record.type: Field required",
+            "record.type",
+        ),
+        (
+            b'{"record": {"type": "A", "domain": "a", "values": [1]}, "operation": "upsert"}',
+            "record.values.0: Input should be a valid string",
+            "record.values.0",
+        ),
+        (
+            b'{"record": {"type": "A", "domain": "a", "values": [], "ttl": "3"}, "operation": 1}',
+            "record.ttl: Input should be a valid integer",
+            "record.ttl",
+        ),
+        (
+            b'{"record": {"type": "A", "domain": "a", "values": []}}',
+            "operation: Field required",
+            "operation",
+        ),
+    ],
+)
+async def test_a_shape_error_names_the_field(
+    start_sidecar: StartSidecar, raw: bytes, message: str, field: str
+) -> None:
+    """The message names the first offending field (none: the body as a whole) and what is
+    wrong with it; ``details.field`` is the same field."""
+    sidecar = await start_sidecar()
+    reply = await sidecar.caller.call("POST", "/records", raw=raw, sign=False)
+    assert (reply.status, reply.code) == (400, "INVALID_REQUEST")
+    assert reply.message == f"The body does not have the expected shape: {message}."
+    assert reply.body["error"]["details"]["field"] == field

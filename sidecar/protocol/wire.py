@@ -7,8 +7,10 @@ Shape problems (not JSON, wrong JSON types, missing keys, unknown operation) are
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NotRequired
 
-from pydantic import BaseModel, ConfigDict, StrictInt, StrictStr, ValidationError
+from pydantic import ConfigDict, StrictInt, StrictStr, TypeAdapter, ValidationError, with_config
+from typing_extensions import TypedDict  # pydantic needs this one before Python 3.12
 
 from sidecar.errors import InvalidRequest
 from sidecar.records import RecordKey
@@ -16,21 +18,24 @@ from sidecar.records import RecordKey
 OPERATIONS = ("upsert",)
 
 
-class _WireRecord(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
-
+# TypedDicts, not models: validated to plain dicts, half the cost of building two models per
+# upsert, with the same error locations and messages
+@with_config(ConfigDict(extra="ignore", strict=True))
+class _WireRecord(TypedDict):
     type: StrictStr
     domain: StrictStr
-    subdomain: StrictStr = "@"
+    subdomain: NotRequired[StrictStr]  # "@" when absent
     values: list[StrictStr]
-    ttl: StrictInt | None = None
+    ttl: NotRequired[StrictInt | None]
 
 
-class _UpsertBody(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
-
+@with_config(ConfigDict(extra="ignore", strict=True))
+class _UpsertBody(TypedDict):
     record: _WireRecord
     operation: StrictStr
+
+
+_UPSERT_BODY = TypeAdapter(_UpsertBody)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,18 +51,18 @@ def parse_upsert(body: bytes) -> UpsertRequest:
             'The body is empty; send {"record": {...}, "operation": "upsert"} as JSON.'
         )
     try:
-        parsed = _UpsertBody.model_validate_json(body)
+        parsed = _UPSERT_BODY.validate_json(body)
     except ValidationError as err:
         raise _shape_error(err) from None
-    if parsed.operation not in OPERATIONS:
+    operation = parsed["operation"]
+    if operation not in OPERATIONS:
         raise InvalidRequest(
-            f"Unknown operation {parsed.operation!r}; supported: {', '.join(OPERATIONS)}.",
+            f"Unknown operation {operation!r}; supported: {', '.join(OPERATIONS)}.",
             details={"field": "operation"},
         )
-    record = parsed.record
-    return UpsertRequest(
-        RecordKey.parse(record.type, record.domain, record.subdomain), record.values, record.ttl
-    )
+    record = parsed["record"]
+    key = RecordKey.parse(record["type"], record["domain"], record.get("subdomain", "@"))
+    return UpsertRequest(key, record["values"], record.get("ttl"))
 
 
 def _shape_error(err: ValidationError) -> InvalidRequest:
@@ -75,7 +80,8 @@ def _shape_error(err: ValidationError) -> InvalidRequest:
         for error in errors
     ]
     first = problems[0]
+    where = f"{first['field']}: " if first["field"] else ""  # none: the body as a whole
     return InvalidRequest(
-        f"The body does not have the expected shape: {first['field']}: {first['problem']}.",
+        f"The body does not have the expected shape: {where}{first['problem']}.",
         details={"field": first["field"], "problems": problems},
     )
