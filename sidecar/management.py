@@ -140,7 +140,7 @@ def _client_status(client: Client) -> dict[str, Any]:
         "source": client.source,
         "algorithm": settings.algorithm.value if settings and settings.secrets else None,
         "signed": bool(settings and settings.secrets),
-        "secrets": len(settings.secrets) if settings else 0,
+        "secrets": settings.secret_count if settings else 0,
         "zones": list(client.zones) if client.zones is not None else "all",
         "refused": state.reason if isinstance(state, Refused) else None,
         **client.details(),

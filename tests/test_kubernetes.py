@@ -465,10 +465,14 @@ async def test_dns_class_hmac_auth_without_a_secret_is_refused(
 
 
 async def test_secret_with_a_trailing_newline_verifies_as_the_operator_signs(
-    kube: RunningKube, start_sidecar: StartSidecar, tmp_path: Path
+    kube: RunningKube,
+    start_sidecar: StartSidecar,
+    start_management: StartManagement,
+    tmp_path: Path,
 ) -> None:
     """The operator signs with a Secret's bytes as stored, a trailing newline included (a Secret
-    made with --from-file): that verifies, and so does the value without it."""
+    made with --from-file): that verifies, and so does the value without it; /status counts it
+    as the one secret it is."""
     kube.fake.set_secret(NS, "cf-hmac", {"hmac-secret": "cf-secret\n"})
     kube.fake.set_dns_class("cloudflare", hmac_auth("SHA256", "cf-hmac"))
     kube.fake.set_dns_class("home", hmac_auth("SHA512", "home-hmac"))
@@ -476,6 +480,9 @@ async def test_secret_with_a_trailing_newline_verifies_as_the_operator_signs(
     as_operator = await sidecar.caller.call("GET", "/health", secret=b"cf-secret\n")
     stripped = await sidecar.caller.call("GET", "/health", secret=b"cf-secret")
     assert (as_operator.status, stripped.status) == (200, 200)
+    status = (await (await start_management(sidecar)).call("GET", "/status")).body
+    secrets = {client["name"]: client["secrets"] for client in status["clients"]}
+    assert secrets["cloudflare"] == 1
 
 
 async def three_watches(kube: RunningKube, *, watch_seconds: int) -> tuple[float, Any]:

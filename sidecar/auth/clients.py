@@ -32,7 +32,15 @@ class ClientAuth:
     """A client's HMAC settings in force: its algorithm and secrets (none: unsigned requests)."""
 
     algorithm: Algorithm = Algorithm.SHA256
-    secrets: tuple[bytes, ...] = field(default=(), repr=False)
+    secrets: tuple[bytes, ...] = field(default=(), repr=False)  # every key that verifies
+    # how many secrets are configured, when fewer than the keys: a Kubernetes Secret stored
+    # with a trailing newline verifies as stored and trimmed (two keys, one secret)
+    configured: int | None = None
+
+    @property
+    def secret_count(self) -> int:
+        """Secrets configured (for people: ``/status``)."""
+        return len(self.secrets) if self.configured is None else self.configured
 
 
 @dataclass(frozen=True, slots=True)

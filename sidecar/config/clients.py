@@ -52,7 +52,8 @@ def _client(spec: ClientSpec, store: CredentialStore) -> Client:
     credentials = list(spec.secrets or [])
 
     def resolve() -> ClientAuth:
-        return ClientAuth(algorithm, tuple(k for c in credentials for k in store.hmac_keys(c)))
+        keys = tuple(k for c in credentials for k in store.hmac_keys(c))
+        return ClientAuth(algorithm, keys, configured=len(credentials))
 
     return Client(spec.name, resolve, zones)
 
@@ -75,6 +76,6 @@ def _from_dns_class(name: str, store: CredentialStore) -> Callable[[], ClientAut
             keys = store.hmac_keys(found.secret)
         except CredentialUnavailable as err:
             raise CredentialUnavailable(f"DNSClass {name}: {err.message}") from err
-        return ClientAuth(algorithm, keys)
+        return ClientAuth(algorithm, keys, configured=1)
 
     return resolve
