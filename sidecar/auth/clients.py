@@ -35,7 +35,7 @@ class ClientAuth:
     secrets: tuple[bytes, ...] = field(default=(), repr=False)  # every key that verifies
     # how many secrets are configured, when fewer than the keys: a Kubernetes Secret stored
     # with a trailing newline verifies as stored and trimmed (two keys, one secret)
-    configured: int | None = None
+    configured: int | None = field(default=None, compare=False)
 
     @property
     def secret_count(self) -> int:
