@@ -34,11 +34,12 @@ async def test_retire_waits_for_the_requests_pinning_the_old_table() -> None:
     """A request still on the old table keeps its provider open until it finishes."""
     dropped = Tracked()
     live = LiveConfig(make_runtime([dropped]))
-    with live.use() as pinned:
-        old = live.swap(make_runtime([Tracked()]))
-        retiring = asyncio.create_task(live.retire(old))
-        await asyncio.sleep(0)  # let retire reach its wait (a yield, not a timing)
-        assert (retiring.done(), dropped.closed, pinned is old) == (False, 0, True)
+    pinned = live.pin()  # a request in progress
+    old = live.swap(make_runtime([Tracked()]))
+    retiring = asyncio.create_task(live.retire(old))
+    await asyncio.sleep(0)  # let retire reach its wait (a yield, not a timing)
+    assert (retiring.done(), dropped.closed, pinned is old) == (False, 0, True)
+    live.release(pinned)  # it is answered
     await asyncio.wait_for(retiring, 5)
     assert dropped.closed == 1
 
@@ -47,11 +48,12 @@ async def test_retire_spares_a_provider_an_older_pinned_table_still_uses() -> No
     """Gen 1 pinned, gen 2 retired: a provider gen 1 still uses is left for gen 1's retirement."""
     first_only = Tracked()
     live = LiveConfig(make_runtime([first_only]))
-    with live.use():
-        gen1 = live.swap(make_runtime([first_only, Tracked()]))
-        gen2 = live.swap(make_runtime([Tracked()]))
-        await live.retire(gen2)
-        assert first_only.closed == 0
+    pinned = live.pin()
+    gen1 = live.swap(make_runtime([first_only, Tracked()]))
+    gen2 = live.swap(make_runtime([Tracked()]))
+    await live.retire(gen2)
+    assert first_only.closed == 0
+    live.release(pinned)
     await live.retire(gen1)
     assert first_only.closed == 1
 

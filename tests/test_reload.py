@@ -223,16 +223,18 @@ async def test_provider_shared_by_a_pinned_generation_stays_open() -> None:
 
     shared, first_only = Tracked("shared"), Tracked("first-only")
     live = LiveConfig(make_runtime([shared, first_only]))
-    with live.use():  # a request on generation 1
-        old1 = live.swap(make_runtime([shared]))  # generation 2 keeps "shared"
-        with live.use():  # a request on generation 2
-            old2 = live.swap(make_runtime([Tracked("new")]))  # generation 3 drops it
-            retire1 = asyncio.ensure_future(live.retire(old1))
-            retire2 = asyncio.ensure_future(live.retire(old2))
-            await asyncio.sleep(0)
-            assert closed == []  # both old generations are still pinned
-        await retire2
-        assert closed == []  # generation 1 still runs on "shared"
+    on_first = live.pin()  # a request on generation 1
+    old1 = live.swap(make_runtime([shared]))  # generation 2 keeps "shared"
+    on_second = live.pin()  # a request on generation 2
+    old2 = live.swap(make_runtime([Tracked("new")]))  # generation 3 drops it
+    retire1 = asyncio.ensure_future(live.retire(old1))
+    retire2 = asyncio.ensure_future(live.retire(old2))
+    await asyncio.sleep(0)
+    assert closed == []  # both old generations are still pinned
+    live.release(on_second)
+    await retire2
+    assert closed == []  # generation 1 still runs on "shared"
+    live.release(on_first)
     await retire1
     assert sorted(closed) == ["first-only", "shared"]
 

@@ -35,21 +35,15 @@ class ReplayCache:
     def add(self, nonce: str, expires: float, now: float) -> bool:
         """Remember ``nonce`` until ``expires``; ``False`` (and nothing stored) when full."""
         self._purge(now)
-        if len(self._seen) >= self.capacity:
-            return False
-        self._store(nonce, expires)
-        return True
+        return self._admit(nonce, expires)
 
     async def record(self, nonce: str, signed_at: float, expires: float, now: float) -> None:
         """The :class:`~sidecar.coordination.base.NonceStore` call: refuse a nonce seen already,
-        or one there is no room for. (``seen`` then ``add``, with one purge.)"""
-        if now >= self._purge_from:  # the test of ``_purge``, without a call most of the time
-            self._purge(now)
-        if nonce in self._seen:
+        or one there is no room for (``seen`` then ``add``, purged once)."""
+        if self.seen(nonce, now):
             raise replayed(expires - signed_at)
-        if len(self._seen) >= self.capacity:
+        if not self._admit(nonce, expires):
             raise full(self.retry_after(now), self.capacity)
-        self._store(nonce, expires)
 
     def status(self) -> dict[str, Any]:
         return {"entries": len(self), "capacity": self.capacity}
@@ -60,13 +54,17 @@ class ReplayCache:
             return 1.0
         return max(1.0, min(self._buckets) - now)
 
-    def _store(self, nonce: str, expires: float) -> None:
-        """Remember ``nonce`` (room checked) in the bucket of the second it expires in."""
+    def _admit(self, nonce: str, expires: float) -> bool:
+        """Remember ``nonce`` (purged already) in the bucket of the second it expires in, if
+        there is room."""
+        if len(self._seen) >= self.capacity:
+            return False
         self._seen.add(nonce)
         second = math.ceil(expires)
         if second <= self._purged_to:  # never into a bucket already purged
             second = self._purged_to + 1
         self._buckets[second].append(nonce)
+        return True
 
     def _purge(self, now: float) -> None:
         if now < self._purge_from:  # == math.floor(now) - 1 <= self._purged_to: nothing new

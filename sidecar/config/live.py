@@ -1,6 +1,6 @@
 """The routing table in force: read by every request, replaced whole by a reload.
 
-A request pins the :class:`Runtime` it starts with (``use``) and finishes on it, whatever
+A request pins the :class:`Runtime` it starts with (``pin``) and finishes on it, whatever
 reloads happen meanwhile. Providers that a new runtime no longer uses are closed only once no
 request pins the runtime that had them (``retire``).
 """
@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 
 from sidecar.config.runtime import Runtime
@@ -34,18 +32,9 @@ class LiveConfig:
     def generation(self) -> int:
         return self.current.generation
 
-    @contextmanager
-    def use(self) -> Iterator[Runtime]:
-        """The runtime in force now, pinned until the block ends."""
-        runtime = self.pin()
-        try:
-            yield runtime
-        finally:
-            self.release(runtime)
-
     def pin(self) -> Runtime:
-        """The runtime in force now, pinned until ``release`` (the request path's form of
-        ``use``: no context manager on every request)."""
+        """The runtime in force now, pinned until ``release`` (a request pins one for its whole
+        life)."""
         runtime = self.current
         generation = runtime.generation
         users = self._users.get(generation, 0)

@@ -29,10 +29,6 @@ def begin(request_id: str) -> RequestFacts:
     return facts
 
 
-def current() -> RequestFacts | None:
-    return _current.get()
-
-
 def count_provider_call() -> None:
     """Providers call this once per API call they make."""
     facts = _current.get()

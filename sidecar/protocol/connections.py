@@ -310,7 +310,9 @@ class Listener:
     to ``serve`` (aiohttp's low-level server: no router, no application layer, no middleware;
     the request path matches the protocol's endpoints itself)."""
 
-    def __init__(self, serve: Serve, guard: Guard, *, max_body: int, **handler_args: Any) -> None:
+    def __init__(
+        self, serve: Serve, guard: Guard, *, max_body: int, backlog: int = 128, **handler_args: Any
+    ) -> None:
         loop = asyncio.get_running_loop()
 
         def request(
@@ -328,22 +330,21 @@ class Listener:
         self.guard = guard
         self.handler_args = {"loop": loop, **handler_args}
         self.socket: socket.socket | None = None
-        self.backlog = 128
+        self.backlog = backlog  # the kernel's queue; also the most accepted in one turn
         self._tasks = Tasks("protocol")  # the accept loop: supervised, restarted if it fails
         self._exhausted = RateLimitedWarning(
             "cannot accept a connection: %s; retrying (lower DNS_SIDECAR_MAX_CONNECTIONS "
             "or raise the file-descriptor limit)"
         )
 
-    async def start(self, host: str, port: int, backlog: int = 128) -> None:
+    async def start(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
         family, _, _, _, address = (
             await loop.getaddrinfo(
                 host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
             )
         )[0]
-        self.backlog = backlog
-        listening = socket.create_server(address[:2], family=family, backlog=backlog)
+        listening = socket.create_server(address[:2], family=family, backlog=self.backlog)
         listening.setblocking(False)  # noqa: FBT003 - the socket API
         self.socket = listening
         self._tasks.loop("accept", functools.partial(self._accept_forever, listening))

@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping
-from http import HTTPStatus
 from typing import Any
 
 from aiohttp import hdrs, web
@@ -27,7 +26,6 @@ from sidecar.records import RecordSet
 
 CONTENT_TYPE = "application/json"
 _encode = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps builds one per call
-_REASONS = {status.value: status.phrase for status in HTTPStatus}
 
 
 class JsonAnswer(web.StreamResponse):
@@ -38,13 +36,13 @@ class JsonAnswer(web.StreamResponse):
     def __init__(
         self, body: bytes, *, status: int = 200, headers: Mapping[str, str] | None = None
     ) -> None:
-        super().__init__(status=status, reason=_REASONS.get(status, ""), headers=headers)
+        super().__init__(status=status, headers=headers)
         self._headers[hdrs.CONTENT_TYPE] = CONTENT_TYPE
-        self._body = body
+        self._json = body
 
     @property
     def body(self) -> bytes:
-        return self._body  # type: ignore[return-value]  # always bytes here
+        return self._json
 
     async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
         """The head, as aiohttp's ``Response`` prepares it for a body of known length."""
