@@ -6,6 +6,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from sidecar.providers.ownership import Owner
 from sidecar.records import RecordKey, RecordSet
 
 
@@ -17,6 +18,7 @@ class Ownership(enum.StrEnum):
     OFF = "off"  # no marker checks
 
 
+ANYONE = Owner()  # the owner of a route not yet given one: this deployment, no DNSClass
 ROOT = "."  # a zone named "." covers every name (the embedded default uses it)
 OWNERSHIP_MARKER = "managed by dns-sidecar"  # the default comment on records the sidecar owns
 
@@ -35,6 +37,7 @@ class ZonePolicy:
     ownership: Ownership = Ownership.STRICT
     comment: str = OWNERSHIP_MARKER
     zone_id: str | None = None
+    owner: Owner = ANYONE  # who writes through this route: the marker is ``owner.marker(comment)``
 
 
 class Outcome(enum.StrEnum):
