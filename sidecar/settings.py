@@ -11,7 +11,15 @@ import enum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Port = Annotated[int, Field(ge=0, le=65535)]
@@ -324,6 +332,40 @@ class RedisSettings(_Group):
     )
 
 
+class SweepSettings(_Group):
+    """Who this deployment is in ownership markers, and the sweeps over the DNSRecords (SPEC 9)."""
+
+    owner_id: str = Field(
+        "dns-sidecar",
+        min_length=1,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*$",
+        validation_alias=_env("OWNER_ID"),
+        description="This deployment's name in the ownership marker of every record set it "
+        "writes; set one per cluster or deployment sharing a zone, so none prunes another's.",
+    )
+    interval: float = Field(
+        300.0,
+        ge=0,
+        validation_alias=_env("SWEEP_INTERVAL"),
+        description="Seconds between sweeps comparing the DNSRecords with each zone routed for "
+        "a dnsClass client (orphans, drift, conflicts); 0 turns sweeps off, else at least 1.",
+    )
+    orphan_grace: float = Field(
+        600.0,
+        ge=1,
+        validation_alias=_env("ORPHAN_GRACE"),
+        description="Seconds a record set must stay an orphan, across two sweeps or more, "
+        "before a zone with orphans: prune deletes it.",
+    )
+
+    @field_validator("interval")
+    @classmethod
+    def _off_or_a_second(cls, value: float) -> float:
+        if 0 < value < 1:
+            raise ValueError("must be 0 (sweeps off) or at least 1 second")
+        return value
+
+
 class Settings(BaseModel):
     """The root; build it once with :meth:`from_env` and pass it down."""
 
@@ -337,6 +379,7 @@ class Settings(BaseModel):
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
     watch: WatchSettings = Field(default_factory=WatchSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
+    sweeps: SweepSettings = Field(default_factory=SweepSettings)
 
     @classmethod
     def from_env(
@@ -356,6 +399,7 @@ class Settings(BaseModel):
             kubernetes=KubernetesSettings(),
             watch=WatchSettings(),
             redis=RedisSettings(),
+            sweeps=SweepSettings(),
         )
 
 
@@ -372,6 +416,7 @@ GROUPS: tuple[type[_Group], ...] = (
     WatchSettings,
     CloudflareSeedSettings,
     RedisSettings,
+    SweepSettings,
 )
 
 

@@ -19,6 +19,20 @@ class Ownership(enum.StrEnum):
     OFF = "off"  # no marker checks
 
 
+class Orphans(enum.StrEnum):
+    """What a sweep does with an orphan: a set we wrote that no DNSRecord wants (SPEC 9)."""
+
+    REPORT = "report"
+    PRUNE = "prune"  # delete it once it has stayed an orphan for the grace period
+
+
+class Drift(enum.StrEnum):
+    """What a sweep does with drift: a DNSRecord whose set is missing or differs (SPEC 9)."""
+
+    REPORT = "report"
+    REPAIR = "repair"  # apply the wanted set as an upsert would
+
+
 ANYONE = Owner()  # the owner of a route not yet given one: this deployment, no DNSClass
 ROOT = "."  # a zone named "." covers every name (the embedded default uses it)
 OWNERSHIP_MARKER = "managed by dns-sidecar"  # the default comment on records the sidecar owns
@@ -39,6 +53,8 @@ class ZonePolicy:
     comment: str = OWNERSHIP_MARKER
     zone_id: str | None = None
     owner: Owner = ANYONE  # who writes through this route: the marker is ``owner.marker(comment)``
+    orphans: Orphans = Orphans.REPORT  # for sweeps, not the provider
+    drift: Drift = Drift.REPORT  # for sweeps, not the provider
 
 
 class Outcome(enum.StrEnum):
