@@ -183,6 +183,15 @@ class TableSettings(_Group):
         validation_alias=_env("RELOAD_DEBOUNCE_MS"),
         description="Milliseconds of quiet after a file event before the table is re-read.",
     )
+    owner_id: str = Field(
+        "dns-sidecar",
+        min_length=1,
+        max_length=63,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        validation_alias=_env("OWNER_ID"),
+        description="This deployment's name in the ownership marker of the records it writes; "
+        "give each cluster or deployment that shares a zone its own.",
+    )
 
 
 class KubernetesSettings(_Group):
