@@ -191,6 +191,15 @@ class TableSettings(_Group):
         validation_alias=_env("RELOAD_DEBOUNCE_MS"),
         description="Milliseconds of quiet after a file event before the table is re-read.",
     )
+    owner_id: str = Field(
+        "dns-sidecar",
+        min_length=1,
+        max_length=63,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        validation_alias=_env("OWNER_ID"),
+        description="This deployment's name in the ownership marker of the records it writes; "
+        "give each cluster or deployment that shares a zone its own.",
+    )
 
 
 class KubernetesSettings(_Group):
@@ -333,16 +342,8 @@ class RedisSettings(_Group):
 
 
 class SweepSettings(_Group):
-    """Who this deployment is in ownership markers, and the sweeps over the DNSRecords (SPEC 9)."""
+    """The sweeps comparing the DNSRecords with what the zones hold (SPEC section 9)."""
 
-    owner_id: str = Field(
-        "dns-sidecar",
-        min_length=1,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/-]*$",
-        validation_alias=_env("OWNER_ID"),
-        description="This deployment's name in the ownership marker of every record set it "
-        "writes; set one per cluster or deployment sharing a zone, so none prunes another's.",
-    )
     interval: float = Field(
         300.0,
         ge=0,

@@ -180,12 +180,16 @@ def test_resolved_names_are_remembered_within_a_bound(monkeypatch: pytest.Monkey
     monkeypatch.setattr(RoutingTable, "REMEMBERED", 3)
     searched: list[str] = []
     search = table._search
-    monkeypatch.setattr(table, "_search", lambda fqdn: searched.append(fqdn) or search(fqdn))
+    monkeypatch.setattr(
+        table,
+        "_search",
+        lambda view, fqdn, client: searched.append(fqdn) or search(view, fqdn, client),
+    )
     assert table.resolve("www.example.com") is table.resolve("www.example.com")
     assert searched == ["www.example.com"]
     for name in ("a", "b", "c", "d"):
         table.resolve(f"{name}.example.com")
-    assert len(table._resolved) <= 3
+    assert len(table._anyone.resolved) <= 3
     for _ in range(2):
         with pytest.raises(DomainNotAllowed):
             table.resolve("www.example.org")

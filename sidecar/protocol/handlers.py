@@ -53,11 +53,13 @@ class ProtocolApi:
         return endpoints
 
     async def health(self, call: Call) -> JsonAnswer:
-        """Judged for the caller: the accounts its zones route to; unsigned, every account."""
+        """Judged for the caller: the accounts its routes (within its zones) lead to; unsigned,
+        every account."""
         runtime, client = call.runtime, call.client
-        signed = client is not None and HEADER_SIGNATURE in call.request.headers
-        zones = client.zones if client is not None and signed else None
-        accounts = accounts_for(runtime.table, runtime.accounts, zones)
+        if client is not None and HEADER_SIGNATURE in call.request.headers:
+            accounts = accounts_for(runtime.table, client.zones, client.name)
+        else:
+            accounts = dict(runtime.accounts)
         results = await self.health_cache.check(accounts)
         stamp = datetime.fromtimestamp(self.clock.time(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         unhealthy = verdict(results, runtime.table)
@@ -112,8 +114,8 @@ class ProtocolApi:
     def _route(self, call: Call, key: RecordKey) -> Route:
         facts = call.facts
         facts.fqdn = key.fqdn
-        route = call.runtime.table.resolve(key.fqdn)
         client = call.client
+        route = call.runtime.table.resolve(key.fqdn, client.name if client is not None else None)
         if client is not None and not client.may_change(key.fqdn):
             raise DomainNotAllowed(
                 f"Client {client.name!r} may not change {key.fqdn}; its zones are "

@@ -54,11 +54,12 @@ class Finding:
     dns_class: str | None = None  # the class whose set it is (orphan) or that wants it
     records: tuple[str, ...] = ()  # the DNSRecords concerned (namespace/name)
     fix: Fix | None = None  # prune (an orphan of a class served here), repair (drift)
+    account: str = ""  # the provider account holding the zone (split horizon: one of several)
 
     @property
-    def identity(self) -> tuple[str, str, str, str]:
+    def identity(self) -> tuple[str, str, str, str, str]:
         """What stays the same from sweep to sweep while the finding stands."""
-        return (self.kind.value, self.zone, self.type, self.fqdn)
+        return (self.kind.value, self.zone, self.account, self.type, self.fqdn)
 
     def key(self) -> RecordKey:
         """The record set's key for a provider call (names as listed, not re-validated)."""

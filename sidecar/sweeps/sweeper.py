@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -78,6 +78,7 @@ class Sweeper:
         view: DnsRecordView,
         settings: SweepSettings,
         *,
+        deployment: str,
         clock: Clock,
         turns: Turns,
         metrics: SweepMetrics | None = None,
@@ -86,11 +87,12 @@ class Sweeper:
         self.live = live
         self.view = view
         self.settings = settings
+        self.deployment = deployment  # DNS_SIDECAR_OWNER_ID: whose markers are ours
         self.clock = clock
         self.turns = turns
         self.metrics = metrics
         self._sleep = sleep
-        self._seen: dict[tuple[str, str, str, str], _Seen] = {}
+        self._seen: dict[tuple[str, str, str, str, str], _Seen] = {}
         self.last: Sweep | None = None
         self.sweeps = 0  # completed passes of this replica (tests wait on it)
         self.turn: str = "not taken yet"
@@ -158,8 +160,9 @@ class Sweeper:
                 result.zones[-1] = replace(result.zones[-1], error=err.message)
                 log.warning("sweep: could not list zone %s: %s", zone.name, err.message)
                 continue
-            wants = Wants(here.get(zone.name, []), wants_keys, ttls)
-            result.findings += plan_zone(zone, held, wants, deployment=self.settings.owner_id)
+            wants = Wants(here.get(_zone_key(route), []), wants_keys, ttls)
+            found = plan_zone(zone, held, wants, deployment=self.deployment)
+            result.findings += [replace(f, account=route.account.name) for f in found]
         if not view.synced or view.generation != generation:
             result.skipped = "the DNSRecord watch restarted during the sweep"
         self._generation = generation
@@ -170,9 +173,9 @@ class Sweeper:
         if result.skipped is not None:
             return
         now, mono = self.clock.time(), self.clock.monotonic()
-        failed = {z.zone for z in result.zones if z.error is not None}
-        seen: dict[tuple[str, str, str, str], _Seen] = {
-            key: kept for key, kept in self._seen.items() if key[1] in failed
+        failed = {(z.zone, z.account) for z in result.zones if z.error is not None}
+        seen: dict[tuple[str, str, str, str, str], _Seen] = {
+            key: kept for key, kept in self._seen.items() if (key[1], key[2]) in failed
         }
         for finding in result.findings:
             kept = self._seen.get(finding.identity)
@@ -185,11 +188,12 @@ class Sweeper:
 
     async def _act(self, result: Sweep) -> None:
         runtime = self.live.current
-        routes = {route.zone.name: route for route in runtime.table}
-        failed = {z.zone for z in result.zones if z.error is not None}
+        routes = {_zone_key(route): route for route in runtime.table}
+        failed = {(z.zone, z.account) for z in result.zones if z.error is not None}
         for finding in result.findings:
-            route = routes.get(finding.zone)
-            if route is None or finding.zone in failed or finding.fix is None:
+            where = (finding.zone, finding.account)
+            route = routes.get(where)
+            if route is None or where in failed or finding.fix is None:
                 continue
             if finding.fix is Fix.PRUNE and route.zone.orphans is Orphans.PRUNE:
                 if self._due(finding):
@@ -241,7 +245,7 @@ class Sweeper:
         key = (finding.type, finding.fqdn)
         if any(_set_key(r) == key for r in self.view.wanted(finding.dns_class)):
             return "not done: a DNSRecord wants it again"
-        zone = replace(route.zone, owner=Owner(self.settings.owner_id, finding.dns_class))
+        zone = replace(route.zone, owner=Owner(self.deployment, finding.dns_class))
         deleted = await route.account.provider.delete(zone, finding.key())
         self._seen.pop(finding.identity, None)
         if self.metrics is not None:
@@ -266,7 +270,7 @@ class Sweeper:
         now = [r for r in self.view.wanted(finding.dns_class) if _set_key(r) == _key_of(finding)]
         if not now:
             return "not done: no DNSRecord wants it any more"
-        zone = replace(route.zone, owner=Owner(self.settings.owner_id, finding.dns_class))
+        zone = replace(route.zone, owner=Owner(self.deployment, finding.dns_class))
         outcome = await route.account.provider.upsert(zone, finding.wanted)
         if self.metrics is not None:
             self.metrics.actions.labels("repair").inc()
@@ -311,7 +315,7 @@ class Sweeper:
         body: dict[str, Any] = {
             "intervalSeconds": self.settings.interval,
             "orphanGraceSeconds": self.settings.orphan_grace,
-            "ownerId": self.settings.owner_id,
+            "ownerId": self.deployment,
             "turn": self.turn,
         }
         last = self.last
@@ -392,44 +396,49 @@ def _class_clients(runtime: Runtime) -> list[Client]:
     return [c for c in runtime.clients if c.dns_class is not None]
 
 
+ZoneKey = tuple[str, str]  # (zone name, account name): one entry of the routing table
+
+
+def _zone_key(route: Route) -> ZoneKey:
+    return (route.zone.name, route.account.name)
+
+
 def _swept_routes(runtime: Runtime, classes: list[str]) -> list[tuple[Route, tuple[str, ...]]]:
-    """The routes some served class's client may change, with those classes."""
-    clients = [c for c in _class_clients(runtime) if c.dns_class in classes]
-    swept = []
-    for route in runtime.table:
-        served = tuple(
-            sorted(
-                {
-                    str(c.dns_class)
-                    for c in clients
-                    if c.zones is None
-                    or any(
-                        is_within(z, route.zone.name) or is_within(route.zone.name, z)
-                        for z in c.zones
-                    )
-                }
-            )
-        )
-        if served:
-            swept.append((route, served))
-    return swept
+    """Each routing table entry that a served class's client routes to and may change, once,
+    with those classes (split horizon: one zone name may be two entries, for two clients)."""
+    served: dict[ZoneKey, tuple[Route, set[str]]] = {}
+    for client in _class_clients(runtime):
+        if client.dns_class not in classes:
+            continue
+        for route in runtime.table.routes_for(client.name):
+            if client.zones is not None and not any(
+                is_within(z, route.zone.name) or is_within(route.zone.name, z) for z in client.zones
+            ):
+                continue
+            entry = served.setdefault(_zone_key(route), (route, set()))
+            entry[1].add(str(client.dns_class))
+    return [(route, tuple(sorted(names))) for route, names in served.values()]
 
 
-def _by_zone(runtime: Runtime, wanted: dict[str, Any]) -> dict[str, list[WantedRecord]]:
-    """The DNSRecords of each class by the zone their upserts route to (those a client of
-    their class may change); a name no zone covers is left out."""
+def _by_zone(
+    runtime: Runtime, wanted: dict[str, Sequence[WantedRecord]]
+) -> dict[ZoneKey, list[WantedRecord]]:
+    """The DNSRecords of each class by the entry their upserts route to (through a client of
+    their class that may change the name); a name no zone covers is left out."""
     clients: dict[str, list[Client]] = {}
     for client in _class_clients(runtime):
         clients.setdefault(str(client.dns_class), []).append(client)
-    here: dict[str, list[WantedRecord]] = {}
+    here: dict[ZoneKey, list[WantedRecord]] = {}
     for dns_class, records in wanted.items():
+        mine = clients.get(dns_class, [])
         for record in records:
             fqdn = record.key.fqdn
-            if not any(c.may_change(fqdn) for c in clients.get(dns_class, [])):
+            caller = next((c for c in mine if c.may_change(fqdn)), None)
+            if caller is None:
                 continue
             try:
-                route = runtime.table.resolve(fqdn)
+                route = runtime.table.resolve(fqdn, caller.name)
             except SidecarError:
                 continue
-            here.setdefault(route.zone.name, []).append(record)
+            here.setdefault(_zone_key(route), []).append(record)
     return here
