@@ -45,6 +45,7 @@ IN_FLIGHT = web.AppKey("in_flight", InFlight)
 RELOADER = web.AppKey("reloader", Reloader)
 COORDINATION = web.AppKey("coordination", Coordination)
 DNS_RECORDS = web.AppKey("dns_records", DnsRecordIndex)  # the DNSRecords read (a DnsRecordView)
+BARE_VALUES = web.AppKey("bare_values", BareValues)
 SERVE = web.AppKey[Serve]("serve")  # the protocol's request path: the port's one handler
 
 log = logging.getLogger(__name__)
@@ -182,6 +183,7 @@ def create_app(
     app[STORE] = store
     app[COORDINATION] = coordination
     app[DNS_RECORDS] = follower.index
+    app[BARE_VALUES] = bare_values
 
     management = web.Application()
     reloader: Reloader | None = None

@@ -41,6 +41,7 @@ class BareValues:
         self.index = index
         self.fetch = fetch
         self.wait = wait
+        self.waiting = 0  # requests waiting now for the watch to deliver their DNSRecord
 
     async def complete(
         self, dns_class: str | None, client: str | None, key: RecordKey, values: Sequence[str]
@@ -101,7 +102,11 @@ class BareValues:
                     + (f" ({failing})" if failing else f" within {self.wait:g} s"),
                     f"check that the DNSRecord exists, and that the sidecar may read it ({_RBAC})",
                 )
-            await self.index.changed(left)
+            self.waiting += 1
+            try:
+                await self.index.changed(left)
+            finally:
+                self.waiting -= 1
 
     async def _current(
         self, dns_class: str, key: RecordKey, seen: Sequence[WantedRecord]
