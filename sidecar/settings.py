@@ -228,10 +228,29 @@ class KubernetesSettings(_Group):
         description="Set by Kubernetes in every pod: when set, and no kubeconfig is given, the "
         "API server is reached with the pod's service account (in-cluster configuration).",
     )
+    dnsrecord_namespaces: str | None = Field(
+        None,
+        validation_alias=_env("DNSRECORD_NAMESPACES"),
+        description="Namespaces whose DNSRecords are read, comma separated (one watch each); "
+        "none: one watch across all namespaces. Only with a dnsClass client.",
+    )
+    dnsrecord_wait: float = Field(
+        3.0,
+        ge=0,
+        validation_alias=_env("DNSRECORD_WAIT"),
+        description="Seconds a bare MX host or SRV target waits for its DNSRecord to be seen, "
+        "then 400 INVALID_RECORD.",
+    )
 
     @property
     def in_cluster(self) -> bool:
         return self.service_host is not None
+
+    @property
+    def dnsrecord_scopes(self) -> tuple[str, ...]:
+        """``dnsrecord_namespaces`` as a list; empty: all namespaces."""
+        parts = (self.dnsrecord_namespaces or "").split(",")
+        return tuple(dict.fromkeys(part.strip() for part in parts if part.strip()))
 
 
 class WatchSettings(_Group):

@@ -172,7 +172,8 @@ class CollectionWatch:
         what = self.describe
         if isinstance(err, ApiError):
             if err.status == 403:
-                return f"the API server forbids reading {what} ({err.reason}); {self.forbidden_hint}"
+                hint = self.forbidden_hint
+                return f"the API server forbids reading {what} ({err.reason}); {hint}"
             return f"the API server answered {err.status} for {what}: {err.reason}"
         if isinstance(err, TimeoutError | asyncio.TimeoutError):
             return f"the API server did not answer in time for {what}"

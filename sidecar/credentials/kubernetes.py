@@ -192,7 +192,7 @@ class KubernetesObjects:
             self._tasks.discard(name)
             del self._collections[name]
 
-    async def dns_record(self, namespace: str, name: str, timeout: float) -> DNSRecord | None:
+    async def dns_record(self, namespace: str, name: str, seconds: float) -> DNSRecord | None:
         """DNSRecord ``namespace/name`` as it is now (a GET, read from etcd); ``None`` when it
         does not exist; ``ApiError`` when the API server refuses."""
         if self._api is None:
@@ -206,7 +206,7 @@ class KubernetesObjects:
                 DNSRECORD_PLURAL,
                 name,
                 _preload_content=False,
-                _request_timeout=timeout,
+                _request_timeout=seconds,
             )
         except k8s.ApiException as err:  # pragma: no cover - raw replies raise no ApiException
             raise ApiError(err.status or 500, err.reason) from err

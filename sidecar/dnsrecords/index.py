@@ -111,11 +111,11 @@ class DnsRecordIndex:
             ],
         }
 
-    async def changed(self, timeout: float) -> None:
-        """Wait (at most ``timeout`` seconds) for the next change."""
+    async def changed(self, seconds: float) -> None:
+        """Wait (at most ``seconds``) for the next change."""
         event = self._changed
         try:
-            await asyncio.wait_for(event.wait(), timeout)
+            await asyncio.wait_for(event.wait(), seconds)
         except TimeoutError:
             return
 
