@@ -298,6 +298,7 @@ async def test_the_watch_reads_every_namespace_or_only_those_listed(
         "classes": {"public": 2},
         "lastError": None,
         "unreadable": [],
+        "sweeps": status["dnsRecords"]["sweeps"],  # the sweeps: tests/test_sweeps_e2e.py
     }
     running = {name: loop["running"] for name, loop in status["loops"].items()}
     assert (
