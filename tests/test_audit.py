@@ -103,7 +103,7 @@ async def test_the_plan_says_create_change_delete_and_report_and_changes_nothing
             "          conflict: taken.example.com holds A records dns-sidecar does not own for "
             "this DNSClass (198.51.100.7); remove them, or set ownership: adopt for the zone."
         ),
-        "  change  A     www.example.com  198.51.100.1 -> 192.0.2.1 (TTL 300 -> 300)",
+        "  change  A     www.example.com  198.51.100.1 -> 192.0.2.1 (TTL 300)",
         (
             "          drift: DNSRecord apps/www (DNSClass public): holds 198.51.100.1, wanted "
             "192.0.2.1."

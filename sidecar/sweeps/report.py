@@ -70,8 +70,10 @@ def _step_lines(finding: Finding) -> list[str]:
     if verb == "create" and finding.wanted is not None:
         what = f"{', '.join(finding.wanted.values)} (TTL {finding.wanted.ttl})"
     elif verb == "change" and finding.wanted is not None:
-        ttl = f"TTL {finding.held_ttl} -> {finding.wanted.ttl}" if finding.held_ttl else ""
-        what = f"{now} -> {', '.join(finding.wanted.values)}" + (f" ({ttl})" if ttl else "")
+        want = finding.wanted.ttl
+        moved = finding.held_ttl is not None and finding.held_ttl != want
+        ttl = f"TTL {finding.held_ttl} -> {want}" if moved else f"TTL {want}"
+        what = f"{now} -> {', '.join(finding.wanted.values)} ({ttl})"
     else:
         what = now
     return [
