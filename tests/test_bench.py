@@ -33,3 +33,9 @@ def test_quick_benchmark_runs_every_scenario() -> None:
 def test_quick_redis_overhead_benchmark_runs() -> None:
     """`python -m bench.redis_overhead --quick` measures both configurations."""
     assert quick_rows("bench.redis_overhead") == ["configuration", "without Redis", "with Redis"]
+
+
+def test_quick_dnsrecord_sweep_benchmark_runs() -> None:
+    """`python -m bench.dnsrecord_sweep --quick` sweeps 4 zones in one listing each."""
+    rows = quick_rows("bench.dnsrecord_sweep")
+    assert rows == ["scenario", "6 dnsrecord sweep", "6 dnsrecord sweep", "6 dnsrecord sweep"]
