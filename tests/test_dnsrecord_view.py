@@ -61,7 +61,8 @@ def test_full_values_leave_other_types_and_full_values_alone() -> None:
     """A values and an MX value that already has its priority are kept as they are."""
     a = parse(raw("n", "a", dns_record_spec("A", "example.com", "www", ["192.0.2.1"], "public")))
     mx = parse(raw("n", "mx", SRV_SPEC | {"type": "MX", "values": ["20 b.example.com", "a.ex"]}))
-    assert isinstance(a, WantedRecord) and isinstance(mx, WantedRecord)
+    assert isinstance(a, WantedRecord)
+    assert isinstance(mx, WantedRecord)
     assert (a.full_values(), mx.full_values()) == (
         ("192.0.2.1",),
         ("20 b.example.com", "10 a.ex"),
@@ -94,7 +95,10 @@ def test_full_values_without_the_metadata_needed_say_what_is_missing() -> None:
             {"dnsClassRef": {"name": "public"}, "type": "A", "domain": "a.b", "subdomain": "@"},
             "spec.values is not a list of strings.",
         ),
-        ({"dnsClassRef": {"name": "public"}, "type": "A"}, "spec.domain is missing or not a string."),
+        (
+            {"dnsClassRef": {"name": "public"}, "type": "A"},
+            "spec.domain is missing or not a string.",
+        ),
     ],
 )
 def test_a_dnsrecord_that_names_no_valid_record_is_unreadable(
