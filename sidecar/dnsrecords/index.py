@@ -70,6 +70,14 @@ class DnsRecordIndex:
     def off_reason(self) -> str | None:
         return self._off
 
+    @property
+    def never_listed(self) -> str | None:
+        """Why a scope has never been listed, when its watch fails (a 403, no API server): then
+        waiting for a DNSRecord to be delivered is pointless. A watch that dropped after its
+        list is not this: it resumes, and what it held stays."""
+        errors = [s.error for s in self._scopes.values() if s.error and not s.listed]
+        return "; ".join(errors) or None
+
     # --- the view ---------------------------------------------------------------------------
 
     @property
@@ -152,7 +160,7 @@ class DnsRecordIndex:
     def lost(self, scope: str | None, reason: str) -> None:
         state = self._scopes.setdefault(scope, _Scope())
         state.live, state.error = False, reason
-        self._moved()
+        self._moved()  # what it holds stays (a resumed watch delivers what it missed)
 
     # --- inside -----------------------------------------------------------------------------
 
