@@ -419,3 +419,24 @@ async def test_two_replicas_on_redis_sweep_once_per_interval(
     assert min(after) == 0  # one replica holds the turn throughout
     assert sorted(s.turn for s in both) == ["another replica sweeps", "this replica sweeps"]
     assert cf.calls()[LIST] in (2 * swept, 2 * swept + 1, 2 * swept + 2)
+
+
+async def test_a_repair_moves_a_wanted_legacy_set_to_the_owner_marker(
+    kube: RunningKube, start_sidecar: StartSidecar, tmp_path: Path, cf: RunningEmulator
+) -> None:
+    """An existing installation moving over: a set with the bare comment that a DNSRecord wants
+    is drift while its marker names no class; drift: repair rewrites only the comment (one
+    batch), and the next sweep finds nothing."""
+    kube.fake.set_dns_class("public", PUBLIC)
+    kube.fake.set_dns_record("apps", "www", a_record("www", ["192.0.2.1"]))
+    foreign(cf, "www", "192.0.2.1", comment="managed by dns-sidecar")
+    sidecar = await start(start_sidecar, kube, tmp_path, table(cf))
+    cf.emulator.stats.clear()
+    done = (await sweeper(sidecar).sweep(act=True)).done
+    assert [(f.fqdn, what) for f, what in done] == [("www.example.com", "repaired (updated)")]
+    assert at(cf) == [("A", "www.example.com", "192.0.2.1", 300, MARK)]
+    assert cf.calls() == {
+        LIST: 3,  # the sweep's two zones, and the upsert's read of the name
+        "POST /zones/{zone_id}/dns_records/batch": 1,
+    }
+    assert (await sweeper(sidecar).sweep(act=True)).findings == []
