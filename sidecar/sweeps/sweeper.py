@@ -96,7 +96,6 @@ class Sweeper:
         self.last: Sweep | None = None
         self.sweeps = 0  # completed passes of this replica (tests wait on it)
         self.turn: str = "not taken yet"
-        self.changed = asyncio.Event()  # set after every pass
         self._generation = -1  # of the DNSRecord view when the last pass began looking
 
     # --- the loop ---------------------------------------------------------------------------
@@ -136,8 +135,6 @@ class Sweeper:
             self.last = result
             self.sweeps += 1
             self._count(result)
-            self.changed.set()
-            self.changed.clear()
         return result
 
     async def _look(self, runtime: Runtime, result: Sweep) -> None:
