@@ -435,3 +435,24 @@ async def test_the_loop_sweeps_only_with_the_turn() -> None:
     ]
     assert (sweeper.sweeps, provider.listings) == (1, 1)
     assert sweeper.status()["lastSweep"]["skipped"] is None
+
+
+def test_status_before_any_sweep_says_whether_sweeps_are_on() -> None:
+    """Before the first sweep /status shows the settings, whose turn it is, and no sweep; an
+    interval of 0 shows sweeps off."""
+    sweeper = Sweeper(
+        LiveConfig(runtime_for(MemoryProvider(), ZonePolicy("example.com"))),
+        index_of(),
+        SweepSettings(interval=0, orphan_grace=60),
+        deployment="home",
+        clock=FrozenClock(),
+        turns=LocalTurns(),
+    )
+    assert sweeper.status() == {
+        "enabled": False,
+        "intervalSeconds": 0.0,
+        "orphanGraceSeconds": 60.0,
+        "ownerId": "home",
+        "turn": "not taken yet",
+        "lastSweep": None,
+    }

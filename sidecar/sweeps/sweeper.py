@@ -312,6 +312,7 @@ class Sweeper:
     def status(self) -> dict[str, Any]:
         """The sweeps for ``/status`` (``dnsRecords.sweeps``); no I/O."""
         body: dict[str, Any] = {
+            "enabled": self.settings.interval > 0,  # DNS_SIDECAR_SWEEP_INTERVAL=0: off
             "intervalSeconds": self.settings.interval,
             "orphanGraceSeconds": self.settings.orphan_grace,
             "ownerId": self.deployment,
