@@ -470,6 +470,9 @@ async def run_all(sizes: Sizes) -> list[Row]:
         rows += await sweep(sizes, tmp)
         rows += memory(sizes, tmp)
         rows += await reload(sizes, tmp)
+        from bench.bare_mx import bare_mx  # noqa: PLC0415 - it imports this module
+
+        rows += await bare_mx(sizes, tmp)
     return rows
 
 
