@@ -27,6 +27,7 @@ from sidecar.observability.metrics import Metrics
 from sidecar.protocol.endpoints import Serve
 from sidecar.protocol.handlers import ProtocolApi
 from sidecar.protocol.request_path import request_path
+from sidecar.protocol.tls import LiveCertificate, TlsError
 from sidecar.settings import Settings
 
 if TYPE_CHECKING:
@@ -42,6 +43,7 @@ IN_FLIGHT = web.AppKey("in_flight", InFlight)
 RELOADER = web.AppKey("reloader", Reloader)
 COORDINATION = web.AppKey("coordination", Coordination)
 SERVE = web.AppKey[Serve]("serve")  # the protocol's request path: the port's one handler
+TLS = web.AppKey("tls", LiveCertificate)  # set when the protocol port speaks HTTPS
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +115,17 @@ def check_exposure(settings: Settings, current: runtime.Runtime) -> None:
         )
 
 
+def live_certificate(settings: Settings, metrics: Metrics, clock: Clock) -> LiveCertificate | None:
+    """The protocol port's certificate pair when HTTPS is configured; one that does not load
+    keeps the service from starting (nothing would be served)."""
+    if not settings.tls.enabled:
+        return None
+    try:
+        return LiveCertificate(settings.tls, settings.table, metrics.registry, clock)
+    except TlsError as err:
+        raise StartupError(f"Cannot serve HTTPS: {err}.") from err
+
+
 def create_app(
     settings: Settings,
     *,
@@ -153,6 +166,7 @@ def create_app(
     health = HealthCache(clock, settings.server.health_cache_seconds)
     in_flight = InFlight(metrics.in_flight)
     access = AccessLog()  # after logging is configured: it writes JSON lines itself then
+    tls = live_certificate(settings, metrics, clock)
 
     app = web.Application()  # the lifecycle and the shared objects; requests go to SERVE
     serve = request_path(
@@ -171,6 +185,8 @@ def create_app(
     app[IN_FLIGHT] = in_flight
     app[STORE] = store
     app[COORDINATION] = coordination
+    if tls is not None:
+        app[TLS] = tls
 
     management = web.Application()
     reloader: Reloader | None = None
@@ -180,7 +196,12 @@ def create_app(
         verifier,
         metrics,
         coordination=coordination,
-        loops=lambda: {**(reloader.tasks.status() if reloader else {}), **store.loops()},
+        loops=lambda: {
+            **(reloader.tasks.status() if reloader else {}),
+            **(tls.tasks.status() if tls else {}),
+            **store.loops(),
+        },
+        tls=tls.status if tls else None,
     )
     management.add_routes(management_api.routes())
     app[MANAGEMENT] = management
@@ -245,6 +266,10 @@ def _add_lifecycle(
         async with app[RELOADER].running():
             yield
 
+    async def certificate(app: web.Application) -> AsyncIterator[None]:
+        async with app[TLS].running():
+            yield
+
     async def access_log(app: web.Application) -> AsyncIterator[None]:
         yield
         access.flush()  # the last lines buffered
@@ -256,4 +281,6 @@ def _add_lifecycle(
     app.cleanup_ctx.extend((shared_state, credentials, providers))
     if RELOADER in app:
         app.cleanup_ctx.append(reloading)
+    if TLS in app:
+        app.cleanup_ctx.append(certificate)
     app.cleanup_ctx.extend((access_log, serving))

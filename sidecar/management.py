@@ -63,6 +63,7 @@ class ManagementApi:
         *,
         coordination: Coordination,
         loops: Callable[[], dict[str, Any]] = dict,
+        tls: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.live = live
         self.health = health
@@ -70,6 +71,7 @@ class ManagementApi:
         self.metrics = metrics
         self.coordination = coordination
         self.loops = loops  # the supervised background loops, by name (running or down)
+        self.tls = tls or (lambda: {"enabled": False})  # the protocol port's certificate
         self.readiness = Readiness(coordination.problem)
 
     def routes(self) -> list[web.RouteDef]:
@@ -128,6 +130,7 @@ class ManagementApi:
                 "replayCache": self.verifier.replay.status(),
                 "coordination": self.coordination.status(),
                 "loops": self.loops(),
+                "tls": self.tls(),
             }
         )
 
