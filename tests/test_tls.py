@@ -533,3 +533,76 @@ def test_the_request_command_verifies_with_cacert(tmp_path: Path) -> None:
     refused = run("request", "GET", "/health", "--cacert", str(tmp_path / "absent.crt"))
     assert refused.returncode == 2
     assert "--cacert" in refused.stderr
+
+
+async def test_files_gone_or_back_to_the_pair_in_force(
+    start_https: StartHttps, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Files gone: refused, the old pair serves; the old pair back on disk clears the error
+    (said once), and an unchanged pair is not loaded again."""
+    https = await start_https()
+    live = https.sidecar.app[TLS]
+    assert await live.reload_once() is False  # unchanged: nothing to do
+    data = https.secret.root / "..data"
+    version = data.resolve()
+    data.unlink()
+    assert await live.reload_once() is False
+    assert live.last_error is not None
+    assert live.last_error.startswith(f"cannot read the TLS certificate {https.secret.cert}")
+    assert await https.serial_served() == https.first.serial_number
+    (https.secret.root / "..data").symlink_to(version.name)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, "sidecar.protocol.tls"):
+        assert await live.reload_once() is False
+    assert live.last_error is None
+    assert [r.getMessage() for r in caplog.records] == [
+        "TLS files are good again: the pair in force is on disk"
+    ]
+    assert https.metric("dns_sidecar_tls_reloads_total", result="success") == 0.0
+
+
+async def test_a_client_that_leaves_during_the_handshake_is_counted_not_logged(
+    start_https: StartHttps, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A TCP probe (connect, then close) is no news: counted as closed, no line logged."""
+    https = await start_https()
+    caplog.set_level(logging.INFO)
+    _, writer = await asyncio.open_connection("127.0.0.1", https.sidecar.port)
+    writer.close()
+    await eventually(
+        lambda: https.metric("dns_sidecar_tls_handshake_failures_total", reason="closed") == 1.0
+    )
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("sidecar")] == []
+
+
+def test_the_facts_name_every_kind_of_san(tmp_path: Path) -> None:
+    """DNS names, addresses, URIs and e-mail addresses, written as openssl writes them."""
+    pki = Pki()
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.UTC)
+    sans: list[x509.GeneralName] = [
+        x509.DNSName("dns-sidecar.dns-system.svc"),
+        x509.IPAddress(ipaddress.ip_address("2001:db8::1")),
+        x509.UniformResourceIdentifier("spiffe://cluster.local/ns/dns-system/sa/dns-sidecar"),
+        x509.RFC822Name("ops@example.org"),
+        x509.RegisteredID(x509.ObjectIdentifier("1.2.3.4")),
+    ]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")]))
+        .issuer_name(pki.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .sign(pki.key, hashes.SHA256())
+    )
+    facts = CertificateFacts.parse(cert.public_bytes(serialization.Encoding.PEM), tmp_path)
+    assert facts.sans == (
+        "DNS:dns-sidecar.dns-system.svc",
+        "IP:2001:db8::1",
+        "URI:spiffe://cluster.local/ns/dns-system/sa/dns-sidecar",
+        "email:ops@example.org",
+        "RID:1.2.3.4",
+    )

@@ -115,7 +115,9 @@ def _san(name: x509.GeneralName) -> str:
         return f"URI:{name.value}"
     if isinstance(name, x509.RFC822Name):
         return f"email:{name.value}"
-    return str(name.value)
+    if isinstance(name, x509.RegisteredID):
+        return f"RID:{name.value.dotted_string}"
+    return str(name.value)  # a directory name or another name, as cryptography writes it
 
 
 def _iso(moment: datetime) -> str:
@@ -239,17 +241,13 @@ class LiveCertificate:
         """Load the files again; put the pair in force if it changed and is good."""
         async with self._lock:
             try:
-                cert = self.cert_file.read_bytes()
-                key = self.key_file.read_bytes()
-            except OSError:
-                cert = key = b""  # gone for a moment (a swap): loading says what is wrong
-            if cert and _digest(cert, key) == self.pair.digest:
-                return False
-            try:
                 pair = load_pair(self.cert_file, self.key_file)
             except TlsError as err:
                 return self._rejected(str(err))
-            if pair.digest == self.pair.digest:
+            if pair.digest == self.pair.digest:  # unchanged, or back to the pair in force
+                if self.last_error is not None:
+                    log.info("TLS files are good again: the pair in force is on disk")
+                    self.last_error = None
                 return False
             self.pair = pair
             self.loaded_at = self.clock.time()
