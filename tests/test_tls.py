@@ -430,6 +430,21 @@ async def test_a_handshake_that_never_finishes_is_a_slow_head(start_https: Start
     assert (await https.caller.call("GET", "/health")).status == 200
 
 
+async def test_a_head_that_never_comes_after_the_handshake_is_a_slow_head(
+    start_https: StartHttps,
+) -> None:
+    """A connection that completes its handshake and sends no request is closed after the read
+    timeout, as over plain HTTP (the TLS close does not wait for the client for long)."""
+    https = await start_https(read_timeout=0.5)
+    connection = await https.open()
+    started = time.monotonic()
+    assert await asyncio.wait_for(connection.reader.read(), 5) == b""
+    assert 0.4 < time.monotonic() - started < 3
+    await connection.close()
+    assert https.metric("dns_sidecar_connections_closed_total", reason="slow_head") == 1.0
+    assert https.metric("dns_sidecar_tls_handshake_failures_total", reason="timeout") == 0.0
+
+
 async def test_the_connection_cap_counts_handshakes(start_https: StartHttps) -> None:
     """With the cap reached by connections stuck in their handshake, a real HTTPS request is
     still served: the oldest handshake is closed to make room."""
