@@ -30,6 +30,7 @@ from sidecar.observability.metrics import Metrics
 from sidecar.protocol.endpoints import Serve
 from sidecar.protocol.handlers import ProtocolApi
 from sidecar.protocol.request_path import request_path
+from sidecar.protocol.tls import LiveCertificate, TlsError
 from sidecar.settings import Settings
 from sidecar.sweeps.metrics import SweepMetrics
 from sidecar.sweeps.sweeper import Sweeper
@@ -51,6 +52,7 @@ DNS_RECORDS = web.AppKey("dns_records", DnsRecordIndex)  # the DNSRecords read (
 BARE_VALUES = web.AppKey("bare_values", BareValues)
 SWEEPER = web.AppKey("sweeper", Sweeper)
 SERVE = web.AppKey[Serve]("serve")  # the protocol's request path: the port's one handler
+TLS = web.AppKey("tls", LiveCertificate)  # set when the protocol port speaks HTTPS
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +124,17 @@ def check_exposure(settings: Settings, current: runtime.Runtime) -> None:
         )
 
 
+def live_certificate(settings: Settings, metrics: Metrics, clock: Clock) -> LiveCertificate | None:
+    """The protocol port's certificate pair when HTTPS is configured; one that does not load
+    keeps the service from starting (nothing would be served)."""
+    if not settings.tls.enabled:
+        return None
+    try:
+        return LiveCertificate(settings.tls, settings.table, metrics.registry, clock)
+    except TlsError as err:
+        raise StartupError(f"Cannot serve HTTPS: {err}.") from err
+
+
 def make_store(settings: Settings, metrics: Metrics) -> CredentialStore:
     """The credential store, on a Kubernetes client made only once something needs one."""
     k8s = settings.kubernetes
@@ -182,6 +195,7 @@ def create_app(
         metrics=SweepMetrics(metrics.registry),
     )
     sweep_tasks = Tasks("sweeps")
+    tls = live_certificate(settings, metrics, clock)
 
     app = web.Application()  # the lifecycle and the shared objects; requests go to SERVE
     serve = request_path(
@@ -205,6 +219,8 @@ def create_app(
     app[DNS_RECORDS] = follower.index
     app[BARE_VALUES] = bare_values
     app[SWEEPER] = sweeper
+    if tls is not None:
+        app[TLS] = tls
 
     management = web.Application()
     reloader: Reloader | None = None
@@ -218,8 +234,10 @@ def create_app(
             **(reloader.tasks.status() if reloader else {}),
             **store.loops(),
             **sweep_tasks.status(),
+            **(tls.tasks.status() if tls else {}),
         },
         dns_records=lambda: follower.index.status() | {"sweeps": sweeper.status()},
+        tls=tls.status if tls else None,
     )
     management.add_routes(management_api.routes())
     app[MANAGEMENT] = management
@@ -301,6 +319,10 @@ def _add_lifecycle(
         async with app[RELOADER].running():
             yield
 
+    async def certificate(app: web.Application) -> AsyncIterator[None]:
+        async with app[TLS].running():
+            yield
+
     async def access_log(app: web.Application) -> AsyncIterator[None]:
         yield
         access.flush()  # the last lines buffered
@@ -312,4 +334,6 @@ def _add_lifecycle(
     app.cleanup_ctx.extend((shared_state, credentials, providers, sweeping))
     if RELOADER in app:
         app.cleanup_ctx.append(reloading)
+    if TLS in app:
+        app.cleanup_ctx.append(certificate)
     app.cleanup_ctx.extend((access_log, serving))

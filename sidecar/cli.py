@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import signal
+import ssl
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -103,6 +104,12 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     )
     request.add_argument(
         "--algorithm", help="SHA256 or SHA512 (default: env HMAC_ALGORITHM, else SHA256)"
+    )
+    request.add_argument(
+        "--cacert",
+        type=Path,
+        help="PEM CA bundle to verify an https:// server with (default: the system's roots, "
+        "or SSL_CERT_FILE)",
     )
 
     emulator = commands.add_parser(
@@ -226,6 +233,12 @@ def _request(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    if args.cacert is not None and not args.cacert.is_file():
+        print(  # noqa: T201
+            f"dns-sidecar: --cacert {args.cacert}: no such file (give the CA's PEM file)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     data = args.data.encode() if args.data else b""
     try:
         reply = asyncio.run(
@@ -236,8 +249,12 @@ def _request(args: argparse.Namespace) -> int:
                 data=data,
                 secret=secret.encode() if secret else None,
                 algorithm=algorithm,
+                cacert=args.cacert,
             )
         )
+    except ssl.SSLError as err:  # a file that is not a PEM CA bundle
+        print(f"dns-sidecar: --cacert {args.cacert}: {err}", file=sys.stderr)  # noqa: T201
+        return EXIT_USAGE
     except (OSError, TimeoutError) as err:
         print(f"dns-sidecar: cannot reach {args.url}: {err}", file=sys.stderr)  # noqa: T201
         return EXIT_FAILED

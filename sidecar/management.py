@@ -65,6 +65,7 @@ class ManagementApi:
         coordination: Coordination,
         loops: Callable[[], dict[str, Any]] = dict,
         dns_records: Callable[[], dict[str, Any]] | None = None,
+        tls: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.live = live
         self.health = health
@@ -73,6 +74,7 @@ class ManagementApi:
         self.coordination = coordination
         self.loops = loops  # the supervised background loops, by name (running or down)
         self.dns_records = dns_records  # the DNSRecords read (SPEC section 9)
+        self.tls = tls or (lambda: {"enabled": False})  # the protocol port's certificate
         self.readiness = Readiness(coordination.problem)
 
     def routes(self) -> list[web.RouteDef]:
@@ -137,6 +139,7 @@ class ManagementApi:
                 "coordination": self.coordination.status(),
                 "loops": self.loops(),
                 "dnsRecords": self.dns_records() if self.dns_records else None,
+                "tls": self.tls(),
             }
         )
 

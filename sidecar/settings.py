@@ -19,6 +19,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -117,6 +118,42 @@ class ServerSettings(_Group):
     )
 
 
+class TlsSettings(_Group):
+    """HTTPS on the protocol port (the management port stays plain HTTP)."""
+
+    cert_file: Path | None = Field(
+        None,
+        validation_alias=_env("TLS_CERT_FILE"),
+        description="PEM certificate (the chain may follow it) for HTTPS on the protocol port; "
+        "with DNS_SIDECAR_TLS_KEY_FILE. Reloaded when it changes (a renewed Secret).",
+    )
+    key_file: Path | None = Field(
+        None,
+        validation_alias=_env("TLS_KEY_FILE"),
+        description="PEM private key of that certificate (unencrypted); with "
+        "DNS_SIDECAR_TLS_CERT_FILE.",
+    )
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> TlsSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            given, missing = (
+                ("DNS_SIDECAR_TLS_CERT_FILE", "DNS_SIDECAR_TLS_KEY_FILE")
+                if self.key_file is None
+                else ("DNS_SIDECAR_TLS_KEY_FILE", "DNS_SIDECAR_TLS_CERT_FILE")
+            )
+            msg = (
+                f"{given} is set but {missing} is not: set {missing} too to serve HTTPS "
+                f"(both PEM files), or unset {given} to serve plain HTTP"
+            )
+            raise ValueError(msg)
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert_file is not None and self.key_file is not None
+
+
 class AuthSettings(_Group):
     """HMAC verification; clients come from the routing table, or from these for one client."""
 
@@ -183,13 +220,15 @@ class TableSettings(_Group):
         30.0,
         gt=0,
         validation_alias=_env("RELOAD_INTERVAL"),
-        description="Seconds between re-checks of the routing table, behind the file watcher.",
+        description="Seconds between re-checks of the routing table (and the TLS files), behind "
+        "the file watcher.",
     )
     reload_debounce_ms: int = Field(
         100,
         ge=1,
         validation_alias=_env("RELOAD_DEBOUNCE_MS"),
-        description="Milliseconds of quiet after a file event before the table is re-read.",
+        description="Milliseconds of quiet after a file event before the table (or the TLS "
+        "pair) is re-read.",
     )
     owner_id: str = Field(
         "dns-sidecar",
@@ -400,6 +439,7 @@ class Settings(BaseModel):
     watch: WatchSettings = Field(default_factory=WatchSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     sweeps: SweepSettings = Field(default_factory=SweepSettings)
+    tls: TlsSettings = Field(default_factory=TlsSettings)
 
     @classmethod
     def from_env(
@@ -420,6 +460,7 @@ class Settings(BaseModel):
             watch=WatchSettings(),
             redis=RedisSettings(),
             sweeps=SweepSettings(),
+            tls=TlsSettings(),
         )
 
 
@@ -437,6 +478,7 @@ GROUPS: tuple[type[_Group], ...] = (
     CloudflareSeedSettings,
     RedisSettings,
     SweepSettings,
+    TlsSettings,
 )
 
 
@@ -483,7 +525,10 @@ def describe_settings_error(err: ValidationError) -> list[str]:
     group = next((group for group in GROUPS if group.__name__ == err.title), None)
     lines = []
     for error in err.errors():
-        key = str(error["loc"][0]) if error["loc"] else ""
+        if not error["loc"]:  # a rule between settings: its message names them
+            lines.append(f"invalid settings: {_allowed(error, None)}")
+            continue
+        key = str(error["loc"][0])
         name, field = _field(group, key)
         names = _names(name, field) + ([flag] if (flag := _flag(field)) else [])
         where = f" ({', '.join(names)})" if names else ""

@@ -24,12 +24,18 @@ def quick_rows(module: str) -> list[str]:
 
 
 def test_quick_benchmark_runs_every_scenario() -> None:
-    """`python -m bench --quick` runs the six scenarios and prints one row per measure."""
+    """`python -m bench --quick` runs the seven scenarios and prints one row per measure."""
     rows = quick_rows("bench")
     assert set(rows[1:]) == {
-        "1 memory", "2 cloudflare", "3 sweep", "4 memory", "5 reload", "6 bare MX"
-    }  # fmt: skip
-    assert len(rows) == 20  # the header and 19 measures
+        "1 memory",
+        "2 cloudflare",
+        "3 sweep",
+        "4 memory",
+        "5 reload",
+        "6 bare MX",
+        "7 https",
+    }
+    assert len(rows) == 24  # the header and 23 measures
 
 
 def test_quick_redis_overhead_benchmark_runs() -> None:

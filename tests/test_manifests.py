@@ -35,7 +35,8 @@ HELM = "sidecar-on-helm-chart"  # the operator's Helm chart output through the p
 BUILDS = [*OVERLAYS, HELM]
 WITHOUT_WORKLOADS = {"sidecar"}  # objects to apply beside an operator you run; no Deployment
 WITH_WORKLOADS = [b for b in BUILDS if b not in WITHOUT_WORKLOADS]
-CUSTOM_KINDS = {"DNSClass", "ServiceMonitor"}  # CRDs: no schema ships with kubernetes-validate
+# CRDs: no schema ships with kubernetes-validate
+CUSTOM_KINDS = {"DNSClass", "ServiceMonitor", "Certificate", "ClusterIssuer", "Issuer"}
 SCHEMA_VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]  # native sidecars: 1.29+
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
 MAX_MEMORY_MI = 128
@@ -120,6 +121,10 @@ def sidecar_containers(docs: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]
     ]
 
 
+def _env(container: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e.get("value", "") for e in container.get("env", [])}
+
+
 def mebibytes(quantity: str) -> float:
     units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024}
     for suffix, factor in units.items():
@@ -146,6 +151,7 @@ def test_every_object_is_schema_valid(build: str, version: str) -> None:
             assert doc["apiVersion"].split("/")[0] in (
                 "dns.homelab.mortenolsen.pro",
                 "monitoring.coreos.com",
+                "cert-manager.io",
             )
             continue
         kubernetes_validate.validate(doc, version, strict=True)
@@ -227,8 +233,10 @@ def test_every_dnsclass_points_at_a_served_url(build: str) -> None:
     """A DNSClass names a Service of the overlay on its protocol port, or the pod's loopback
     where a native sidecar serves it."""
     docs = render(build)
+    tls = any(_env(c).get("DNS_SIDECAR_TLS_CERT_FILE") for c in sidecar_containers(docs))
+    scheme = "https" if tls else "http"  # components/tls: the DNSClass calls https://
     services = {
-        f"http://{s['metadata']['name']}.{s['metadata']['namespace']}.svc:{p['port']}"
+        f"{scheme}://{s['metadata']['name']}.{s['metadata']['namespace']}.svc:{p['port']}"
         for s in of_kind(docs, "Service")
         for p in s["spec"]["ports"]
         if p["name"] == "protocol"
@@ -391,6 +399,10 @@ def test_everything_referenced_exists(build: str) -> None:
     and the Roles grant exactly the Secrets and DNSClasses the sidecar reads."""
     docs = render(build)
     names = {(d["kind"], d["metadata"].get("namespace", ""), d["metadata"]["name"]) for d in docs}
+    names |= {  # the Secrets cert-manager writes for the overlay's Certificates
+        ("Secret", d["metadata"]["namespace"], d["spec"]["secretName"])
+        for d in of_kind(docs, "Certificate")
+    }
     secrets, classes = _read_by_sidecar(docs)
     assert {("DNSClass", "", name) for name in classes} <= names
     if build != HELM:  # Helm users create their Secrets themselves (README)
@@ -1000,3 +1012,93 @@ def test_image_carries_oci_labels_fed_by_make_image() -> None:
     ).stdout  # fmt: skip
     assert pushed.split()[:2] == ["podman", "build"]
     assert "--tag registry.example/dns-sidecar:1.0 ." in pushed
+
+
+def _pair_mount(container: dict[str, Any], pod: dict[str, Any], path: str) -> dict[str, Any]:
+    """The volume whose directory mount holds ``path``."""
+    (mount,) = (m for m in container["volumeMounts"] if path.startswith(m["mountPath"] + "/"))
+    assert "subPath" not in mount  # a subPath mount never sees a renewal
+    (volume,) = (v for v in pod["volumes"] if v["name"] == mount["name"])
+    return volume
+
+
+def test_the_tls_component_serves_https_with_a_renewing_certificate() -> None:
+    """standalone-https: the sidecar's Certificate names the Service the DNSClass calls over
+    https://, comes from the self-signed CA chain, and is mounted as a directory where the two
+    variables point; the operator's namespace gets a Secret carrying the same CA."""
+    docs = render("standalone-https")
+    (deployment,) = of_kind(docs, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = sidecar_containers(docs)
+    env = _env(container)
+    cert_file, key_file = env["DNS_SIDECAR_TLS_CERT_FILE"], env["DNS_SIDECAR_TLS_KEY_FILE"]
+    volume = _pair_mount(container, pod, cert_file)
+    assert _pair_mount(container, pod, key_file) == volume
+    serving = named(docs, "Certificate", "dns-sidecar-cloudflare-tls")
+    assert volume["secret"]["secretName"] == serving["spec"]["secretName"]
+    assert serving["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+    server = named(docs, "DNSClass", "cloudflare")["spec"]["server"]
+    assert server == "https://dns-sidecar-cloudflare.dns-system.svc:7100"
+    assert server.removeprefix("https://").split(":")[0] in serving["spec"]["dnsNames"]
+    assert serving["spec"]["privateKey"]["rotationPolicy"] == "Always"
+    # the chain: self-signed issuer -> CA certificate -> CA issuer -> the serving certificate
+    ca_issuer = named(docs, "ClusterIssuer", serving["spec"]["issuerRef"]["name"])
+    ca = next(
+        c
+        for c in of_kind(docs, "Certificate")
+        if c["spec"]["secretName"] == ca_issuer["spec"]["ca"]["secretName"]
+    )
+    assert ca["spec"]["isCA"] is True
+    assert named(docs, "ClusterIssuer", ca["spec"]["issuerRef"]["name"])["spec"] == {
+        "selfSigned": {}
+    }
+    bundle = named(docs, "Certificate", "dns-sidecar-ca-bundle")
+    assert bundle["metadata"]["namespace"] == OPERATOR["namespace"]
+    assert bundle["spec"]["issuerRef"] == serving["spec"]["issuerRef"]
+    # management stays plain HTTP: the kubelet's probes are httpGet on it
+    assert container["readinessProbe"]["httpGet"].get("scheme", "HTTP") == "HTTP"
+
+
+def test_the_tls_component_patches_the_operator_to_trust_the_ca(tmp_path: Path) -> None:
+    """With the operator's own Deployment (its Helm chart) in the build, the component mounts
+    the CA bundle into the operator's pod and sets SSL_CERT_FILE, and changes nothing else."""
+    (tmp_path / "operator.yaml").write_text((DATA / "operator-helm.yaml").read_text())
+    spec = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": [
+            "operator.yaml",
+            os.path.relpath(MANIFESTS / "overlays/standalone", tmp_path),
+        ],
+        "components": [os.path.relpath(MANIFESTS / "components/tls", tmp_path)],
+    }
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(spec))
+    docs = kustomize(tmp_path)
+    name = "dns-operator-controller-manager"
+    (before,) = (
+        d
+        for d in yaml.safe_load_all((DATA / "operator-helm.yaml").read_text())
+        if d and d["kind"] == "Deployment" and d["metadata"]["name"] == name
+    )
+    after = named(docs, "Deployment", name)
+    for version in SCHEMA_VERSIONS:
+        kubernetes_validate.validate(after, version, strict=True)
+    pod = after["spec"]["template"]["spec"]
+    (manager,) = (c for c in pod["containers"] if c["name"] == "manager")
+    volume = _pair_mount(manager, pod, _env(manager)["SSL_CERT_FILE"])
+    bundle = named(docs, "Certificate", "dns-sidecar-ca-bundle")
+    assert volume["secret"] == {
+        "secretName": bundle["spec"]["secretName"],
+        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+    }
+    assert bundle["metadata"]["namespace"] == after["metadata"]["namespace"]
+    # take the additions away again: what is left is the chart's Deployment as it was
+    manager["env"] = [e for e in manager["env"] if e["name"] != "SSL_CERT_FILE"]
+    manager["volumeMounts"] = [m for m in manager["volumeMounts"] if m["name"] != volume["name"]]
+    pod["volumes"] = [v for v in pod["volumes"] if v["name"] != volume["name"]]
+    for key in ("env", "volumeMounts"):
+        if not manager[key]:
+            del manager[key]
+    if not pod["volumes"]:
+        del pod["volumes"]
+    assert after == before
