@@ -4,10 +4,12 @@ N real ``dns-sidecar serve`` processes share one real ``redis-server`` (with an 
 file) and one Cloudflare emulator (in this process, so its state history and the requests'
 times share a clock). Writers send random upserts and deletes, readers random GETs, over a few
 names, through random replicas; read caches are on (an hour), so every fresh GET depends on
-invalidation. During the run, in order:
+invalidation. The readers also read two names of a quiet zone that only the faults write, so
+a lost invalidation is not hidden by the next write. During the run, in order:
 
 1. Cloudflare answers three requests with 503;
-2. Redis is SIGKILLed while the emulator holds an applied batch, and restarted with its data;
+2. Redis is SIGKILLed while the emulator holds an applied batch (of the quiet zone), and
+   restarted with its data;
 3. a replica is SIGKILLed while it holds a write lease (its batch applied, its answer held),
    and a replacement replica starts; the name is written again once the lease has expired;
 4. Cloudflare answers one request with 429 (Retry-After 2), which blocks every replica;
@@ -54,7 +56,9 @@ COM, ORG = "a" * 32, "b" * 32
 POOL = [f"192.0.2.{i}" for i in range(1, 9)]
 PING, REDIS_TIMEOUT, PROVIDER_TIMEOUT, LEASE = 0.5, 1.0, 2.0, 7.0
 BOUND = PING + REDIS_TIMEOUT  # SPEC section 7: the staleness bound
-SLACK = 10.0  # how late a write without a definite answer may still land
+SLACK = 30.0  # how late a write without a definite answer may still land (a slow provider)
+QUIET = ["quiet.example.org", "held.example.org"]  # written only by the faults, read by all
+NOT_SENT = ("not served", "nothing was sent")
 ENV = {
     "DNS_SIDECAR_LOG_FORMAT": "json",
     "DNS_SIDECAR_REDIS_PING_INTERVAL": str(PING),
@@ -78,6 +82,7 @@ accounts:
     apiToken: {{value: soak-token}}
     baseUrl: {emulator_url}/client/v4
     readCacheSeconds: 3600
+    rateLimit: {{requests: 1000000, perSeconds: 300}}
 zones:
   - {{name: example.com, account: cf, zoneId: {COM}}}
   - {{name: example.org, account: cf, zoneId: {ORG}}}
@@ -130,6 +135,17 @@ class Redis:
             return conn.recv(65536)
 
 
+def refused(status: int | None, answer: object) -> bool:
+    """Whether the answer says the change was not sent to the provider."""
+    if status is None or status == 200 or (status >= 500 and status != 503):
+        return False
+    if status < 500:
+        return True
+    error = answer.get("error") if isinstance(answer, dict) else None
+    message = str(error.get("message", "")) if isinstance(error, dict) else ""
+    return any(words in message for words in NOT_SENT)
+
+
 async def until_true(condition: Callable[[], bool], seconds: float = 10) -> None:
     """Poll ``condition`` with a deadline (it changes in this event loop: no event to wait
     on without changing the emulator)."""
@@ -168,6 +184,7 @@ class Soak:
     faults: list[str] = field(default_factory=list)
     statuses: Counter[str] = field(default_factory=Counter)
     emulator_url: str = ""
+    started: float = 0.0
     redis: Redis | None = None
 
     # --- processes ----------------------------------------------------------------------
@@ -230,8 +247,10 @@ class Soak:
         else:
             method, path, body = "DELETE", f"/records/A/{domain}/{sub}", b""
         start = time.time()
-        status, _ = await self.send(session, replica, method, path, body)
-        done = Write(fqdn, target, start, time.time(), status, replica.index)
+        status, answer = await self.send(session, replica, method, path, body)
+        done = Write(
+            fqdn, target, start, time.time(), status, replica.index, refused(status, answer)
+        )
         self.writes.append(done)
         self.statuses[f"{'upsert' if target else 'delete'} {status or 'no answer'}"] += 1
         return done
@@ -267,26 +286,35 @@ class Soak:
         for _ in range(int(self.seconds * 40)):
             if time.time() >= until:
                 return
-            got = await self.read(session, self.pick(), self.rng.choice(self.names))
+            got = await self.read(session, self.pick(), self.rng.choice(self.names + QUIET))
             if got is not None:
                 self.reads.append(got)
             await asyncio.sleep(self.rng.uniform(0, 0.02))
 
+    def at(self, moment: float | None = None) -> str:
+        return f"+{(moment or time.time()) - self.started:5.1f} s"
+
     # --- faults -------------------------------------------------------------------------
 
-    async def redis_down(self, *, lose_data: bool, under_batch: bool) -> None:
+    async def redis_down(
+        self, session: aiohttp.ClientSession, *, lose_data: bool, under_batch: bool
+    ) -> None:
         assert self.redis is not None
         if under_batch:
-            self.emulator.delay(1.0, path="/batch")
-            await until_true(lambda: not self.emulator.faults)  # a batch applied and held
+            self.emulator.delay(1.0, path=f"/zones/{ORG}/dns_records/batch")
+            target = tuple(sorted(self.rng.sample(POOL, 2)))
+            pending = asyncio.create_task(self.write(session, self.pick(), QUIET[0], target))
+            await until_true(lambda: not self.emulator.faults)  # its batch applied and held
         down = time.time()
         await asyncio.to_thread(self.redis.kill, lose_data=lose_data)
         await asyncio.sleep(1.0)  # the outage
         await asyncio.to_thread(self.redis.start)
         self.outages.append((down, time.time()))
+        if under_batch and not (await pending).acknowledged:
+            await self.until_acknowledged(session, QUIET[0], target, LEASE + 20)
         kept = "without its data" if lose_data else "with its data"
         held = ", while a batch was held" if under_batch else ""
-        self.faults.append(f"{down:.1f} Redis restarted {kept}{held}")
+        self.faults.append(f"{self.at(down)} Redis restarted {kept}{held}")
 
     async def kill_lease_holder(self, session: aiohttp.ClientSession) -> None:
         victim = self.pick()
@@ -297,16 +325,23 @@ class Soak:
         victim.process.send_signal(signal.SIGKILL)
         await asyncio.to_thread(victim.process.wait)
         await pending
-        self.faults.append(f"{time.time():.1f} replica {victim.index} SIGKILLed holding a lease")
+        self.faults.append(f"{self.at()} replica {victim.index} SIGKILLed holding a lease")
         await self.start_replica(session)
-        self.faults.append(f"{time.time():.1f} replacement replica {len(self.replicas) - 1} ready")
-        end = time.monotonic() + LEASE + 20
-        while time.monotonic() < end:  # the name is writable again once the lease expired
-            again = tuple(sorted(self.rng.sample(POOL, 1)))
-            if (await self.write(session, self.pick(), "held.example.org", again)).acknowledged:
+        self.faults.append(f"{self.at()} replacement replica {len(self.replicas) - 1} ready")
+        again = tuple(sorted(self.rng.sample(POOL, 1)))
+        await self.until_acknowledged(session, "held.example.org", again, LEASE + 20)
+
+    async def until_acknowledged(
+        self, session: aiohttp.ClientSession, name: str, target: Values, seconds: float
+    ) -> None:
+        """Send the write again until it is acknowledged, as the operator's reconcile loop
+        does (an orphaned lease delays it; a lost version move must not make it stale)."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if (await self.write(session, self.pick(), name, target)).acknowledged:
                 return
-            await asyncio.sleep(0.5)  # retrying as the operator would
-        raise AssertionError("held.example.org stayed locked past its lease")
+            await asyncio.sleep(0.5)  # the operator's retry interval, shortened
+        raise AssertionError(f"{name} could not be written for {seconds:g} s")
 
     async def faults_during(self, session: aiohttp.ClientSession, started: float) -> None:
         async def at(fraction: float) -> None:
@@ -314,16 +349,16 @@ class Soak:
 
         await at(0.1)
         self.emulator.fail(503, times=3)
-        self.faults.append(f"{time.time():.1f} Cloudflare 503 x3")
+        self.faults.append(f"{self.at()} Cloudflare 503 x3")
         await at(0.2)
-        await self.redis_down(lose_data=False, under_batch=True)
+        await self.redis_down(session, lose_data=False, under_batch=True)
         await at(0.35)
         await self.kill_lease_holder(session)
         await at(0.6)
         self.emulator.fail(429, retry_after=2)
-        self.faults.append(f"{time.time():.1f} Cloudflare 429, Retry-After 2")
+        self.faults.append(f"{self.at()} Cloudflare 429, Retry-After 2")
         await at(0.75)
-        await self.redis_down(lose_data=True, under_batch=False)
+        await self.redis_down(session, lose_data=True, under_batch=False)
 
     # --- the run ------------------------------------------------------------------------
 
@@ -346,7 +381,7 @@ class Soak:
                 for _ in range(self.replicas_wanted):
                     await self.start_replica(session)
                 await self.settle(session)
-                started = time.time()
+                started = self.started = time.time()
                 until = started + self.seconds
                 readers = max(1, self.writers // 4)
                 await asyncio.gather(
@@ -403,7 +438,7 @@ class Soak:
         self.statuses.clear()
 
     def finals(self) -> dict[str, Values]:
-        names = {*self.names, "held.example.org"}
+        names = {*self.names, *QUIET}
         found: dict[str, list[str]] = {name: [] for name in names}
         for zone in self.emulator.state.zones.values():
             for record in zone.records.values():
@@ -419,6 +454,7 @@ def main() -> None:
     parser.add_argument("--writers", type=int, default=12, help="concurrent writers (default 12)")
     parser.add_argument("--names", type=int, default=4, help="names written (default 4)")
     parser.add_argument("--seed", type=int, default=None, help="random seed (default: random)")
+    parser.add_argument("--dump", type=Path, help="write what was recorded here, as JSON")
     args = parser.parse_args()
     seed = args.seed if args.seed is not None else random.randrange(1 << 30)
     names = [f"n{i}.example.com" for i in range(args.names)]
@@ -429,6 +465,10 @@ def main() -> None:
         started = time.monotonic()
         verdict = asyncio.run(soak.run())
         took = time.monotonic() - started
+        if args.dump:
+            recorded = {"faults": soak.faults, "writes": soak.writes, "reads": soak.reads}
+            recorded["states"] = soak.emulator.state.history.page()["entries"]
+            args.dump.write_text(json.dumps(recorded, default=lambda o: o.__dict__, indent=1))
         print(
             f"soak: seed {seed}, {args.replicas} replicas, {args.writers} writers, "
             f"{len(names)} names, {args.seconds:g} s of traffic ({took:.0f} s in all)"

@@ -5,7 +5,9 @@ writes that were sent (pure functions over what ``bench.soak`` recorded).
   write to that name in flight at that moment; a merge of two requests is no request, so it
   is caught even when a later write overwrites it. A write without a definite answer (503,
   connection lost, replica killed) counts as in flight ``slack`` seconds past its end: the
-  provider may apply it late.
+  provider may apply it late. A write answered as not sent (``refused``: "not served",
+  "nothing was sent", a 4xx) counts as never in flight: a state only it asked for is the
+  false "not served" of issue 25.
 - **GETs.** A GET shows a state the provider held at some moment between the latest write
   acknowledged before the GET started (from when that write's set was in place) and the
   GET's end; one that started within ``bound`` of Redis coming back may lag (SPEC section 7)
@@ -31,6 +33,7 @@ class Write:
     end: float
     status: int | None  # None: no answer
     replica: int = 0
+    refused: bool = False  # the answer says nothing was sent to the provider
 
     @property
     def acknowledged(self) -> bool:
@@ -135,15 +138,28 @@ def check(
 
 def check_states(run: Run, states: list[State], slack: float) -> list[str]:
     """Each state is the set of a write to that name in flight at that moment."""
-    return [
-        f"{state.name} held {list(state.values)} at {state.at:.3f} (seq {state.seq}): no "
-        "write in flight asked for it"
-        for state in states
-        if not any(
-            w.target == state.values and w.start <= state.at <= _last(w, slack)
+    violations = []
+    for state in states:
+        asked = [
+            w
             for w in run.writes[state.name]
-        )
-    ]
+            if w.target == state.values and w.start <= state.at <= _last(w, slack)
+        ]
+        if not asked:
+            violations.append(
+                f"{state.name} held {list(state.values)} at {state.at:.3f} (seq {state.seq}): "
+                "no write in flight asked for it"
+            )
+        elif all(w.refused for w in asked):
+            sent = ", ".join(
+                f"{w.status} through replica {w.replica} ({w.start:.3f}..{w.end:.3f})"
+                for w in asked
+            )
+            violations.append(
+                f"{state.name} held {list(state.values)} at {state.at:.3f} (seq {state.seq}), "
+                f"applied by a write answered as not sent: {sent}"
+            )
+    return violations
 
 
 def acknowledged_floors(run: Run, writes: list[Write]) -> tuple[dict[Write, float], list[str]]:
