@@ -55,7 +55,7 @@ bench-quick: $(STAMP)
 	$(BIN)/python -m bench --quick
 
 ## soak: 3 replicas on a real Redis against the emulator for 180 s of random writes and reads under
-##       Redis restarts, a killed lease holder, 503s and a 429 (about 4 minutes); exits 1 on a
+##       Redis restarts, a killed lease holder, 503s and a 429 (5 to 6 minutes); exits 1 on a
 ##       violation (SOAK_ARGS="--seconds 600 --replicas 5" for a longer one)
 soak: $(STAMP) tools
 	$(BIN)/python -m bench.soak $(SOAK_ARGS)
