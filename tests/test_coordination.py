@@ -404,8 +404,7 @@ async def test_no_write_is_sent_without_its_lock(
 async def test_a_version_move_redis_does_not_take_is_retried(
     connect: Connect, redis_server: RedisServer
 ) -> None:
-    """A bump while Redis is down does not raise; it lands once Redis is back, and every
-    version read after the outage differs from the one before (the cache drops its data)."""
+    """A bump during an outage does not raise, lands once Redis is back; versions moved."""
     retries = Retries(0.05)
     writer = RedisVersions(await connect(), retries)
     reader = RedisVersions(await connect(), Retries(1))
@@ -427,8 +426,7 @@ async def test_a_version_move_redis_does_not_take_is_retried(
 
 
 async def test_the_retry_loop_runs_when_a_write_is_handed_over() -> None:
-    """``run_forever`` retries a handed-over write with backoff until it succeeds, and one
-    whose moment has passed is dropped without being tried."""
+    """Handed-over writes are retried until they succeed; an expired one is never tried."""
     retries = Retries(0.05)
     attempts: list[int] = []
     done = asyncio.Event()
@@ -457,8 +455,7 @@ async def test_the_retry_loop_runs_when_a_write_is_handed_over() -> None:
 async def test_a_lock_release_redis_does_not_take_is_retried_while_the_lease_lasts(
     connect: Connect, redis_server: RedisServer
 ) -> None:
-    """Redis gone before the holder releases its lock: no error, the release is kept for
-    the background retry until the lease's end."""
+    """A release Redis does not take raises nothing and is retried in the background."""
     retries = Retries(0.05)
     locks = RedisLocks(await connect(), lease=30, wait=0.2, retries=retries)
     async with locks.hold(("z", "n.example.com", "A")):
@@ -471,8 +468,7 @@ async def test_a_lock_release_redis_does_not_take_is_retried_while_the_lease_las
 async def test_a_429_is_kept_by_the_replica_when_redis_cannot_share_it(
     connect: Connect, redis_server: RedisServer
 ) -> None:
-    """Cloudflare's 429 while Redis is down: ``block`` still answers the wait, and this
-    replica refuses to send into the block without asking Redis."""
+    """A 429 while Redis is down: the wait is answered and this replica keeps the block."""
     budget = RedisBudget(await connect(), "acct", 10, 300)
     redis_server.kill()
     assert await budget.block(9) == 9

@@ -26,8 +26,7 @@ def states(page: dict[str, Any]) -> list[tuple[int, str, str, list[str]]]:
 async def test_each_write_leaves_one_state_per_record_set(
     session: aiohttp.ClientSession, cf: RunningEmulator
 ) -> None:
-    """Creates, a batch (one state after it, never a half one), a failed batch (none) and a
-    delete, in order, with sequence numbers and times; ``since`` returns only later ones."""
+    """One state per write and set (a batch once, a failed batch none); ``since`` pages."""
     records = f"/zones/{ZONE}/dns_records"
     _, one, _ = await api(
         session, cf, "POST", records, {"type": "A", "name": "h", "content": "192.0.2.1"}

@@ -355,8 +355,7 @@ async def _seen_within(replica: Replica, sub: str, want: list[str], bound: float
 async def test_a_batch_applied_before_redis_died_is_answered_as_applied(
     start_replicas: StartReplicas, cf: RunningEmulator, redis_server: RedisServer
 ) -> None:
-    """Redis killed while the emulator holds an applied batch: 200 with the outcome, not a
-    503 that says the request was not served."""
+    """Redis killed while an applied batch is held: 200 with the outcome, not "not served"."""
     (writer,) = await start_replicas(1, account_extra=CACHED)
     assert (await writer.caller.upsert("A", DOMAIN, "kept", ["192.0.2.1"])).status == 200
     reply = await _kill_redis_under_a_batch(writer, cf, redis_server, "kept", ["192.0.2.2"])
@@ -381,8 +380,7 @@ async def test_a_batch_applied_before_redis_died_is_answered_as_applied(
 async def test_a_reader_drops_its_cache_when_its_own_call_fails(
     start_replicas: StartReplicas, cf: RunningEmulator, redis_server: RedisServer
 ) -> None:
-    """Redis restarted with its data: a reader whose ping idles for a minute fails its first
-    call (its connection was lost) and drops its hour-long cache."""
+    """Redis restarted with its data: an idle reader's first call fails, its cache goes."""
     (writer,) = await start_replicas(1, account_extra=CACHED)
     (reader,) = await start_replicas(
         1, account_extra=CACHED, env={"DNS_SIDECAR_REDIS_PING_INTERVAL": "60"}
@@ -398,9 +396,7 @@ async def test_a_reader_drops_its_cache_when_its_own_call_fails(
 async def test_a_lost_version_move_is_retried_until_redis_takes_it(
     start_replicas: StartReplicas, cf: RunningEmulator, redis_server: RedisServer
 ) -> None:
-    """The writer is cut off from Redis while its batch is at the provider; the reader never
-    is, so only the writer's retried version move (once Redis is reachable again) ends the
-    reader's hour-long cache."""
+    """Only the writer is cut off from Redis: its retried version move ends reader caches."""
     partition = Partition(redis_server.port)
     await partition.mend()
     (writer,) = await start_replicas(
@@ -434,8 +430,7 @@ async def test_a_lost_version_move_is_retried_until_redis_takes_it(
 async def test_a_reader_learns_of_an_outage_through_its_ping_loop(
     start_replicas: StartReplicas, cf: RunningEmulator, redis_server: RedisServer
 ) -> None:
-    """The writer dies before it can move the version; the reader, idle through the outage,
-    drops its hour-long cache within its ping interval plus the Redis timeout."""
+    """The writer dies before its retry; the idle reader's ping loop drops its cache in time."""
     timing = {"DNS_SIDECAR_REDIS_PING_INTERVAL": "1", "DNS_SIDECAR_REDIS_TIMEOUT": "2"}
     writer, reader = await start_replicas(2, account_extra=CACHED, env=timing)
     assert (await writer.caller.upsert("A", DOMAIN, "pinged", ["192.0.2.1"])).status == 200

@@ -44,8 +44,7 @@ def test_a_clean_run_has_no_violation() -> None:
 
 
 def test_a_merge_is_caught_even_when_overwritten() -> None:
-    """A state no write asked for (the union of two) is a violation, though a later write
-    replaced it."""
+    """A state no write asked for (a union of two) is a violation, though overwritten."""
     writes = [Write("n", A, 1, 3, 200), Write("n", B, 1, 3, 200), Write("n", A, 4, 5, 200)]
     states = [State("n", 2, AB, 1), State("n", 2.5, B, 2), State("n", 4.5, A, 3)]
     assert verdict(writes, states) == [
@@ -76,9 +75,7 @@ def test_a_write_without_an_answer_may_land_late() -> None:
 
 
 def test_a_stale_get_is_caught_outside_the_bound_only() -> None:
-    """A GET that shows the set from before a write acknowledged more than the bound before it
-    is a violation; one within the bound of the acknowledgement, or of Redis coming back, is
-    counted instead."""
+    """A GET older than a write acked a bound before it fails; within the bound it counts."""
     writes = [Write("n", A, 1, 2, 200), Write("n", B, 3, 4, 200)]
     states = [State("n", 1.5, A, 1), State("n", 3.5, B, 2)]
     stale = [Read("n", 5, 5.1, A, 1), Read("n", 5.6, 5.7, A, 1), Read("n", 102, 102.1, A, 1)]
@@ -94,8 +91,7 @@ def test_a_stale_get_is_caught_outside_the_bound_only() -> None:
 
 
 def test_final_states_are_checked_against_the_last_acknowledged_write() -> None:
-    """A final state older than the last acknowledged write, a history that does not end
-    there, and a replica that shows something else after the run are violations."""
+    """Final states: older than the last ack, off the history, or shown otherwise: caught."""
     writes = [Write("n", A, 1, 2, 200), Write("n", B, 3, 4, 200)]
     states = [State("n", 1.5, A, 1), State("n", 3.5, B, 2)]
     assert verdict(writes, states, finals={"n": A}) == [
