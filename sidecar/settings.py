@@ -395,7 +395,9 @@ class RedisSettings(_Group):
         2.0,
         gt=0,
         validation_alias=_env("REDIS_PING_INTERVAL"),
-        description="Seconds between pings while idle, so readiness reflects Redis's state.",
+        description="Seconds between pings while idle, so readiness reflects Redis's state; plus "
+        "the Redis timeout, the longest any replica serves a set older than an acknowledged "
+        "write, and the longest a retried Redis write waits between attempts.",
     )
 
 

@@ -4,7 +4,8 @@ Serves ``/client/v4/...`` like Cloudflare, plus ``/__emulator/...`` for tests an
 ``GET /__emulator/stats`` (requests per endpoint), ``DELETE /__emulator/stats`` (reset),
 ``POST /__emulator/faults`` (``{"status": 429, "retryAfter": 5, "times": 1}``,
 ``{"status": 503}``, ``{"latency": 0.05}``), ``DELETE /__emulator/faults``,
-``POST /__emulator/zones`` (``{"name": "example.com"}``) and ``GET /__emulator/zones``.
+``POST /__emulator/zones`` (``{"name": "example.com"}``), ``GET /__emulator/zones``, and
+``GET /__emulator/history?since=SEQ`` (every state each record set passed through: ``history``).
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ class Emulator:
                 web.delete(f"{CONTROL}/faults", self._clear_faults),
                 web.get(f"{CONTROL}/zones", self._list_zones),
                 web.post(f"{CONTROL}/zones", self._add_zone),
+                web.get(f"{CONTROL}/history", self._history),
             ]
         )
         return app
@@ -280,6 +282,13 @@ class Emulator:
 
     async def _list_zones(self, request: web.Request) -> web.Response:
         return web.json_response([z.as_json() for z in self.state.zones.values()])
+
+    async def _history(self, request: web.Request) -> web.Response:
+        try:
+            since = int(request.query.get("since", "0"))
+        except ValueError:
+            return web.json_response({"error": "since must be a sequence number"}, status=400)
+        return web.json_response(self.state.history.page(since))
 
     async def _add_zone(self, request: web.Request) -> web.Response:
         spec = await request.json()
