@@ -41,6 +41,8 @@ class FakeKube:
     lists: int = 0
     watches: int = 0
     unselected: int = 0
+    held: dict[Key, asyncio.Event] = field(default_factory=dict)  # lists that wait for a release
+    waiting: set[Key] = field(default_factory=set)  # held lists that have arrived
 
     # --- changing the cluster ------------------------------------------------------------
 
@@ -72,6 +74,11 @@ class FakeKube:
         key = (kind, namespace, name)
         obj = self.objects.pop(key)
         self._event("DELETED", key, obj)
+
+    def hold(self, kind: str, namespace: str, name: str) -> asyncio.Event:
+        """Make the lists of one object wait until the returned event is set (a slow API server);
+        ``waiting`` shows when one has arrived."""
+        return self.held.setdefault((kind, namespace, name), asyncio.Event())
 
     def compact(self) -> None:
         """Forget history: watches from versions older than the current one get 410 Gone."""
@@ -158,6 +165,9 @@ class FakeKube:
         if request.query.get("watch") in ("true", "1", "True"):
             return await self._watch(request, key)
         self.lists += 1
+        if key in self.held:
+            self.waiting.add(key)
+            await self.held[key].wait()
         items = [self.objects[key]] if key in self.objects else []
         return web.json_response(
             {
