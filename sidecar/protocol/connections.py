@@ -388,9 +388,10 @@ class Listener:
             # the rest of a burst in the same turn, as asyncio's own servers accept: one at a
             # time, the last of 64 connections opened at once waits for 63 turns of the loop
             accepted = [conn, *self._backlog(listening)]
-            await asyncio.gather(
-                *(loop.connect_accepted_socket(self._handler, conn) for conn in accepted)
-            )
+            set_up = (loop.connect_accepted_socket(self._handler, conn) for conn in accepted)
+            done = await asyncio.gather(*set_up, return_exceptions=True)  # one failing: not all
+            for conn, failed in zip(accepted, done, strict=True):
+                conn.close() if isinstance(failed, Exception) else None
 
     def _backlog(self, listening: socket.socket) -> list[socket.socket]:
         """The connections already waiting in the kernel's queue, as many as there is room
