@@ -3,7 +3,8 @@
 Serves ``/client/v4/...`` like Cloudflare, plus ``/__emulator/...`` for tests and developers:
 ``GET /__emulator/stats`` (requests per endpoint), ``DELETE /__emulator/stats`` (reset),
 ``POST /__emulator/faults`` (``{"status": 429, "retryAfter": 5, "times": 1}``,
-``{"status": 503}``, ``{"latency": 0.05}``), ``DELETE /__emulator/faults``,
+``{"status": 503}``, ``{"status": 404, "code": 81044, "path": "batch"}``,
+``{"latency": 0.05}``), ``DELETE /__emulator/faults``,
 ``POST /__emulator/zones`` (``{"name": "example.com"}``) and ``GET /__emulator/zones``.
 """
 
@@ -50,6 +51,8 @@ class Fault:
     times: int | None = 1  # None: until cleared
     path: str = ""  # only requests whose path contains this
     latency: float = 0.0  # seconds before failing, or before answering once served
+    code: int | str | None = None  # the error code in the body (None: Cloudflare's usual one)
+    message: str = ""  # the error message in the body (empty: a generic one)
 
 
 @dataclass
@@ -77,9 +80,18 @@ class Emulator:
         self.keys[(email.lower(), key)] = Principal(f"key:{email}")
 
     def fail(
-        self, status: int, *, times: int | None = 1, retry_after: int = 1, path: str = ""
+        self,
+        status: int,
+        *,
+        times: int | None = 1,
+        retry_after: int = 1,
+        path: str = "",
+        code: int | str | None = None,
+        message: str = "",
     ) -> None:
-        self.faults.append(Fault(status, retry_after, times, path))
+        """Answer matching requests ``status`` with error ``code`` (default: Cloudflare's for
+        that status) instead of serving them."""
+        self.faults.append(Fault(status, retry_after, times, path, code=code, message=message))
 
     def delay(self, seconds: float, *, times: int | None = 1, path: str = "") -> None:
         """Serve matching requests, then answer ``seconds`` late: the work is done even when
@@ -270,6 +282,8 @@ class Emulator:
                 times=spec.get("times", 1),
                 retry_after=int(spec.get("retryAfter", 1)),
                 path=str(spec.get("path", "")),
+                code=spec.get("code"),
+                message=str(spec.get("message", "")),
             )
         return web.json_response({"faults": len(self.faults), "latency": self.latency})
 
@@ -313,7 +327,7 @@ def _ok(result: object, info: ResultInfo | None = None) -> web.Response:
     return web.Response(text=json.dumps(body), content_type="application/json")
 
 
-def _error(status: int, code: int, message: str) -> web.Response:
+def _error(status: int, code: int | str, message: str) -> web.Response:
     body: Envelope = {
         "success": False,
         "errors": [{"code": code, "message": message}],
@@ -329,7 +343,8 @@ def _fault_response(fault: Fault) -> web.Response:
         response = _error(429, 971, "Please wait and consider throttling your request speed")
         response.headers["Retry-After"] = str(fault.retry_after)
         return response
-    return _error(status, 10001, f"Injected fault: HTTP {status}")
+    code = 10001 if fault.code is None else fault.code
+    return _error(status, code, fault.message or f"Injected fault: HTTP {status}")
 
 
 async def run(emulator: Emulator, host: str, port: int, stop: asyncio.Event | None = None) -> None:

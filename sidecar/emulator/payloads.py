@@ -92,7 +92,7 @@ class ResultInfo(TypedDict):
 
 
 class Message(TypedDict):
-    code: int
+    code: int | str  # Cloudflare's are numbers; a fault may inject anything
     message: str
 
 
