@@ -2,7 +2,9 @@
 
 Same semantics as the Cloudflare provider (ownership aside, since nobody else writes here):
 record sets keyed by (FQDN, type), a CNAME cannot share its name with other records, and an
-unchanged upsert writes nothing. With ``snapshot`` set, every change is persisted as a JSON
+unchanged upsert writes nothing; writes to one name are serialised (read, compare, write as one
+step, as on Cloudflare), so two concurrent upserts of a new set are one "created" and one
+"updated" or "unchanged". With ``snapshot`` set, every change is persisted as a JSON
 file written atomically (temporary file, fsync, rename), and loaded again at start; temporary
 files that a killed process left behind are removed then. While the snapshot cannot be written,
 changes are refused and ``health`` says so (and tries again). An account edited by a reload
@@ -20,6 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from sidecar.coordination.locks import KeyedLocks
 from sidecar.errors import ProviderUnavailable, RecordConflict, SidecarError
 from sidecar.providers.base import DeleteResult, Health, Outcome, UpsertResult, ZonePolicy
 from sidecar.records import RecordKey, RecordSet
@@ -40,7 +43,8 @@ class MemoryProvider:
     def __init__(self, *, snapshot: Path | None = None) -> None:
         self._snapshot = snapshot
         self._records: _Store = {}
-        self._write_lock = asyncio.Lock()
+        self._write_lock = asyncio.Lock()  # one snapshot write at a time
+        self._names = KeyedLocks()  # one change per name at a time (a CNAME excludes others)
         self._write_error: str | None = None  # why the last snapshot write failed
         self._written = False  # a snapshot write succeeded (health tries one until then)
         if snapshot is not None:
@@ -76,6 +80,10 @@ class MemoryProvider:
         return f"carried {held} record set(s) over and wrote them to {self._snapshot}{instead}"
 
     async def upsert(self, zone: ZonePolicy, record: RecordSet) -> UpsertResult:
+        async with self._names.hold(record.key.fqdn):
+            return await self._upsert(record)
+
+    async def _upsert(self, record: RecordSet) -> UpsertResult:
         at_name = self._records.get(record.key.fqdn, {})
         blocking = _cname_conflict(record.key.type, at_name)
         if blocking:
@@ -98,6 +106,10 @@ class MemoryProvider:
         return RecordSet(key, stored.values, stored.ttl)
 
     async def delete(self, zone: ZonePolicy, key: RecordKey) -> DeleteResult:
+        async with self._names.hold(key.fqdn):
+            return await self._delete(key)
+
+    async def _delete(self, key: RecordKey) -> DeleteResult:
         removed = self._records.get(key.fqdn, {}).get(key.type)
         if removed is None:
             return DeleteResult(removed=0)
@@ -161,8 +173,18 @@ class MemoryProvider:
         try:
             await asyncio.to_thread(_atomic_write, self._snapshot, _encode(self._records))
         except OSError as err:
-            self._write_error = str(err.strerror or err)
+            error = str(err.strerror or err)
+            if error != self._write_error:  # once per failure, not once per refused change
+                log.warning(
+                    "memory provider cannot write its snapshot %s: %s; changes are refused "
+                    "until it can",
+                    self._snapshot,
+                    error,
+                )
+            self._write_error = error
             raise
+        if self._write_error is not None:
+            log.info("memory provider writes its snapshot %s again", self._snapshot)
         self._write_error = None
         self._written = True
 
