@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sidecar.errors import ProviderUnavailable
-from sidecar.providers.base import Outcome, ZonePolicy
+from sidecar.providers.base import ZonePolicy
 from sidecar.providers.memory import MemoryProvider
 from sidecar.records import RecordKey, RecordSet
 
