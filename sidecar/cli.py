@@ -115,6 +115,12 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     )
     emulator.add_argument("--api-key", help="an accepted global API key (with --email)")
     emulator.add_argument("--email", help="the email that goes with --api-key")
+    emulator.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=5.0,
+        help="seconds SIGTERM waits for requests in progress, then cuts them off (default 5)",
+    )
     return parser, {
         "serve": run,
         "check": check,
@@ -240,7 +246,7 @@ def _emulator(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run(emulator, args.host, args.port, stop)
+        await run(emulator, args.host, args.port, stop, shutdown_timeout=args.shutdown_timeout)
 
     asyncio.run(main())
     return EXIT_OK

@@ -347,10 +347,18 @@ def _fault_response(fault: Fault) -> web.Response:
     return _error(status, code, fault.message or f"Injected fault: HTTP {status}")
 
 
-async def run(emulator: Emulator, host: str, port: int, stop: asyncio.Event | None = None) -> None:
-    """Serve ``emulator`` until ``stop`` is set (the CLI sets it on SIGTERM / SIGINT)."""
+async def run(
+    emulator: Emulator,
+    host: str,
+    port: int,
+    stop: asyncio.Event | None = None,
+    *,
+    shutdown_timeout: float = 5.0,
+) -> None:
+    """Serve ``emulator`` until ``stop`` is set (the CLI sets it on SIGTERM / SIGINT); requests
+    still in progress then (a slowed one) get ``shutdown_timeout`` seconds, then are cancelled."""
     stop = stop or asyncio.Event()
-    runner = web.AppRunner(emulator.app(), access_log=None)
+    runner = web.AppRunner(emulator.app(), access_log=None, shutdown_timeout=shutdown_timeout)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
