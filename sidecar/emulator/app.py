@@ -14,6 +14,7 @@ import asyncio
 import json
 from collections import Counter
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,7 +42,9 @@ class Principal:
         return self.zones is None or zone.name in self.zones
 
 
-_PRINCIPAL = web.RequestKey("principal", Principal)
+# who calls, for the handlers of the request being served: each request runs in its own task, so
+# a context variable is per request (and needs nothing of aiohttp newer than the floor)
+_principal: ContextVar[Principal] = ContextVar("principal")
 
 
 @dataclass
@@ -147,7 +150,7 @@ class Emulator:
 
     async def _serve(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
-            request[_PRINCIPAL] = self._authenticate(request)
+            _principal.set(self._authenticate(request))
             if request.match_info.http_exception is not None:
                 raise request.match_info.http_exception
             return await handler(request)
@@ -187,20 +190,20 @@ class Emulator:
 
     def _zone_for(self, request: web.Request) -> Zone:
         zone = self.state.zone(request.match_info["zone_id"])
-        if not request[_PRINCIPAL].sees(zone):
+        if not _principal.get().sees(zone):
             raise CloudflareError(403, 9109, "Unauthorized to access requested resource")
         return zone
 
     # --- API ------------------------------------------------------------------------------
 
     async def _verify(self, request: web.Request) -> web.Response:
-        principal = request[_PRINCIPAL]
+        principal = _principal.get()
         if not principal.name.startswith("token:"):
             raise CloudflareError(400, 6003, "Invalid request headers: not a token")
         return _ok({"id": "emulated-token", "status": "active"})
 
     async def _zones(self, request: web.Request) -> web.Response:
-        principal = request[_PRINCIPAL]
+        principal = _principal.get()
         if not principal.can_list_zones:
             raise CloudflareError(403, 9109, "Unauthorized to access requested resource")
         name = request.query.get("name", "").lower().rstrip(".")
