@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -123,9 +123,62 @@ def create_app(
     """The protocol app; the management app hangs off it under ``MANAGEMENT``."""
     clock = clock or SystemClock()
     metrics = Metrics()
+    store = store or CredentialStore(_kubernetes(settings, metrics))
+    coordination = make_coordination(settings, clock, metrics)
+    loaded = Loaded(initial) if initial else load_runtime(settings, store, clock, coordination)
+    check_exposure(settings, loaded.runtime)
+    config_file = str(settings.table.config) if settings.table.config else None
+    live = LiveConfig(loaded.runtime, config_file=config_file)
+    verifier = _verifier(settings, coordination, clock)
+    metrics.watch_replay_cache(lambda: len(verifier.replay))
+    metrics.config_generation.set_function(lambda: float(live.generation))
+    health = HealthCache(clock, settings.server.health_cache_seconds)
+    access = AccessLog()  # after logging is configured: it writes JSON lines itself then
+
+    app = web.Application()  # the lifecycle and the shared objects; requests go to SERVE
+    app[LIVE] = live
+    app[METRICS] = metrics
+    app[VERIFIER] = verifier
+    app[IN_FLIGHT] = in_flight = InFlight(metrics.in_flight)
+    app[STORE] = store
+    app[COORDINATION] = coordination
+    app[SERVE] = request_path(  # no route: the protocol port hands every request to it
+        endpoints=ProtocolApi(health, metrics, clock, coordination.problem).endpoints(),
+        verifier=verifier,
+        live=live,
+        metrics=metrics,
+        in_flight=in_flight,
+        access=access,
+        max_body=settings.server.max_body_bytes,
+    )
+    readiness = _add_management(app, health)
+    if settings.table.config is not None:
+        app[RELOADER] = Reloader(
+            live,
+            settings.table.config,
+            settings,
+            store,
+            clock,
+            loaded_digest=loaded.digest,
+            on_result=lambda result: metrics.reloads.labels(result).inc(),
+            coordination=coordination,
+        )
+    _add_lifecycle(
+        app,
+        settings=settings,
+        coordination=coordination,
+        store=store,
+        access=access,
+        readiness=readiness,
+    )
+    return app
+
+
+def _kubernetes(settings: Settings, metrics: Metrics) -> Callable[[], KubernetesObjects]:
+    """How the credential store connects to Kubernetes, once the routing table needs it."""
     k8s = settings.kubernetes
 
-    def kubernetes() -> KubernetesObjects:
+    def connect() -> KubernetesObjects:
         from sidecar.credentials.kubernetes import KubernetesObjects  # noqa: PLC0415 - large, lazy
 
         return KubernetesObjects(
@@ -136,77 +189,41 @@ def create_app(
             on_change=lambda kind: metrics.kubernetes_changes.labels(kind).inc(),
         )
 
-    store = store or CredentialStore(kubernetes)
-    coordination = make_coordination(settings, clock, metrics)
-    loaded = Loaded(initial) if initial else load_runtime(settings, store, clock, coordination)
-    check_exposure(settings, loaded.runtime)
-    config_file = str(settings.table.config) if settings.table.config else None
-    live = LiveConfig(loaded.runtime, config_file=config_file)
-    allow_unsigned = is_loopback(settings.server.host) or settings.server.allow_unauthenticated
-    verifier = Verifier(
+    return connect
+
+
+def _verifier(settings: Settings, coordination: Coordination, clock: Clock) -> Verifier:
+    """The HMAC verifier: unsigned requests only on loopback or when explicitly allowed."""
+    server = settings.server
+    allow_unsigned = is_loopback(server.host) or server.allow_unauthenticated
+    return Verifier(
         coordination.nonces,
         clock,
         VerifyPolicy(skew=settings.auth.timestamp_skew, allow_unsigned=allow_unsigned),
     )
-    metrics.watch_replay_cache(lambda: len(verifier.replay))
-    metrics.config_generation.set_function(lambda: float(live.generation))
-    health = HealthCache(clock, settings.server.health_cache_seconds)
-    in_flight = InFlight(metrics.in_flight)
-    access = AccessLog()  # after logging is configured: it writes JSON lines itself then
 
-    app = web.Application()  # the lifecycle and the shared objects; requests go to SERVE
-    serve = request_path(
-        endpoints=ProtocolApi(health, metrics, clock, coordination.problem).endpoints(),
-        verifier=verifier,
-        live=live,
-        metrics=metrics,
-        in_flight=in_flight,
-        access=access,
-        max_body=settings.server.max_body_bytes,
-    )
-    app[SERVE] = serve  # no route: the protocol port hands every request to it (server.py)
-    app[LIVE] = live
-    app[METRICS] = metrics
-    app[VERIFIER] = verifier
-    app[IN_FLIGHT] = in_flight
-    app[STORE] = store
-    app[COORDINATION] = coordination
 
-    management = web.Application()
-    reloader: Reloader | None = None
-    management_api = ManagementApi(
-        live,
+def _add_management(app: web.Application, health: HealthCache) -> Readiness:
+    """The management app (``MANAGEMENT``) over the objects ``app`` holds; its readiness."""
+    store = app[STORE]
+
+    def loops() -> dict[str, dict[str, Any]]:
+        reloader = app.get(RELOADER)
+        return {**(reloader.tasks.status() if reloader else {}), **store.loops()}
+
+    api = ManagementApi(
+        app[LIVE],
         health,
-        verifier,
-        metrics,
-        coordination=coordination,
-        loops=lambda: {**(reloader.tasks.status() if reloader else {}), **store.loops()},
+        app[VERIFIER],
+        app[METRICS],
+        coordination=app[COORDINATION],
+        loops=loops,
     )
-    management.add_routes(management_api.routes())
+    management = web.Application()
+    management.add_routes(api.routes())
     app[MANAGEMENT] = management
-    app[MANAGEMENT_API] = management_api
-
-    if settings.table.config is not None:
-        reloader = app[RELOADER] = Reloader(
-            live,
-            settings.table.config,
-            settings,
-            store,
-            clock,
-            loaded_digest=loaded.digest,
-            on_result=lambda result: metrics.reloads.labels(result).inc(),
-            coordination=coordination,
-        )
-
-    _add_lifecycle(
-        app,
-        settings=settings,
-        coordination=coordination,
-        store=store,
-        access=access,
-        readiness=management_api.readiness,
-    )
-    return app
+    app[MANAGEMENT_API] = api
+    return api.readiness
 
 
 def _add_lifecycle(

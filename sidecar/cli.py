@@ -9,7 +9,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -51,6 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
 
 
+AddCommand = Callable[..., argparse.ArgumentParser]  # a subparsers' add_parser
+
+
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(
         prog="dns-sidecar",
@@ -58,8 +61,16 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     )
     parser.add_argument("--version", action="version", version=f"dns-sidecar {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    return parser, {  # in the order --help lists them
+        "serve": _serve_parser(commands.add_parser),
+        "check": _check_parser(commands.add_parser),
+        "request": _request_parser(commands.add_parser),
+        "cloudflare-emulator": _emulator_parser(commands.add_parser),
+    }
 
-    run = commands.add_parser("serve", help="run the service")
+
+def _serve_parser(add: AddCommand) -> argparse.ArgumentParser:
+    run = add("serve", help="run the service")
     run.add_argument("--config", type=Path, help="routing table YAML (env DNS_SIDECAR_CONFIG)")
     run.add_argument("--host", help="protocol listen address (default 127.0.0.1)")
     run.add_argument("--port", type=int, help="protocol port (default 7100)")
@@ -76,11 +87,17 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         choices=["auto", "json", "console"],
         help="auto: JSON unless stderr is a terminal (default auto; env DNS_SIDECAR_LOG_FORMAT)",
     )
+    return run
 
-    check = commands.add_parser("check", help="validate a routing table; exit 1 on problems")
+
+def _check_parser(add: AddCommand) -> argparse.ArgumentParser:
+    check = add("check", help="validate a routing table; exit 1 on problems")
     check.add_argument("path", type=Path, metavar="PATH", help="the routing table YAML file")
+    return check
 
-    request = commands.add_parser("request", help="send one signed request and print the reply")
+
+def _request_parser(add: AddCommand) -> argparse.ArgumentParser:
+    request = add("request", help="send one signed request and print the reply")
     request.add_argument("method", help="GET, POST or DELETE")
     request.add_argument("path", help="starting with /, for example /records/A/example.com/www")
     request.add_argument("--data", help="JSON body (POST /records)")
@@ -95,8 +112,11 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     request.add_argument(
         "--algorithm", help="SHA256 or SHA512 (default: env HMAC_ALGORITHM, else SHA256)"
     )
+    return request
 
-    emulator = commands.add_parser(
+
+def _emulator_parser(add: AddCommand) -> argparse.ArgumentParser:
+    emulator = add(
         "cloudflare-emulator", help="run the stateful Cloudflare API emulator (development)"
     )
     emulator.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
@@ -121,12 +141,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         default=5.0,
         help="seconds SIGTERM waits for requests in progress, then cuts them off (default 5)",
     )
-    return parser, {
-        "serve": run,
-        "check": check,
-        "request": request,
-        "cloudflare-emulator": emulator,
-    }
+    return emulator
 
 
 def _serve(args: argparse.Namespace) -> int:

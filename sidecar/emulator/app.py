@@ -22,7 +22,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from sidecar.emulator.errors import CloudflareError
-from sidecar.emulator.payloads import Envelope, ResultInfo
+from sidecar.emulator.payloads import ApiEnvelope, PageInfo
 from sidecar.emulator.query import matches, paginate
 from sidecar.emulator.state import State, Zone
 
@@ -323,15 +323,15 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def _ok(result: object, info: ResultInfo | None = None) -> web.Response:
-    body: Envelope = {"success": True, "errors": [], "messages": [], "result": result}
+def _ok(result: object, info: PageInfo | None = None) -> web.Response:
+    body: ApiEnvelope = {"success": True, "errors": [], "messages": [], "result": result}
     if info is not None:
         body["result_info"] = info
     return web.Response(text=json.dumps(body), content_type="application/json")
 
 
 def _error(status: int, code: int | str, message: str) -> web.Response:
-    body: Envelope = {
+    body: ApiEnvelope = {
         "success": False,
         "errors": [{"code": code, "message": message}],
         "messages": [],
