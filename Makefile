@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 TOOLS  := redis-server wrk  # Debian packages the tests run: a real Redis, and the bench's load generator
 
-.PHONY: run test lint typecheck unit tools bench bench-quick soak clean constraints
+.PHONY: run test lint typecheck unit tools bench bench-quick soak clean constraints smoke-floors smoke-newest
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -62,12 +62,36 @@ bench-quick: $(STAMP)
 soak: $(STAMP) tools
 	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
+## smoke-floors: the smoke test (tests/test_smoke.py: serve, signed calls, Redis, Kubernetes, the
+##               Cloudflare SDK) at the lowest versions pyproject.toml allows, resolved by uv
+##               (lowest-direct) in .venv-floors; needs the package registry
+## smoke-newest: the same at the newest releases, without constraints.txt, in .venv-newest
+UV_INDEX   = $(shell $(BIN)/python dev/uv_index_args.py)
+SMOKE_ARGS = -m pytest -m smoke tests/test_smoke.py -q -p no:cacheprovider -p no:anyio
+SMOKE_TOOLS = pytest pytest-asyncio  # what the smoke runs under, newest that fits
+
+smoke-floors: $(STAMP) tools
+	rm -rf .venv-floors && $(PYTHON) -m venv .venv-floors
+	$(BIN)/uv pip compile --quiet --no-header --no-annotate --resolution lowest-direct \
+	  --python .venv-floors/bin/python $(UV_INDEX) pyproject.toml -o .venv-floors/floors.txt
+	$(BIN)/uv pip install --quiet --python .venv-floors/bin/python $(UV_INDEX) \
+	  -r .venv-floors/floors.txt $(SMOKE_TOOLS)
+	$(BIN)/uv pip install --quiet --python .venv-floors/bin/python $(UV_INDEX) --no-deps -e .
+	@echo "floors:" $$(grep -v '^#' .venv-floors/floors.txt | tr '\n' ' ')
+	.venv-floors/bin/python $(SMOKE_ARGS)
+
+smoke-newest: $(STAMP) tools
+	rm -rf .venv-newest && $(PYTHON) -m venv .venv-newest
+	$(BIN)/uv pip install --quiet --python .venv-newest/bin/python $(UV_INDEX) -e . $(SMOKE_TOOLS)
+	@echo "newest:" $$($(BIN)/uv pip freeze --python .venv-newest/bin/python --exclude-editable | tr '\n' ' ')
+	.venv-newest/bin/python $(SMOKE_ARGS)
+
 ## constraints: re-pin every dependency after changing pyproject.toml
 constraints: $(STAMP)
 	$(BIN)/pip freeze --exclude-editable > constraints.txt
 
 clean:
-	rm -rf $(VENV) .coverage .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-floors .venv-newest .coverage .pytest_cache .mypy_cache .ruff_cache
 
 ## image: build the image dns-sidecar:VERSION (VERSION from pyproject.toml); IMAGE=REGISTRY/dns-sidecar:TAG
 ## names it otherwise, CONTAINER_ENGINE=podman builds with podman

@@ -1,11 +1,13 @@
 """The in-memory provider: the embedded default, and the twin the tests and demos run on.
 
 Same semantics as the Cloudflare provider: record sets keyed by (FQDN, type), a CNAME cannot
-share its name with other records, and an unchanged upsert writes nothing. There is no comment
-field, so each set keeps its ownership marker beside it (``providers.ownership``): under
-``strict`` a set another DNSClass or deployment wrote is not changed (409) nor deleted (left in
-place), and a set from before owners (no marker kept: an older snapshot) is ours, rewritten with
-the marker by its next upsert. With ``snapshot`` set, every change is persisted as a JSON
+share its name with other records, an unchanged upsert writes nothing, and writes to one name
+are serialised (read, compare, write as one step, as on Cloudflare), so two concurrent upserts of
+a new set are one "created" and one "updated" or "unchanged". There is no comment field, so each
+set keeps its ownership marker beside it (``providers.ownership``): under ``strict`` a set
+another DNSClass or deployment wrote is not changed (409) nor deleted (left in place), and a set
+from before owners (no marker kept: an older snapshot) is ours, rewritten with the marker by its
+next upsert. With ``snapshot`` set, every change is persisted as a JSON
 file written atomically (temporary file, fsync, rename), and loaded again at start; temporary
 files that a killed process left behind are removed then. While the snapshot cannot be written,
 changes are refused and ``health`` says so (and tries again). An account edited by a reload
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sidecar.coordination.locks import KeyedLocks
 from sidecar.errors import ProviderUnavailable, RecordConflict, SidecarError
 from sidecar.providers.base import (
     ROOT,
@@ -73,7 +76,8 @@ class MemoryProvider:
     def __init__(self, *, snapshot: Path | None = None) -> None:
         self._snapshot = snapshot
         self._records: _Store = {}
-        self._write_lock = asyncio.Lock()
+        self._write_lock = asyncio.Lock()  # one snapshot write at a time
+        self._names = KeyedLocks()  # one change per name at a time (a CNAME excludes others)
         self._write_error: str | None = None  # why the last snapshot write failed
         self._written = False  # a snapshot write succeeded (health tries one until then)
         if snapshot is not None:
@@ -109,6 +113,10 @@ class MemoryProvider:
         return f"carried {held} record set(s) over and wrote them to {self._snapshot}{instead}"
 
     async def upsert(self, zone: ZonePolicy, record: RecordSet) -> UpsertResult:
+        async with self._names.hold(record.key.fqdn):
+            return await self._upsert(zone, record)
+
+    async def _upsert(self, zone: ZonePolicy, record: RecordSet) -> UpsertResult:
         at_name = self._records.get(record.key.fqdn, {})
         blocking = _cname_conflict(record.key.type, at_name)
         if blocking:
@@ -139,6 +147,10 @@ class MemoryProvider:
         return RecordSet(key, stored.record.values, stored.record.ttl)
 
     async def delete(self, zone: ZonePolicy, key: RecordKey) -> DeleteResult:
+        async with self._names.hold(key.fqdn):
+            return await self._delete(zone, key)
+
+    async def _delete(self, zone: ZonePolicy, key: RecordKey) -> DeleteResult:
         removed = self._records.get(key.fqdn, {}).get(key.type)
         if removed is None:
             return DeleteResult(removed=0)
@@ -226,8 +238,18 @@ class MemoryProvider:
         try:
             await asyncio.to_thread(_atomic_write, self._snapshot, _encode(self._records))
         except OSError as err:
-            self._write_error = str(err.strerror or err)
+            error = str(err.strerror or err)
+            if error != self._write_error:  # once per failure, not once per refused change
+                log.warning(
+                    "memory provider cannot write its snapshot %s: %s; changes are refused "
+                    "until it can",
+                    self._snapshot,
+                    error,
+                )
+            self._write_error = error
             raise
+        if self._write_error is not None:
+            log.info("memory provider writes its snapshot %s again", self._snapshot)
         self._write_error = None
         self._written = True
 
