@@ -396,13 +396,14 @@ def test_no_secret_is_written_anywhere_but_dev() -> None:
     """No manifest outside overlays/dev declares a Secret or an active secretGenerator, so no
     overlay built on them (or on a file not listed yet) can overwrite an existing Secret's data
     with a placeholder when applied."""
-    found = []
-    for path in sorted(MANIFESTS.rglob("*.yaml")):
-        if (MANIFESTS / "overlays" / "dev") in path.parents:
-            continue
-        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
-            if isinstance(doc, dict) and (doc.get("kind") == "Secret" or "secretGenerator" in doc):
-                found.append(str(path.relative_to(REPO)))
+    dev = MANIFESTS / "overlays" / "dev"
+    found = [
+        str(path.relative_to(REPO))
+        for path in sorted(MANIFESTS.rglob("*.yaml"))
+        if dev not in path.parents
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8"))
+        if isinstance(doc, dict) and (doc.get("kind") == "Secret" or "secretGenerator" in doc)
+    ]
     assert found == []
 
 

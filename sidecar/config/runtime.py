@@ -75,10 +75,11 @@ def build(
                 ownership=zone.ownership or defaults.ownership,
                 comment=defaults.comment if zone.comment is None else zone.comment,
                 zone_id=zone.zone_id,
+                ttl_source=f"zones[{index}].ttl" if zone.ttl is not None else "defaults.ttl",
             ),
             accounts[zone.account],
         )
-        for zone in spec.zones
+        for index, zone in enumerate(spec.zones)
     ]
     credentials = [c for client in spec.clients for c in client.secrets or []]
     credentials += [c for account in spec.accounts for c in account.credentials]

@@ -35,6 +35,7 @@ class ZonePolicy:
     ownership: Ownership = Ownership.STRICT
     comment: str = OWNERSHIP_MARKER
     zone_id: str | None = None
+    ttl_source: str = "defaults.ttl"  # the routing table key ``ttl`` came from (for messages)
 
 
 class Outcome(enum.StrEnum):
