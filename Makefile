@@ -62,17 +62,25 @@ clean:
 	rm -rf $(VENV) .coverage .pytest_cache .mypy_cache .ruff_cache
 
 ## image: build the image dns-sidecar:VERSION (VERSION from pyproject.toml); IMAGE=REGISTRY/dns-sidecar:TAG
-## names it otherwise, CONTAINER_ENGINE=podman builds with podman
-VERSION          ?= $(shell $(PYTHON) -c "import tomllib; print(tomllib.load(open('pyproject.toml', 'rb'))['project']['version'])")
-IMAGE            ?= dns-sidecar:$(VERSION)
-CONTAINER_ENGINE ?= docker
-.PHONY: image
+## names it otherwise, CONTAINER_ENGINE=podman builds with podman, IMAGE_BUILD_FLAGS adds flags
+## (a base: --build-arg PYTHON_IMAGE=...; pip settings: $$(python3 dev/build-mounts.py), podman)
+VERSION           ?= $(shell $(PYTHON) -c "import tomllib; print(tomllib.load(open('pyproject.toml', 'rb'))['project']['version'])")
+IMAGE             ?= dns-sidecar:$(VERSION)
+CONTAINER_ENGINE  ?= docker
+IMAGE_BUILD_FLAGS ?=
+.PHONY: image image-test
 image:
 	$(CONTAINER_ENGINE) build \
 	  --build-arg VERSION=$(VERSION) \
 	  --build-arg SOURCE=$(shell git config --get remote.origin.url) \
 	  --build-arg REVISION=$(shell git rev-parse HEAD 2>/dev/null) \
-	  --tag $(IMAGE) .
+	  $(IMAGE_BUILD_FLAGS) --tag $(IMAGE) .
+
+## image-test: build the image with podman (on a debootstrap stand-in base when no registry is
+##             reachable, with this machine's pip settings) and run it as it ships; needs root,
+##             podman, runc and debootstrap (.ci/run installs them)
+image-test: $(STAMP)
+	$(BIN)/pytest tests/test_image.py -p no:cacheprovider -v $(PYTEST_ARGS)
 
 ## settings-table: rewrite the README's settings table from the declarations in sidecar/settings.py
 .PHONY: settings-table
