@@ -2,7 +2,9 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# make test installs the runtime and the dev toolchain (STAMP); make run the runtime only
+STAMP     := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 
 TOOLS  := redis-server wrk  # Debian packages the tests run: a real Redis, and the bench's load generator
 
@@ -12,10 +14,17 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
-	touch $(STAMP)
+	touch $(STAMP) $(RUN_STAMP)
 
-## run: serve on the embedded default (in-memory provider), 127.0.0.1:7100, management :8080
-run: $(STAMP)
+$(RUN_STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e .
+	touch $(RUN_STAMP)
+
+## run: serve on the embedded default (in-memory provider), 127.0.0.1:7100, management :8080;
+##      installs the runtime dependencies only (the dev toolchain comes with make test)
+run: $(RUN_STAMP)
 	$(BIN)/dns-sidecar serve
 
 ## test: lint, type-check, layering contract, and the whole test suite with branch coverage
