@@ -24,8 +24,10 @@ import starlark as sl
 import yaml
 
 from sidecar.config import loader
+from sidecar.coordination.metrics import CoordinationMetrics
 from sidecar.credentials import dnsclass
 from sidecar.credentials.sources import FromSecret
+from sidecar.observability.metrics import Metrics
 from sidecar.records.values import canonical_values
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,7 +38,11 @@ HELM = "sidecar-on-helm-chart"  # the operator's Helm chart output through the p
 BUILDS = [*OVERLAYS, HELM]
 WITHOUT_WORKLOADS = {"sidecar"}  # objects to apply beside an operator you run; no Deployment
 WITH_WORKLOADS = [b for b in BUILDS if b not in WITHOUT_WORKLOADS]
-CUSTOM_KINDS = {"DNSClass", "ServiceMonitor"}  # CRDs: no schema ships with kubernetes-validate
+CUSTOM_KINDS = {
+    "DNSClass",
+    "ServiceMonitor",
+    "PrometheusRule",
+}  # CRDs: no schema ships with kubernetes-validate
 SCHEMA_VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]  # native sidecars: 1.29+
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
 MAX_MEMORY_MI = 128
@@ -1014,6 +1020,46 @@ def test_dev_operator_renders_what_the_tiltfile_names() -> None:
         "dnsrecords.dns.homelab.mortenolsen.pro",
     }
     assert of_kind(docs, "ValidatingWebhookConfiguration")
+
+
+# SPEC section 9: the sweeps over the operator's DNSRecords export these (docs/dnsrecords.md)
+SWEEP_METRICS = {
+    "dns_sidecar_orphaned_record_sets",
+    "dns_sidecar_drifted_records",
+    "dns_sidecar_record_conflicts",
+}
+
+
+def _exported_metrics() -> set[str]:
+    """Every sample name the sidecar's registry can expose (counters with _total)."""
+    metrics = Metrics()
+    CoordinationMetrics(metrics.registry)
+    names = set()
+    for family in metrics.registry.collect():
+        names.add(family.name)
+        if family.type == "counter":
+            names.add(f"{family.name}_total")
+    return names
+
+
+def test_suggested_alerts_name_metrics_the_sidecar_exports() -> None:
+    """standalone-monitored ships a PrometheusRule; every dns_sidecar_* metric its alerts use
+    is one the sidecar exports (or one of SPEC section 9's sweep gauges), and each alert the
+    docs promise is there: unhealthy accounts, Redis down, reload failures, orphans and drift."""
+    (rule,) = of_kind(render("standalone-monitored"), "PrometheusRule")
+    rules = [r for group in rule["spec"]["groups"] for r in group["rules"]]
+    used = {m for r in rules for m in re.findall(r"dns_sidecar_[a-z_]+", r["expr"])}
+    assert used - _exported_metrics() - SWEEP_METRICS == set()
+    assert used >= SWEEP_METRICS
+    assert {
+        "DnsSidecarAccountUnhealthy",
+        "DnsSidecarRedisDown",
+        "DnsSidecarReloadFailed",
+        "DnsSidecarOrphanedRecords",
+        "DnsSidecarDrift",
+        "DnsSidecarRecordConflicts",
+    } <= {r["alert"] for r in rules}
+    assert all(r["labels"]["severity"] in ("critical", "warning", "info") for r in rules)
 
 
 CRD_TYPES = ["A", "AAAA", "CNAME", "TXT", "MX", "SRV", "NS"]  # the operator's DNSRecord enum
