@@ -27,6 +27,12 @@ $(RUN_STAMP): pyproject.toml constraints.txt
 run: $(RUN_STAMP)
 	$(BIN)/dns-sidecar serve
 
+## demo: the README's five-minute walkthrough: the Cloudflare emulator on :8787 and the sidecar
+##       on config/routing.local.yaml (:7100, management :8080); Ctrl-C stops both
+.PHONY: demo
+demo: $(RUN_STAMP)
+	dev/demo.sh
+
 ## test: lint, type-check, layering contract, and the whole test suite with branch coverage
 test: lint typecheck unit
 
@@ -91,7 +97,7 @@ image:
 image-test: $(STAMP)
 	$(BIN)/pytest tests/test_image.py -p no:cacheprovider -v $(PYTEST_ARGS)
 
-## settings-table: rewrite the README's settings table from the declarations in sidecar/settings.py
+## settings-table: rewrite the settings table in docs/configuration.md from sidecar/settings.py
 .PHONY: settings-table
 settings-table: $(STAMP)
-	$(BIN)/python -m tests.settings_table --write README.md
+	$(BIN)/python -m tests.settings_table --write docs/configuration.md

@@ -26,7 +26,11 @@ def main() -> int:
     parser.add_argument("--token", default="dev-token")
     args = parser.parse_args()
     api = args.url.rstrip("/") + "/client/v4"
-    for zone in get(f"{api}/zones?per_page=50", args.token):
+    try:
+        zones = get(f"{api}/zones?per_page=50", args.token)
+    except OSError as err:
+        sys.exit(f"cannot reach the Cloudflare emulator at {args.url} ({err}): is it running?")
+    for zone in zones:
         records = get(f"{api}/zones/{zone['id']}/dns_records?per_page=5000", args.token)
         print(f"{zone['name']}: {len(records)} record(s)")
         for r in sorted(records, key=lambda r: (r["name"], r["type"], str(r.get("content")))):

@@ -845,9 +845,10 @@ def test_kubectl_patch_route_names_the_operators_deployment() -> None:
     assert sidecar["image"] == f"dns-sidecar:{VERSION}"
 
 
-def test_readme_deploy_steps_name_real_paths_and_overlays() -> None:
-    """Every repository path and overlay the README's deploy text names exists."""
-    readme = (REPO / "README.md").read_text()
+def test_deploy_steps_name_real_paths_and_overlays() -> None:
+    """Every repository path and overlay docs/deploy.md names exists, and its overlay table
+    lists every overlay."""
+    readme = (REPO / "docs" / "deploy.md").read_text()
     paths = set(re.findall(r"(?<![\w/.-])((?:manifests|dev|tests/data)/[\w./-]*[\w])", readme))
     assert {p for p in paths if not (REPO / p).exists()} == set()
     applied = set(re.findall(r"kubectl apply -k manifests/overlays/([\w-]+)", readme))
