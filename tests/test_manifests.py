@@ -1117,7 +1117,7 @@ def test_dockerfile_passes_hadolint_and_runs_as_non_root() -> None:
     assert "PYTHONDONTWRITEBYTECODE=1" in dockerfile
     assert "-c constraints.txt" in dockerfile  # the pins the tests ran with
     ignored = (REPO / ".dockerignore").read_text().splitlines()
-    for copied in ("pyproject.toml", "constraints.txt", "README.md", "sidecar/"):
+    for copied in ("pyproject.toml", "constraints.txt", "README.md", "LICENSE", "sidecar/"):
         assert f"!{copied}" in ignored
 
 
