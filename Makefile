@@ -84,11 +84,18 @@ IMAGE             ?= dns-sidecar:$(VERSION)
 CONTAINER_ENGINE  ?= docker
 IMAGE_BUILD_FLAGS ?=
 .PHONY: image image-test
+# The labels go in twice: as build args for the Dockerfile's LABEL (builds without make), and as
+# --label, since podman reuses a cached LABEL step whose ARG changed (a stale revision).
+SOURCE   = $(shell git config --get remote.origin.url)
+REVISION = $(shell git rev-parse HEAD 2>/dev/null)
 image:
 	$(CONTAINER_ENGINE) build \
 	  --build-arg VERSION=$(VERSION) \
-	  --build-arg SOURCE=$(shell git config --get remote.origin.url) \
-	  --build-arg REVISION=$(shell git rev-parse HEAD 2>/dev/null) \
+	  --build-arg SOURCE=$(SOURCE) \
+	  --build-arg REVISION=$(REVISION) \
+	  --label org.opencontainers.image.version=$(VERSION) \
+	  --label org.opencontainers.image.source=$(SOURCE) \
+	  --label org.opencontainers.image.revision=$(REVISION) \
 	  $(IMAGE_BUILD_FLAGS) --tag $(IMAGE) .
 
 ## image-test: build the image with podman (on a debootstrap stand-in base when no registry is
