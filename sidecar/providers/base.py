@@ -31,11 +31,11 @@ class ZonePolicy:
 
     name: str
     ttl: int = 300
+    ttl_source: str = "defaults.ttl"  # the routing table key ``ttl`` came from (for messages)
     proxied: bool = False
     ownership: Ownership = Ownership.STRICT
     comment: str = OWNERSHIP_MARKER
     zone_id: str | None = None
-    ttl_source: str = "defaults.ttl"  # the routing table key ``ttl`` came from (for messages)
 
 
 class Outcome(enum.StrEnum):
