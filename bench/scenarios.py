@@ -1,4 +1,5 @@
-"""The five scenarios of the benchmark. Each returns rows for the one table."""
+"""The scenarios of the benchmark (the sixth, HTTPS, in ``bench/https.py``). Each returns rows
+for the one table."""
 
 from __future__ import annotations
 
@@ -470,6 +471,12 @@ async def run_all(sizes: Sizes) -> list[Row]:
         rows += await sweep(sizes, tmp)
         rows += memory(sizes, tmp)
         rows += await reload(sizes, tmp)
+        from bench.bare_mx import bare_mx  # noqa: PLC0415 - it imports this module
+
+        rows += await bare_mx(sizes, tmp)
+        from bench.https import https  # noqa: PLC0415 - it builds on this module's Row and Sizes
+
+        rows += https(sizes, tmp)
     return rows
 
 

@@ -19,6 +19,9 @@ from sidecar.config.reload import Reloader
 from sidecar.coordination.base import Coordination
 from sidecar.coordination.local import LocalCoordination
 from sidecar.credentials.store import CredentialStore
+from sidecar.dnsrecords.follow import DnsRecordFollower
+from sidecar.dnsrecords.index import DnsRecordIndex
+from sidecar.dnsrecords.metadata import BareValues
 from sidecar.health import HealthCache
 from sidecar.management import ManagementApi, Readiness
 from sidecar.observability.access import AccessLog
@@ -27,7 +30,11 @@ from sidecar.observability.metrics import Metrics
 from sidecar.protocol.endpoints import Serve
 from sidecar.protocol.handlers import ProtocolApi
 from sidecar.protocol.request_path import request_path
+from sidecar.protocol.tls import LiveCertificate, TlsError
 from sidecar.settings import Settings
+from sidecar.sweeps.metrics import SweepMetrics
+from sidecar.sweeps.sweeper import Sweeper
+from sidecar.tasks import Tasks
 
 if TYPE_CHECKING:
     from sidecar.credentials.kubernetes import KubernetesObjects
@@ -41,7 +48,11 @@ MANAGEMENT_API = web.AppKey("management_api", ManagementApi)
 IN_FLIGHT = web.AppKey("in_flight", InFlight)
 RELOADER = web.AppKey("reloader", Reloader)
 COORDINATION = web.AppKey("coordination", Coordination)
+DNS_RECORDS = web.AppKey("dns_records", DnsRecordIndex)  # the DNSRecords read (a DnsRecordView)
+BARE_VALUES = web.AppKey("bare_values", BareValues)
+SWEEPER = web.AppKey("sweeper", Sweeper)
 SERVE = web.AppKey[Serve]("serve")  # the protocol's request path: the port's one handler
+TLS = web.AppKey("tls", LiveCertificate)  # set when the protocol port speaks HTTPS
 
 log = logging.getLogger(__name__)
 
@@ -113,16 +124,19 @@ def check_exposure(settings: Settings, current: runtime.Runtime) -> None:
         )
 
 
-def create_app(
-    settings: Settings,
-    *,
-    clock: Clock | None = None,
-    initial: runtime.Runtime | None = None,
-    store: CredentialStore | None = None,
-) -> web.Application:
-    """The protocol app; the management app hangs off it under ``MANAGEMENT``."""
-    clock = clock or SystemClock()
-    metrics = Metrics()
+def live_certificate(settings: Settings, metrics: Metrics, clock: Clock) -> LiveCertificate | None:
+    """The protocol port's certificate pair when HTTPS is configured; one that does not load
+    keeps the service from starting (nothing would be served)."""
+    if not settings.tls.enabled:
+        return None
+    try:
+        return LiveCertificate(settings.tls, settings.table, metrics.registry, clock)
+    except TlsError as err:
+        raise StartupError(f"Cannot serve HTTPS: {err}.") from err
+
+
+def make_store(settings: Settings, metrics: Metrics) -> CredentialStore:
+    """The credential store, on a Kubernetes client made only once something needs one."""
     k8s = settings.kubernetes
 
     def kubernetes() -> KubernetesObjects:
@@ -136,7 +150,21 @@ def create_app(
             on_change=lambda kind: metrics.kubernetes_changes.labels(kind).inc(),
         )
 
-    store = store or CredentialStore(kubernetes)
+    return CredentialStore(kubernetes)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    initial: runtime.Runtime | None = None,
+    store: CredentialStore | None = None,
+) -> web.Application:
+    """The protocol app; the management app hangs off it under ``MANAGEMENT``."""
+    clock = clock or SystemClock()
+    metrics = Metrics()
+    k8s = settings.kubernetes
+    store = store or make_store(settings, metrics)
     coordination = make_coordination(settings, clock, metrics)
     loaded = Loaded(initial) if initial else load_runtime(settings, store, clock, coordination)
     check_exposure(settings, loaded.runtime)
@@ -153,10 +181,27 @@ def create_app(
     health = HealthCache(clock, settings.server.health_cache_seconds)
     in_flight = InFlight(metrics.in_flight)
     access = AccessLog()  # after logging is configured: it writes JSON lines itself then
+    follower = DnsRecordFollower(
+        store, k8s.dnsrecord_scopes, read_timeout=settings.watch.list_timeout
+    )
+    bare_values = BareValues(follower.index, follower.fetch, wait=k8s.dnsrecord_wait)
+    sweeper = Sweeper(
+        live,
+        follower.index,
+        settings.sweeps,
+        deployment=settings.table.owner_id,
+        clock=clock,
+        turns=coordination.turns,
+        metrics=SweepMetrics(metrics.registry),
+    )
+    sweep_tasks = Tasks("sweeps")
+    tls = live_certificate(settings, metrics, clock)
 
     app = web.Application()  # the lifecycle and the shared objects; requests go to SERVE
     serve = request_path(
-        endpoints=ProtocolApi(health, metrics, clock, coordination.problem).endpoints(),
+        endpoints=ProtocolApi(
+            health, metrics, clock, coordination.problem, bare_values
+        ).endpoints(),
         verifier=verifier,
         live=live,
         metrics=metrics,
@@ -171,6 +216,11 @@ def create_app(
     app[IN_FLIGHT] = in_flight
     app[STORE] = store
     app[COORDINATION] = coordination
+    app[DNS_RECORDS] = follower.index
+    app[BARE_VALUES] = bare_values
+    app[SWEEPER] = sweeper
+    if tls is not None:
+        app[TLS] = tls
 
     management = web.Application()
     reloader: Reloader | None = None
@@ -180,7 +230,14 @@ def create_app(
         verifier,
         metrics,
         coordination=coordination,
-        loops=lambda: {**(reloader.tasks.status() if reloader else {}), **store.loops()},
+        loops=lambda: {
+            **(reloader.tasks.status() if reloader else {}),
+            **store.loops(),
+            **sweep_tasks.status(),
+            **(tls.tasks.status() if tls else {}),
+        },
+        dns_records=lambda: follower.index.status() | {"sweeps": sweeper.status()},
+        tls=tls.status if tls else None,
     )
     management.add_routes(management_api.routes())
     app[MANAGEMENT] = management
@@ -194,7 +251,7 @@ def create_app(
             store,
             clock,
             loaded_digest=loaded.digest,
-            on_result=lambda result: metrics.reloads.labels(result).inc(),
+            on_result=lambda result: _reloaded(result, metrics, live, follower),
             coordination=coordination,
         )
 
@@ -203,10 +260,18 @@ def create_app(
         settings=settings,
         coordination=coordination,
         store=store,
+        follower=follower,
         access=access,
         readiness=management_api.readiness,
+        sweeps=sweep_tasks,
     )
     return app
+
+
+def _reloaded(result: str, metrics: Metrics, live: LiveConfig, follower: DnsRecordFollower) -> None:
+    metrics.reloads.labels(result).inc()
+    if result == "success":  # the DNSClasses served may have changed
+        follower.follow(live.current.dns_classes)
 
 
 def _add_lifecycle(
@@ -215,8 +280,10 @@ def _add_lifecycle(
     settings: Settings,
     coordination: Coordination,
     store: CredentialStore,
+    follower: DnsRecordFollower,
     access: AccessLog,
     readiness: Readiness,
+    sweeps: Tasks,
 ) -> None:
     """One cleanup context per long-lived resource: aiohttp starts them in this order and
     closes them in the reverse one; a failed start closes those already started. Readiness is
@@ -232,6 +299,7 @@ def _add_lifecycle(
         try:
             current = app[LIVE].current
             await store.track(current.credentials, current.dns_classes)
+            follower.follow(current.dns_classes)  # the DNSRecords of the DNSClasses served
             await store.wait_synced(settings.kubernetes.sync_timeout)
             yield
         finally:
@@ -241,8 +309,18 @@ def _add_lifecycle(
         yield
         await app[LIVE].current.aclose()  # the table in force at exit, not at start
 
+    async def sweeping(app: web.Application) -> AsyncIterator[None]:
+        if settings.sweeps.interval > 0:  # SPEC section 9: 0 turns sweeps off
+            sweeps.loop("sweeps", app[SWEEPER].run_forever)
+        yield
+        await sweeps.aclose()
+
     async def reloading(app: web.Application) -> AsyncIterator[None]:
         async with app[RELOADER].running():
+            yield
+
+    async def certificate(app: web.Application) -> AsyncIterator[None]:
+        async with app[TLS].running():
             yield
 
     async def access_log(app: web.Application) -> AsyncIterator[None]:
@@ -253,7 +331,9 @@ def _add_lifecycle(
         readiness.started()  # every step above is up: requests can be served
         yield
 
-    app.cleanup_ctx.extend((shared_state, credentials, providers))
+    app.cleanup_ctx.extend((shared_state, credentials, providers, sweeping))
     if RELOADER in app:
         app.cleanup_ctx.append(reloading)
+    if TLS in app:
+        app.cleanup_ctx.append(certificate)
     app.cleanup_ctx.extend((access_log, serving))

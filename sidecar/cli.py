@@ -1,4 +1,4 @@
-"""The ``dns-sidecar`` command: ``serve``, ``check``, ``request``."""
+"""The ``dns-sidecar`` command: ``serve``, ``check``, ``audit``, ``request``."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import signal
+import ssl
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = {
         "serve": _serve,
         "check": _check,
+        "audit": _audit,
         "request": _request,
         "cloudflare-emulator": _emulator,
     }[args.command]
@@ -85,6 +87,14 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         help="an unset {env} or a missing {file} credential is an error, not a warning",
     )
 
+    audit = commands.add_parser(
+        "audit",
+        help="one sweep: compare the DNSRecords with the zones and print the plan; changes "
+        "nothing (exit 0 nothing to do, 1 something to do, 2 could not look)",
+    )
+    audit.add_argument("--config", type=Path, help="routing table YAML (env DNS_SIDECAR_CONFIG)")
+    audit.add_argument("--json", action="store_true", help="print the plan as JSON")
+
     request = commands.add_parser("request", help="send one signed request and print the reply")
     request.add_argument("method", help="GET, POST or DELETE")
     request.add_argument("path", help="starting with /, for example /records/A/example.com/www")
@@ -99,6 +109,12 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     )
     request.add_argument(
         "--algorithm", help="SHA256 or SHA512 (default: env HMAC_ALGORITHM, else SHA256)"
+    )
+    request.add_argument(
+        "--cacert",
+        type=Path,
+        help="PEM CA bundle to verify an https:// server with (default: the system's roots, "
+        "or SSL_CERT_FILE)",
     )
 
     emulator = commands.add_parser(
@@ -123,6 +139,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     return parser, {
         "serve": run,
         "check": check,
+        "audit": audit,
         "request": request,
         "cloudflare-emulator": emulator,
     }
@@ -187,6 +204,29 @@ def _check(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _audit(args: argparse.Namespace) -> int:
+    from sidecar import audit  # noqa: PLC0415 - only this command runs a sweep
+    from sidecar.sweeps import report  # noqa: PLC0415
+
+    try:
+        settings = Settings.from_env(table={"config": args.config}, log={"format": "console"})
+    except ValidationError as err:
+        for line in describe_settings_error(err):
+            print(f"dns-sidecar: {line}", file=sys.stderr)  # noqa: T201
+        return EXIT_USAGE
+    logging.basicConfig(level=logging.WARNING, format="dns-sidecar audit: %(message)s")
+    try:
+        done = audit.run(settings, as_json=args.json)
+    except ConfigError as err:
+        print(f"dns-sidecar: invalid routing table: {err}", file=sys.stderr)  # noqa: T201
+        return report.COULD_NOT_LOOK
+    except ValueError as err:
+        print(f"dns-sidecar: cannot audit: {err}", file=sys.stderr)  # noqa: T201
+        return report.COULD_NOT_LOOK
+    sys.stdout.write(done.output)
+    return done.exit_code
+
+
 def _request(args: argparse.Namespace) -> int:
     from sidecar.client import send  # noqa: PLC0415 - only this command needs the HTTP client
 
@@ -210,6 +250,12 @@ def _request(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
+    if args.cacert is not None and not args.cacert.is_file():
+        print(  # noqa: T201
+            f"dns-sidecar: --cacert {args.cacert}: no such file (give the CA's PEM file)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     data = args.data.encode() if args.data else b""
     try:
         reply = asyncio.run(
@@ -220,8 +266,12 @@ def _request(args: argparse.Namespace) -> int:
                 data=data,
                 secret=secret.encode() if secret else None,
                 algorithm=algorithm,
+                cacert=args.cacert,
             )
         )
+    except ssl.SSLError as err:  # a file that is not a PEM CA bundle
+        print(f"dns-sidecar: --cacert {args.cacert}: {err}", file=sys.stderr)  # noqa: T201
+        return EXIT_USAGE
     except (OSError, TimeoutError) as err:
         print(f"dns-sidecar: cannot reach {args.url}: {err}", file=sys.stderr)  # noqa: T201
         return EXIT_FAILED

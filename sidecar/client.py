@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import ssl
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -31,20 +33,37 @@ async def send(
     secret: bytes | None = None,
     algorithm: Algorithm = Algorithm.SHA256,
     seconds: float = 30.0,
+    cacert: Path | None = None,
 ) -> Reply:
-    """Send ``method path`` to ``url``, signed with ``secret`` when one is given."""
+    """Send ``method path`` to ``url``, signed with ``secret`` when one is given. An https://
+    server is verified against ``cacert`` when given, else the system's roots (which
+    ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` replace, as for the operator's Go client)."""
     method = method.upper()
     headers = {"Content-Type": "application/json"} if data else {}
     if secret is not None:
         signed_path = unquote(urlsplit(path).path)
         headers.update(signing.sign(secret, algorithm, method, signed_path, data))
-    async with (
-        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=seconds)) as session,
-        session.request(method, url.rstrip("/") + path, data=data or None, headers=headers) as r,
-    ):
-        raw = await r.read()
-        try:
-            body: Any = json.loads(raw)
-        except ValueError:
-            body = raw.decode(errors="replace")
-        return Reply(r.status, dict(r.headers), body)
+    verify = ssl.create_default_context(cafile=cacert) if cacert else True
+    timeout = aiohttp.ClientTimeout(total=seconds)
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=timeout) as session,
+            session.request(
+                method, url.rstrip("/") + path, data=data or None, headers=headers, ssl=verify
+            ) as r,
+        ):
+            status, reply_headers, raw = r.status, dict(r.headers), await r.read()
+    except aiohttp.ClientConnectorCertificateError as err:
+        msg = (
+            f"the server's certificate is not trusted ({err.certificate_error}); pass --cacert "
+            "PATH with the CA that issued it"
+        )
+        raise ConnectionError(msg) from err
+    except aiohttp.ServerDisconnectedError as err:
+        msg = "the server closed the connection without answering (an https:// server called "
+        raise ConnectionError(msg + "with http://?)") from err
+    try:
+        body: Any = json.loads(raw)
+    except ValueError:
+        body = raw.decode(errors="replace")
+    return Reply(status, reply_headers, body)

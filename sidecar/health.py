@@ -1,7 +1,8 @@
 """Account health, cached per account so that probes do not cost a provider API call each.
 
 ``/health`` is judged for its caller (SPEC section 3): ``accounts_for`` picks the accounts that a
-client's zones route to, and ``verdict`` names the failing ones with the zones they affect.
+client's routes lead to, within its zones, and ``verdict`` names the failing ones with the zones
+they affect.
 """
 
 from __future__ import annotations
@@ -58,19 +59,20 @@ class HealthCache:
 
 
 def accounts_for(
-    table: RoutingTable, accounts: Mapping[str, Account], zones: tuple[str, ...] | None
+    table: RoutingTable, zones: tuple[str, ...] | None, client: str | None
 ) -> dict[str, Account]:
-    """The accounts serving names in ``zones`` (``None``: every account)."""
+    """The accounts serving ``client`` names in ``zones`` (``None``: every zone it is routed)."""
+    routes = table.routes_for(client)
     if zones is None:
-        return dict(accounts)
+        return {route.account.name: route.account for route in routes}
     found: dict[str, Account] = {}
     for zone in zones:
-        for route in table:
+        for route in routes:
             below = route.zone.name != ROOT and is_within(route.zone.name, zone)
             if below:
                 found[route.account.name] = route.account
         try:
-            route = table.resolve(zone)  # the zone itself (and what is not below it)
+            route = table.resolve(zone, client)  # the zone itself (and what is not below it)
         except DomainNotAllowed:
             continue  # no zone covers it: nothing to judge
         found[route.account.name] = route.account

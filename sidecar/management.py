@@ -18,6 +18,7 @@ from sidecar.config.live import LiveConfig
 from sidecar.coordination.base import Coordination
 from sidecar.health import HealthCache
 from sidecar.observability.metrics import Metrics
+from sidecar.routing.table import RoutingTable
 
 
 class Readiness:
@@ -63,6 +64,8 @@ class ManagementApi:
         *,
         coordination: Coordination,
         loops: Callable[[], dict[str, Any]] = dict,
+        dns_records: Callable[[], dict[str, Any]] | None = None,
+        tls: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.live = live
         self.health = health
@@ -70,6 +73,8 @@ class ManagementApi:
         self.metrics = metrics
         self.coordination = coordination
         self.loops = loops  # the supervised background loops, by name (running or down)
+        self.dns_records = dns_records  # the DNSRecords read (SPEC section 9)
+        self.tls = tls or (lambda: {"enabled": False})  # the protocol port's certificate
         self.readiness = Readiness(coordination.problem)
 
     def routes(self) -> list[web.RouteDef]:
@@ -120,16 +125,43 @@ class ManagementApi:
                     "failedReloads": self.live.failed_reloads,
                 },
                 "zones": [
-                    {"zone": route.zone.name, "account": route.account.name}
+                    {
+                        "zone": route.zone.name,
+                        "account": route.account.name,
+                        "clients": sorted(route.clients) if route.clients is not None else "all",
+                    }
                     for route in runtime.table
                 ],
+                "routes": _routes(runtime.table),
                 "accounts": accounts,
                 "clients": clients,
                 "replayCache": self.verifier.replay.status(),
                 "coordination": self.coordination.status(),
                 "loops": self.loops(),
+                "dnsRecords": self.dns_records() if self.dns_records else None,
+                "tls": self.tls(),
             }
         )
+
+
+def _routes(table: RoutingTable) -> dict[str, list[dict[str, str | None]]]:
+    """Each client's routes (``*``: callers the table names no view for, such as unsigned
+    ones), with the owner its marker names."""
+    views: list[tuple[str, str | None]] = [(name, name) for name in table.clients]
+    views.append(("*", None))
+    return {
+        label: [
+            {
+                "zone": route.zone.name,
+                "account": route.account.name,
+                "provider": route.account.provider.kind,
+                "owner": route.zone.owner.deployment,
+                "dnsClass": route.zone.owner.dns_class,
+            }
+            for route in table.routes_for(client)
+        ]
+        for label, client in views
+    }
 
 
 def _client_status(client: Client) -> dict[str, Any]:

@@ -15,8 +15,9 @@ import signal
 
 from aiohttp import web
 
-from sidecar.app import IN_FLIGHT, MANAGEMENT, MANAGEMENT_API, METRICS, SERVE
+from sidecar.app import IN_FLIGHT, MANAGEMENT, MANAGEMENT_API, METRICS, SERVE, TLS
 from sidecar.protocol.connections import Guard, Listener, default_limit
+from sidecar.protocol.handshakes import Handshakes
 from sidecar.settings import ServerSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -25,10 +26,12 @@ log = logging.getLogger(__name__)
 def protocol_listener(app: web.Application, server: ServerSettings) -> Listener:
     """The protocol port: the app's request path, within the connection terms of ``server``."""
     guard = Guard(server.max_connections or default_limit(), server.read_timeout, app[METRICS])
+    tls = app.get(TLS)  # HTTPS: the certificate pair in force, and the handshakes' terms
     return Listener(
         app[SERVE],
         guard,
         max_body=server.max_body_bytes,
+        tls=Handshakes(tls, guard, app[METRICS], server.read_timeout) if tls else None,
         access_log=None,
         lingering_time=server.read_timeout,
     )
@@ -66,7 +69,7 @@ async def serve(
             "dns-sidecar serving",
             extra={
                 "fields": {
-                    "protocol": f"{server.host}:{server.port}",
+                    "protocol": f"{'https' if TLS in app else 'http'}://{server.host}:{server.port}",
                     "management": f"{server.management_host}:{server.management_port}",
                     "config": app[MANAGEMENT_API].live.current.source,
                     "max_connections": guard.limit,

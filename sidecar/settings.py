@@ -11,7 +11,16 @@ import enum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Port = Annotated[int, Field(ge=0, le=65535)]
@@ -109,6 +118,42 @@ class ServerSettings(_Group):
     )
 
 
+class TlsSettings(_Group):
+    """HTTPS on the protocol port (the management port stays plain HTTP)."""
+
+    cert_file: Path | None = Field(
+        None,
+        validation_alias=_env("TLS_CERT_FILE"),
+        description="PEM certificate (the chain may follow it) for HTTPS on the protocol port; "
+        "with DNS_SIDECAR_TLS_KEY_FILE. Reloaded when it changes (a renewed Secret).",
+    )
+    key_file: Path | None = Field(
+        None,
+        validation_alias=_env("TLS_KEY_FILE"),
+        description="PEM private key of that certificate (unencrypted); with "
+        "DNS_SIDECAR_TLS_CERT_FILE.",
+    )
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> TlsSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            given, missing = (
+                ("DNS_SIDECAR_TLS_CERT_FILE", "DNS_SIDECAR_TLS_KEY_FILE")
+                if self.key_file is None
+                else ("DNS_SIDECAR_TLS_KEY_FILE", "DNS_SIDECAR_TLS_CERT_FILE")
+            )
+            msg = (
+                f"{given} is set but {missing} is not: set {missing} too to serve HTTPS "
+                f"(both PEM files), or unset {given} to serve plain HTTP"
+            )
+            raise ValueError(msg)
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert_file is not None and self.key_file is not None
+
+
 class AuthSettings(_Group):
     """HMAC verification; clients come from the routing table, or from these for one client."""
 
@@ -175,13 +220,24 @@ class TableSettings(_Group):
         30.0,
         gt=0,
         validation_alias=_env("RELOAD_INTERVAL"),
-        description="Seconds between re-checks of the routing table, behind the file watcher.",
+        description="Seconds between re-checks of the routing table (and the TLS files), behind "
+        "the file watcher.",
     )
     reload_debounce_ms: int = Field(
         100,
         ge=1,
         validation_alias=_env("RELOAD_DEBOUNCE_MS"),
-        description="Milliseconds of quiet after a file event before the table is re-read.",
+        description="Milliseconds of quiet after a file event before the table (or the TLS "
+        "pair) is re-read.",
+    )
+    owner_id: str = Field(
+        "dns-sidecar",
+        min_length=1,
+        max_length=63,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        validation_alias=_env("OWNER_ID"),
+        description="This deployment's name in the ownership marker of the records it writes; "
+        "give each cluster or deployment that shares a zone its own.",
     )
 
 
@@ -211,10 +267,29 @@ class KubernetesSettings(_Group):
         description="Set by Kubernetes in every pod: when set, and no kubeconfig is given, the "
         "API server is reached with the pod's service account (in-cluster configuration).",
     )
+    dnsrecord_namespaces: str | None = Field(
+        None,
+        validation_alias=_env("DNSRECORD_NAMESPACES"),
+        description="Namespaces whose DNSRecords are read, comma separated (one watch each); "
+        "none: one watch across all namespaces. Only with a dnsClass client.",
+    )
+    dnsrecord_wait: float = Field(
+        3.0,
+        ge=0,
+        validation_alias=_env("DNSRECORD_WAIT"),
+        description="Seconds a bare MX host or SRV target waits for its DNSRecord to be seen, "
+        "then 400 INVALID_RECORD.",
+    )
 
     @property
     def in_cluster(self) -> bool:
         return self.service_host is not None
+
+    @property
+    def dnsrecord_scopes(self) -> tuple[str, ...]:
+        """``dnsrecord_namespaces`` as a list; empty: all namespaces."""
+        parts = (self.dnsrecord_namespaces or "").split(",")
+        return tuple(dict.fromkeys(part.strip() for part in parts if part.strip()))
 
 
 class WatchSettings(_Group):
@@ -324,6 +399,32 @@ class RedisSettings(_Group):
     )
 
 
+class SweepSettings(_Group):
+    """The sweeps comparing the DNSRecords with what the zones hold (SPEC section 9)."""
+
+    interval: float = Field(
+        300.0,
+        ge=0,
+        validation_alias=_env("SWEEP_INTERVAL"),
+        description="Seconds between sweeps comparing the DNSRecords with each zone routed for "
+        "a dnsClass client (orphans, drift, conflicts); 0 turns sweeps off, else at least 1.",
+    )
+    orphan_grace: float = Field(
+        600.0,
+        ge=1,
+        validation_alias=_env("ORPHAN_GRACE"),
+        description="Seconds a record set must stay an orphan, across two sweeps or more, "
+        "before a zone with orphans: prune deletes it.",
+    )
+
+    @field_validator("interval")
+    @classmethod
+    def _off_or_a_second(cls, value: float) -> float:
+        if 0 < value < 1:
+            raise ValueError("must be 0 (sweeps off) or at least 1 second")
+        return value
+
+
 class Settings(BaseModel):
     """The root; build it once with :meth:`from_env` and pass it down."""
 
@@ -337,6 +438,8 @@ class Settings(BaseModel):
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
     watch: WatchSettings = Field(default_factory=WatchSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
+    sweeps: SweepSettings = Field(default_factory=SweepSettings)
+    tls: TlsSettings = Field(default_factory=TlsSettings)
 
     @classmethod
     def from_env(
@@ -356,6 +459,8 @@ class Settings(BaseModel):
             kubernetes=KubernetesSettings(),
             watch=WatchSettings(),
             redis=RedisSettings(),
+            sweeps=SweepSettings(),
+            tls=TlsSettings(),
         )
 
 
@@ -372,6 +477,8 @@ GROUPS: tuple[type[_Group], ...] = (
     WatchSettings,
     CloudflareSeedSettings,
     RedisSettings,
+    SweepSettings,
+    TlsSettings,
 )
 
 
@@ -419,7 +526,10 @@ def describe_settings_error(err: ValidationError) -> list[str]:
     group = next((group for group in GROUPS if group.__name__ == err.title), None)
     lines = []
     for error in err.errors():
-        key = str(error["loc"][0]) if error["loc"] else ""
+        if not error["loc"]:  # a rule between settings: its message names them
+            lines.append(f"invalid settings: {_allowed(error, None)}")
+            continue
+        key = str(error["loc"][0])
         name, field = _field(group, key)
         names = _names(name, field) + ([flag] if (flag := _flag(field)) else [])
         where = f" ({', '.join(names)})" if names else ""

@@ -24,12 +24,26 @@ def quick_rows(module: str) -> list[str]:
 
 
 def test_quick_benchmark_runs_every_scenario() -> None:
-    """`python -m bench --quick` runs the five scenarios and prints one row per measure."""
+    """`python -m bench --quick` runs the seven scenarios and prints one row per measure."""
     rows = quick_rows("bench")
-    assert set(rows[1:]) == {"1 memory", "2 cloudflare", "3 sweep", "4 memory", "5 reload"}
-    assert len(rows) == 19  # the header and 18 measures
+    assert set(rows[1:]) == {
+        "1 memory",
+        "2 cloudflare",
+        "3 sweep",
+        "4 memory",
+        "5 reload",
+        "6 bare MX",
+        "7 https",
+    }
+    assert len(rows) == 24  # the header and 23 measures
 
 
 def test_quick_redis_overhead_benchmark_runs() -> None:
     """`python -m bench.redis_overhead --quick` measures both configurations."""
     assert quick_rows("bench.redis_overhead") == ["configuration", "without Redis", "with Redis"]
+
+
+def test_quick_dnsrecord_sweep_benchmark_runs() -> None:
+    """`python -m bench.dnsrecord_sweep --quick` sweeps 4 zones in one listing each."""
+    rows = quick_rows("bench.dnsrecord_sweep")
+    assert rows == ["scenario", "7 dnsrecord sweep", "7 dnsrecord sweep", "7 dnsrecord sweep"]

@@ -11,7 +11,8 @@ from sidecar.config.runtime import Runtime
 from sidecar.health import accounts_for
 from sidecar.providers.base import ROOT, Health, ZonePolicy
 from sidecar.providers.memory import MemoryProvider
-from sidecar.routing.table import Route, RoutingTable
+from sidecar.providers.ownership import Owner
+from sidecar.routing.table import Account, Route, RoutingTable
 from tests.builders import make_runtime
 from tests.conftest import SECRET, StartSidecar
 
@@ -93,12 +94,29 @@ async def test_unsigned_health_on_loopback_judges_every_account(
 
 def test_accounts_for_zones_above_below_and_uncovered() -> None:
     """A client zone reaches the account serving it and every account of a zone below it;
-    a zone nobody serves reaches none; the catch-all zone serves what is left."""
+    a zone nobody serves reaches none; no zones: every account routed; the catch-all zone
+    serves what is left."""
     runtime, _ = _with_two_sick_accounts()
     table, accounts = runtime.table, runtime.accounts
-    assert sorted(accounts_for(table, accounts, ("example.com",))) == ["lab", "personal"]
-    assert sorted(accounts_for(table, accounts, ("x.lab.example.com",))) == ["lab"]
-    assert sorted(accounts_for(table, accounts, ("example.org",))) == []
-    assert sorted(accounts_for(table, accounts, None)) == ["home", "lab", "personal"]
+    assert sorted(accounts_for(table, ("example.com",), None)) == ["lab", "personal"]
+    assert sorted(accounts_for(table, ("x.lab.example.com",), None)) == ["lab"]
+    assert sorted(accounts_for(table, ("example.org",), None)) == []
+    assert sorted(accounts_for(table, None, None)) == ["home", "lab", "personal"]
     catch_all = RoutingTable([*table, Route(ZonePolicy(name=ROOT), accounts["home"])])
-    assert sorted(accounts_for(catch_all, accounts, ("example.org",))) == ["home"]
+    assert sorted(accounts_for(catch_all, ("example.org",), None)) == ["home"]
+
+
+def test_accounts_for_follows_the_routes_open_to_the_client() -> None:
+    """Split horizon: one zone name on two accounts, each open to one client; a client's
+    health covers only the account its own route leads to."""
+    accounts = {name: Account(name, MemoryProvider()) for name in ("public", "home")}
+    table = RoutingTable(
+        [
+            Route(ZonePolicy(name="example.com"), accounts["public"], frozenset({"pub"})),
+            Route(ZonePolicy(name="example.com"), accounts["home"], frozenset({"int"})),
+        ],
+        {"pub": Owner(), "int": Owner()},
+    )
+    assert list(accounts_for(table, ("example.com",), "pub")) == ["public"]
+    assert list(accounts_for(table, None, "int")) == ["home"]
+    assert list(accounts_for(table, None, None)) == []

@@ -94,7 +94,7 @@ async def test_status_page(start_sidecar: StartSidecar, start_management: StartM
         "lastReloadError": None,
         "failedReloads": 0,
     }
-    assert status["zones"] == [{"zone": ".", "account": "memory"}]
+    assert status["zones"] == [{"zone": ".", "account": "memory", "clients": "all"}]
     assert status["clients"] == [
         {
             "name": "env",

@@ -38,11 +38,15 @@ HELM = "sidecar-on-helm-chart"  # the operator's Helm chart output through the p
 BUILDS = [*OVERLAYS, HELM]
 WITHOUT_WORKLOADS = {"sidecar"}  # objects to apply beside an operator you run; no Deployment
 WITH_WORKLOADS = [b for b in BUILDS if b not in WITHOUT_WORKLOADS]
+# CRDs: no schema ships with kubernetes-validate
 CUSTOM_KINDS = {
     "DNSClass",
     "ServiceMonitor",
     "PrometheusRule",
-}  # CRDs: no schema ships with kubernetes-validate
+    "Certificate",
+    "ClusterIssuer",
+    "Issuer",
+}
 SCHEMA_VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]  # native sidecars: 1.29+
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
 MAX_MEMORY_MI = 128
@@ -127,6 +131,10 @@ def sidecar_containers(docs: tuple[dict[str, Any], ...]) -> list[dict[str, Any]]
     ]
 
 
+def _env(container: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e.get("value", "") for e in container.get("env", [])}
+
+
 def mebibytes(quantity: str) -> float:
     units = {"Ki": 1 / 1024, "Mi": 1, "Gi": 1024}
     for suffix, factor in units.items():
@@ -153,6 +161,7 @@ def test_every_object_is_schema_valid(build: str, version: str) -> None:
             assert doc["apiVersion"].split("/")[0] in (
                 "dns.homelab.mortenolsen.pro",
                 "monitoring.coreos.com",
+                "cert-manager.io",
             )
             continue
         kubernetes_validate.validate(doc, version, strict=True)
@@ -234,8 +243,10 @@ def test_every_dnsclass_points_at_a_served_url(build: str) -> None:
     """A DNSClass names a Service of the overlay on its protocol port, or the pod's loopback
     where a native sidecar serves it."""
     docs = render(build)
+    tls = any(_env(c).get("DNS_SIDECAR_TLS_CERT_FILE") for c in sidecar_containers(docs))
+    scheme = "https" if tls else "http"  # components/tls: the DNSClass calls https://
     services = {
-        f"http://{s['metadata']['name']}.{s['metadata']['namespace']}.svc:{p['port']}"
+        f"{scheme}://{s['metadata']['name']}.{s['metadata']['namespace']}.svc:{p['port']}"
         for s in of_kind(docs, "Service")
         for p in s["spec"]["ports"]
         if p["name"] == "protocol"
@@ -307,15 +318,26 @@ def test_sidecar_containers_probe_and_write_only_tmp(build: str) -> None:
 
 @pytest.mark.parametrize("build", BUILDS)
 def test_rbac_reads_only_named_secrets_and_dnsclasses(build: str) -> None:
-    """Roles grant get/list/watch on named Secrets and DNSClasses, nothing more."""
+    """Roles grant get/list/watch on named Secrets and DNSClasses, and on DNSRecords (the whole
+    collection, read-only, in a ClusterRole of its own), nothing more."""
     docs = render(build)
     roles = [r for r in of_kind(docs, "Role", "ClusterRole") if _ours(r)]
     assert roles
     for role in roles:
         for rule in role["rules"]:
             assert set(rule["verbs"]) <= {"get", "list", "watch"}, role["metadata"]["name"]
-            assert rule["resourceNames"], role["metadata"]["name"]
             assert "*" not in str(rule)
+            if rule["resources"] == ["dnsrecords"]:
+                assert (role["kind"], rule) == (
+                    "ClusterRole",
+                    {
+                        "apiGroups": ["dns.homelab.mortenolsen.pro"],
+                        "resources": ["dnsrecords"],
+                        "verbs": ["get", "list", "watch"],
+                    },
+                )
+                continue
+            assert rule["resourceNames"], role["metadata"]["name"]
             if role["kind"] == "Role":
                 assert (rule["apiGroups"], rule["resources"]) == ([""], ["secrets"])
             else:
@@ -421,6 +443,10 @@ def test_everything_referenced_exists(build: str) -> None:
     DNSClasses the sidecar reads."""
     docs = render(build)
     names = {(d["kind"], d["metadata"].get("namespace", ""), d["metadata"]["name"]) for d in docs}
+    names |= {  # the Secrets cert-manager writes for the overlay's Certificates
+        ("Secret", d["metadata"]["namespace"], d["spec"]["secretName"])
+        for d in of_kind(docs, "Certificate")
+    }
     secrets, classes = _read_by_sidecar(docs)
     assert {("DNSClass", "", name) for name in classes} <= names
     wanted_secrets = {("Secret", ns, name) for ns, name in secrets}
@@ -430,7 +456,8 @@ def test_everything_referenced_exists(build: str) -> None:
         assert wanted_secrets | by_pods <= names
     else:  # users create them with the commands docs/deploy.md gives
         assert {r for r in by_pods if r[0] != "Secret"} <= names
-        missing = {r for r in wanted_secrets | by_pods if r[0] == "Secret"} - created_by_docs()
+        wanted = {r for r in wanted_secrets | by_pods if r[0] == "Secret"}
+        missing = wanted - names - created_by_docs()  # names: what cert-manager writes
         assert missing == set()
     granted_secrets = {
         (r["metadata"]["namespace"], n)
@@ -444,6 +471,7 @@ def test_everything_referenced_exists(build: str) -> None:
         for r in of_kind(docs, "ClusterRole")
         if _ours(r)
         for rule in r["rules"]
+        if rule["resources"] == ["dnsclasses"]
         for n in rule["resourceNames"]
     }
     assert (granted_secrets, granted_classes) == (secrets, classes)
@@ -468,6 +496,29 @@ def test_roles_are_bound_to_the_pods_that_read(build: str) -> None:
         assert subjects <= runners, binding["metadata"]["name"]
         role = named(docs, binding["roleRef"]["kind"], binding["roleRef"]["name"])
         assert _ours(role)
+
+
+@pytest.mark.parametrize("build", [b for b in WITH_WORKLOADS if b != HELM])
+def test_every_sidecar_with_a_dnsclass_client_may_read_dnsrecords(build: str) -> None:
+    """Each ServiceAccount running a sidecar whose routing table has a dnsClass client is bound
+    to a ClusterRole with get, list and watch on dnsrecords. (Helm: the operator's own
+    ClusterRole already grants its ServiceAccount that and more; dev binds its stand-in.)"""
+    docs = render(build)
+    assert any(c.dns_class for _, table in _routing_tables(docs) for c in table.clients)
+    runners = {
+        (namespace, pod.get("serviceAccountName", "default"))
+        for namespace, pod in namespaced_pods(docs)
+        if any(is_sidecar_image(c["image"]) and "command" not in c for c in containers(pod))
+    }
+    readers = {
+        (subject["namespace"], subject["name"])
+        for binding in of_kind(docs, "ClusterRoleBinding")
+        for rule in named(docs, "ClusterRole", binding["roleRef"]["name"])["rules"]
+        if rule["resources"] == ["dnsrecords"] and set(rule["verbs"]) == {"get", "list", "watch"}
+        for subject in binding["subjects"]
+    }
+    assert runners
+    assert runners <= readers
 
 
 @pytest.mark.parametrize("build", WITH_WORKLOADS)
@@ -696,6 +747,8 @@ def test_second_instance_renames_everything_consistently() -> None:
         ("RoleBinding", "dns-sidecar-home"),
         ("ClusterRole", "dns-sidecar-home-dnsclass"),
         ("ClusterRoleBinding", "dns-sidecar-home-dnsclass"),
+        ("ClusterRole", "dns-sidecar-dnsrecords"),  # shared by every instance, read-only
+        ("ClusterRoleBinding", "dns-sidecar-home-dnsrecords"),
         ("ConfigMap", "dns-sidecar-home-routing"),
         ("Deployment", "dns-sidecar-home"),
         ("Service", "dns-sidecar-home"),
@@ -1161,3 +1214,93 @@ def test_image_carries_oci_labels_fed_by_make_image() -> None:
     ).stdout  # fmt: skip
     assert pushed.split()[:2] == ["podman", "build"]
     assert "--tag registry.example/dns-sidecar:1.0 ." in pushed
+
+
+def _pair_mount(container: dict[str, Any], pod: dict[str, Any], path: str) -> dict[str, Any]:
+    """The volume whose directory mount holds ``path``."""
+    (mount,) = (m for m in container["volumeMounts"] if path.startswith(m["mountPath"] + "/"))
+    assert "subPath" not in mount  # a subPath mount never sees a renewal
+    (volume,) = (v for v in pod["volumes"] if v["name"] == mount["name"])
+    return volume
+
+
+def test_the_tls_component_serves_https_with_a_renewing_certificate() -> None:
+    """standalone-https: the sidecar's Certificate names the Service the DNSClass calls over
+    https://, comes from the self-signed CA chain, and is mounted as a directory where the two
+    variables point; the operator's namespace gets a Secret carrying the same CA."""
+    docs = render("standalone-https")
+    (deployment,) = of_kind(docs, "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = sidecar_containers(docs)
+    env = _env(container)
+    cert_file, key_file = env["DNS_SIDECAR_TLS_CERT_FILE"], env["DNS_SIDECAR_TLS_KEY_FILE"]
+    volume = _pair_mount(container, pod, cert_file)
+    assert _pair_mount(container, pod, key_file) == volume
+    serving = named(docs, "Certificate", "dns-sidecar-cloudflare-tls")
+    assert volume["secret"]["secretName"] == serving["spec"]["secretName"]
+    assert serving["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+    server = named(docs, "DNSClass", "cloudflare")["spec"]["server"]
+    assert server == "https://dns-sidecar-cloudflare.dns-system.svc:7100"
+    assert server.removeprefix("https://").split(":")[0] in serving["spec"]["dnsNames"]
+    assert serving["spec"]["privateKey"]["rotationPolicy"] == "Always"
+    # the chain: self-signed issuer -> CA certificate -> CA issuer -> the serving certificate
+    ca_issuer = named(docs, "ClusterIssuer", serving["spec"]["issuerRef"]["name"])
+    ca = next(
+        c
+        for c in of_kind(docs, "Certificate")
+        if c["spec"]["secretName"] == ca_issuer["spec"]["ca"]["secretName"]
+    )
+    assert ca["spec"]["isCA"] is True
+    assert named(docs, "ClusterIssuer", ca["spec"]["issuerRef"]["name"])["spec"] == {
+        "selfSigned": {}
+    }
+    bundle = named(docs, "Certificate", "dns-sidecar-ca-bundle")
+    assert bundle["metadata"]["namespace"] == OPERATOR["namespace"]
+    assert bundle["spec"]["issuerRef"] == serving["spec"]["issuerRef"]
+    # management stays plain HTTP: the kubelet's probes are httpGet on it
+    assert container["readinessProbe"]["httpGet"].get("scheme", "HTTP") == "HTTP"
+
+
+def test_the_tls_component_patches_the_operator_to_trust_the_ca(tmp_path: Path) -> None:
+    """With the operator's own Deployment (its Helm chart) in the build, the component mounts
+    the CA bundle into the operator's pod and sets SSL_CERT_FILE, and changes nothing else."""
+    (tmp_path / "operator.yaml").write_text((DATA / "operator-helm.yaml").read_text())
+    spec = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": [
+            "operator.yaml",
+            os.path.relpath(MANIFESTS / "overlays/standalone", tmp_path),
+        ],
+        "components": [os.path.relpath(MANIFESTS / "components/tls", tmp_path)],
+    }
+    (tmp_path / "kustomization.yaml").write_text(yaml.safe_dump(spec))
+    docs = kustomize(tmp_path)
+    name = "dns-operator-controller-manager"
+    (before,) = (
+        d
+        for d in yaml.safe_load_all((DATA / "operator-helm.yaml").read_text())
+        if d and d["kind"] == "Deployment" and d["metadata"]["name"] == name
+    )
+    after = named(docs, "Deployment", name)
+    for version in SCHEMA_VERSIONS:
+        kubernetes_validate.validate(after, version, strict=True)
+    pod = after["spec"]["template"]["spec"]
+    (manager,) = (c for c in pod["containers"] if c["name"] == "manager")
+    volume = _pair_mount(manager, pod, _env(manager)["SSL_CERT_FILE"])
+    bundle = named(docs, "Certificate", "dns-sidecar-ca-bundle")
+    assert volume["secret"] == {
+        "secretName": bundle["spec"]["secretName"],
+        "items": [{"key": "ca.crt", "path": "ca.crt"}],
+    }
+    assert bundle["metadata"]["namespace"] == after["metadata"]["namespace"]
+    # take the additions away again: what is left is the chart's Deployment as it was
+    manager["env"] = [e for e in manager["env"] if e["name"] != "SSL_CERT_FILE"]
+    manager["volumeMounts"] = [m for m in manager["volumeMounts"] if m["name"] != volume["name"]]
+    pod["volumes"] = [v for v in pod["volumes"] if v["name"] != volume["name"]]
+    for key in ("env", "volumeMounts"):
+        if not manager[key]:
+            del manager[key]
+    if not pod["volumes"]:
+        del pod["volumes"]
+    assert after == before

@@ -1,13 +1,12 @@
 """Live reload of the routing table file.
 
 The file is usually a mounted ConfigMap, which the kubelet updates by swapping a ``..data`` symlink
-in its directory, any number of times; watching the file itself would stop working after the first
-swap, so the directory is watched, for changes to the file's own name and to ``..data`` only.
-Events are debounced, the content hashed (an unchanged file is not rebuilt), the new table
-validated and built in full, and only then swapped in. A file that fails keeps the old table
-serving; the error is logged, counted and shown on ``/status``. A periodic re-check catches
-anything the watcher missed. Both loops are supervised (``sidecar.tasks``): one that fails is
-logged, shown as down on ``/status`` and restarted with backoff.
+in its directory, any number of times; ``config.watching`` follows it. Events are debounced, the
+content hashed (an unchanged file is not rebuilt), the new table validated and built in full, and
+only then swapped in. A file that fails keeps the old table serving; the error is logged, counted
+and shown on ``/status``. A periodic re-check catches anything the watcher missed. Both loops are
+supervised (``sidecar.tasks``): one that fails is logged, shown as down on ``/status`` and
+restarted with backoff.
 """
 
 from __future__ import annotations
@@ -19,10 +18,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import watchfiles
-
 from sidecar.clock import Clock
-from sidecar.config import loader, runtime
+from sidecar.config import loader, runtime, watching
 from sidecar.config.live import LiveConfig
 from sidecar.coordination.base import Coordination
 from sidecar.credentials.store import CredentialStore
@@ -31,13 +28,6 @@ from sidecar.settings import Settings
 from sidecar.tasks import Tasks
 
 log = logging.getLogger(__name__)
-
-
-def watch_filter(path: Path) -> Callable[[watchfiles.Change, str], bool]:
-    """Changes to the routing file itself or to the kubelet's ``..data`` swap; not its
-    neighbours (a log file written beside it would otherwise feed the watcher forever)."""
-    names = {path.name, "..data"}
-    return lambda change, changed: Path(changed).name in names
 
 
 class Reloader:
@@ -105,26 +95,16 @@ class Reloader:
 
     async def watch_forever(self, stop: asyncio.Event) -> None:
         """Reload on every change in the file's directory until ``stop`` is set."""
-        table = self.settings.table
-        logging.getLogger("watchfiles").setLevel(logging.WARNING)  # no line per change seen
-        async for _ in watchfiles.awatch(
-            self.path.parent,
-            watch_filter=watch_filter(self.path),
-            debounce=table.reload_debounce_ms,
-            step=min(50, table.reload_debounce_ms),
-            stop_event=stop,
-            recursive=False,
-        ):
-            await self.reload_once()
+        debounce_ms = self.settings.table.reload_debounce_ms
+        await watching.watch_files([self.path], self._reload, stop, debounce_ms=debounce_ms)
 
     async def recheck_forever(self, stop: asyncio.Event) -> None:
         """The safety net: look at the file every ``reload_interval`` seconds."""
         interval = self.settings.table.reload_interval
-        while not stop.is_set():
-            try:
-                await asyncio.wait_for(stop.wait(), interval)
-            except TimeoutError:
-                await self.reload_once()
+        await watching.recheck_files(interval, self._reload, stop)
+
+    async def _reload(self) -> bool:
+        return await self.reload_once()  # looked up at each change (tests wrap it)
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[None]:

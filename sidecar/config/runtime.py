@@ -20,6 +20,7 @@ from sidecar.credentials.store import CredentialStore
 from sidecar.providers.base import ROOT, ZonePolicy
 from sidecar.providers.cloudflare.auth import Auth
 from sidecar.providers.memory import MemoryProvider
+from sidecar.providers.ownership import Owner
 from sidecar.routing.table import Account, Route, RoutingTable
 from sidecar.settings import Settings
 
@@ -66,6 +67,8 @@ def build(
         coordination=coordination,
     )
     defaults = spec.defaults
+    clients = build_clients(spec.clients, settings, store)
+    deployment = settings.table.owner_id
     routes = [
         Route(
             ZonePolicy(
@@ -76,17 +79,21 @@ def build(
                 comment=defaults.comment if zone.comment is None else zone.comment,
                 zone_id=zone.zone_id,
                 ttl_source=f"zones[{index}].ttl" if zone.ttl is not None else "defaults.ttl",
+                orphans=zone.orphans or defaults.orphans,
+                drift=zone.drift or defaults.drift,
             ),
             accounts[zone.account],
+            frozenset(zone.clients) if zone.clients is not None else None,
         )
         for index, zone in enumerate(spec.zones)
     ]
+    owners = {client.name: Owner(deployment, client.dns_class) for client in clients}
     credentials = [c for client in spec.clients for c in client.secrets or []]
     credentials += [c for account in spec.accounts for c in account.credentials]
     return Runtime(
         source=source,
-        table=RoutingTable(routes),
-        clients=build_clients(spec.clients, settings, store),
+        table=RoutingTable(routes, owners, Owner(deployment)),
+        clients=clients,
         accounts=accounts,
         credentials=tuple(credentials),
         dns_classes=tuple(c.dns_class for c in spec.clients if c.dns_class is not None),
@@ -128,7 +135,7 @@ def _everything(source: str, account: Account, settings: Settings) -> Runtime:
     zone = ZonePolicy(name=ROOT)  # the routing table's defaults, as ZonePolicy declares them
     return Runtime(
         source=source,
-        table=RoutingTable([Route(zone, account)]),
+        table=RoutingTable([Route(zone, account)], owner=Owner(settings.table.owner_id)),
         clients=env_clients(settings),
         accounts={account.name: account},
     )

@@ -24,7 +24,8 @@ from pydantic import (
 from sidecar.auth.signing import Algorithm
 from sidecar.credentials.sources import Credential
 from sidecar.errors import InvalidRecord
-from sidecar.providers.base import ROOT, Ownership, ZonePolicy
+from sidecar.providers.base import ROOT, Drift, Orphans, Ownership, ZonePolicy
+from sidecar.providers.ownership import MAX_COMMENT, MAX_MARKER
 from sidecar.records.names import is_within, normalize_domain
 
 
@@ -41,6 +42,16 @@ def _algorithm(raw: object) -> object:
     return Algorithm.parse(raw) if isinstance(raw, str) else raw
 
 
+def _comment(raw: str) -> str:
+    if len(raw) > MAX_COMMENT:
+        raise ValueError(
+            f"the comment is {len(raw)} characters; keep it to {MAX_COMMENT}, so that the "
+            f"owner and DNSClass fit beside it in the ownership marker (Cloudflare keeps "
+            f"{MAX_MARKER} characters of a record's comment)"
+        )
+    return raw
+
+
 def _ownership(raw: object) -> object:
     # YAML 1.1 reads a bare `off` as false; that is what the author meant.
     return "off" if raw is False else raw
@@ -53,6 +64,7 @@ EntryName = Annotated[
 ]
 Ttl = Annotated[int, Field(ge=1, le=2_147_483_647)]
 AlgorithmField = Annotated[Algorithm, BeforeValidator(_algorithm)]
+Comment = Annotated[str, AfterValidator(_comment)]
 
 
 class _TableModel(BaseModel):
@@ -66,7 +78,9 @@ class Defaults(_TableModel):
     ttl: Ttl = _ZONE.ttl
     proxied: bool = _ZONE.proxied
     ownership: OwnershipField = _ZONE.ownership
-    comment: Annotated[str, StringConstraints(max_length=100)] = _ZONE.comment
+    comment: Comment = _ZONE.comment
+    orphans: Orphans = _ZONE.orphans  # sweeps: report | prune
+    drift: Drift = _ZONE.drift  # sweeps: report | repair
 
 
 class ClientSpec(_TableModel):
@@ -145,7 +159,11 @@ class ZoneSpec(_TableModel):
     ttl: Ttl | None = None
     proxied: bool | None = None
     ownership: OwnershipField | None = None
-    comment: Annotated[str, StringConstraints(max_length=100)] | None = None
+    comment: Comment | None = None
+    orphans: Orphans | None = None  # sweeps: report | prune
+    drift: Drift | None = None  # sweeps: report | repair
+    # split horizon: only these clients' requests route here (None: every client's)
+    clients: Annotated[list[EntryName], Field(min_length=1)] | None = None
 
 
 class RoutingTableSpec(_TableModel):
@@ -164,10 +182,10 @@ def cross_check(data: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...], st
     """
     problems: list[tuple[tuple[str | int, ...], str]] = []
     names: dict[str, list[str]] = {}
-    for section in ("clients", "accounts", "zones"):
+    for section in ("clients", "accounts"):
         first: dict[str, int] = {}
         for index, entry in _entries(data, section):
-            name = _canonical(entry.get("name"), zone=section == "zones")
+            name = _canonical(entry.get("name"), zone=False)
             if name is None:
                 continue
             if name in first:
@@ -179,6 +197,8 @@ def cross_check(data: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...], st
                 )
             first.setdefault(name, index)
         names[section] = list(first)
+    zones = _zone_entries(data)
+    problems += _overlaps(zones)
     accounts = names["accounts"]
     for index, zone in _entries(data, "zones"):
         account = zone.get("account")
@@ -192,17 +212,90 @@ def cross_check(data: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...], st
                     ),
                 )
             )
-    for index, client in _entries(data, "clients"):
-        zones = client.get("zones")
-        for z_index, raw in enumerate(zones if isinstance(zones, list) else []):
-            name = _canonical(raw, zone=True)
-            if name is not None and not any(is_within(name, zone) for zone in names["zones"]):
+    problems += _zone_clients(data, names["clients"])
+    problems += _client_zones(data, zones)
+    return problems
+
+
+_Findings = list[tuple[tuple[str | int, ...], str]]
+_ZoneEntry = tuple[int, str, frozenset[str] | None]  # index, canonical name, clients it routes
+
+
+def _zone_clients(data: Mapping[str, Any], clients: list[str]) -> _Findings:
+    """Zone entries routing a client that is not defined."""
+    problems: _Findings = []
+    for index, zone in _entries(data, "zones"):
+        routed = zone.get("clients")
+        for c_index, client in enumerate(routed if isinstance(routed, list) else []):
+            if isinstance(client, str) and client not in clients:
                 problems.append(
                     (
-                        ("clients", index, "zones", z_index),
-                        f"client {client.get('name')!r} may change {name!r}, but no zone routes it",
+                        ("zones", index, "clients", c_index),
+                        (
+                            f"zone {zone.get('name')!r} routes client {client!r}, which is not "
+                            f"defined (clients: {', '.join(sorted(clients)) or 'none'})"
+                        ),
                     )
                 )
+    return problems
+
+
+def _client_zones(data: Mapping[str, Any], zones: list[_ZoneEntry]) -> _Findings:
+    """Clients allowed a zone that no entry open to them routes."""
+    problems: _Findings = []
+    for index, client in _entries(data, "clients"):
+        allowed = client.get("zones")
+        own = client.get("name")
+        open_to = [name for _, name, only in zones if only is None or own in only]
+        for z_index, raw in enumerate(allowed if isinstance(allowed, list) else []):
+            name = _canonical(raw, zone=True)
+            if name is None or any(is_within(name, zone) for zone in open_to):
+                continue
+            why = f"client {own!r} may change {name!r}, but no zone routes it"
+            if any(is_within(name, zone) for _, zone, _ in zones):
+                why += " for this client (add it to the clients of the zone entry)"
+            problems.append((("clients", index, "zones", z_index), why))
+    return problems
+
+
+def _zone_entries(data: Mapping[str, Any]) -> list[_ZoneEntry]:
+    """The zone entries that can be read: index, canonical name, the clients it routes."""
+    found = []
+    for index, entry in _entries(data, "zones"):
+        name = _canonical(entry.get("name"), zone=True)
+        routed = entry.get("clients")
+        if name is not None:
+            only = frozenset(c for c in routed if isinstance(c, str)) if routed else None
+            found.append((index, name, only if isinstance(routed, list) else None))
+    return found
+
+
+def _overlaps(zones: list[_ZoneEntry]) -> _Findings:
+    """Entries of one zone name that some client would see twice: two without ``clients``, one
+    without beside one with, or two whose ``clients`` share a name (each named once, at the
+    later entry, against the first it overlaps)."""
+    problems: _Findings = []
+    for position, (index, name, only) in enumerate(zones):
+        for first, other, other_only in zones[:position]:
+            if other != name:
+                continue
+            if only is None and other_only is None:
+                why = f"duplicate name {name!r} (first at zones[{first}])"
+            elif only is None or other_only is None:
+                why = (
+                    f"zone {name!r} overlaps zones[{first}]: an entry without clients routes "
+                    "every client; name the clients of each entry"
+                )
+            elif only & other_only:
+                shared = ", ".join(sorted(only & other_only))
+                why = (
+                    f"zone {name!r} overlaps zones[{first}] for client(s) {shared}: the clients "
+                    "of two entries of one zone must not share a name"
+                )
+            else:
+                continue
+            problems.append((("zones", index, "name"), why))
+            break
     return problems
 
 

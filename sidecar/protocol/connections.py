@@ -32,7 +32,7 @@ import socket
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
 from aiohttp.abc import AbstractStreamWriter
@@ -45,6 +45,9 @@ from sidecar.observability.metrics import Metrics
 from sidecar.protocol.endpoints import Serve
 from sidecar.protocol.json import error_response
 from sidecar.tasks import Tasks
+
+if TYPE_CHECKING:
+    from sidecar.protocol.handshakes import Handshakes
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +104,12 @@ class RateLimitedWarning:
         self._suppressed = 0
 
 
+class Held(Protocol):
+    """A connection the guard counts: a handler, or a TLS handshake still running."""
+
+    def force_close(self) -> None: ...
+
+
 class Guard:
     """The connections of one port: the count, the cap, and who waits longest for a head."""
 
@@ -108,8 +117,8 @@ class Guard:
         self.limit = limit
         self.read_timeout = read_timeout
         self.metrics = metrics
-        self.open: set[GuardedHandler] = set()
-        self.waiting: dict[GuardedHandler, None] = {}  # waiting for a head, oldest first
+        self.open: set[Held] = set()
+        self.waiting: dict[Held, None] = {}  # waiting for a head, oldest first
         self.room = asyncio.Event()
         self.room.set()
         self.full = RateLimitedWarning(
@@ -117,17 +126,17 @@ class Guard:
             "new connections wait while every connection is busy"
         )
 
-    def opened(self, handler: GuardedHandler) -> None:
+    def opened(self, handler: Held) -> None:
         self.open.add(handler)
         self.waiting[handler] = None
         self._update()
 
-    def closed(self, handler: GuardedHandler) -> None:
+    def closed(self, handler: Held) -> None:
         self.open.discard(handler)
         self.waiting.pop(handler, None)
         self._update()
 
-    def busy(self, handler: GuardedHandler, *, busy: bool) -> None:
+    def busy(self, handler: Held, *, busy: bool) -> None:
         if busy:
             self.waiting.pop(handler, None)
         elif handler in self.open:
@@ -311,7 +320,14 @@ class Listener:
     the request path matches the protocol's endpoints itself)."""
 
     def __init__(
-        self, serve: Serve, guard: Guard, *, max_body: int, backlog: int = 128, **handler_args: Any
+        self,
+        serve: Serve,
+        guard: Guard,
+        *,
+        max_body: int,
+        backlog: int = 128,
+        tls: Handshakes | None = None,
+        **handler_args: Any,
     ) -> None:
         loop = asyncio.get_running_loop()
 
@@ -331,6 +347,7 @@ class Listener:
         self.handler_args = {"loop": loop, **handler_args}
         self.socket: socket.socket | None = None
         self.backlog = backlog  # the kernel's queue; also the most accepted in one turn
+        self.tls = tls  # HTTPS: each connection's handshake runs on its own (protocol.handshakes)
         self._tasks = Tasks("protocol")  # the accept loop: supervised, restarted if it fails
         self._exhausted = RateLimitedWarning(
             "cannot accept a connection: %s; retrying (lower DNS_SIDECAR_MAX_CONNECTIONS "
@@ -388,6 +405,10 @@ class Listener:
             # the rest of a burst in the same turn, as asyncio's own servers accept: one at a
             # time, the last of 64 connections opened at once waits for 63 turns of the loop
             accepted = [conn, *self._backlog(listening)]
+            if self.tls is not None:  # HTTPS: not waiting here for any handshake to finish
+                for conn in accepted:
+                    self.tls.start(conn, self._handler, self._tasks)
+                continue
             await asyncio.gather(
                 *(loop.connect_accepted_socket(self._handler, conn) for conn in accepted)
             )

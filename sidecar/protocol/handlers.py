@@ -12,6 +12,8 @@ from typing import Any
 
 from sidecar.auth.signing import HEADER_SIGNATURE
 from sidecar.clock import Clock
+from sidecar.dnsrecords.metadata import BareValues
+from sidecar.dnsrecords.wanted import WITH_METADATA
 from sidecar.errors import DomainNotAllowed, InvalidRecord, RecordNotFound
 from sidecar.health import HealthCache, accounts_for, verdict
 from sidecar.observability.metrics import Metrics
@@ -37,8 +39,10 @@ class ProtocolApi:
         metrics: Metrics,
         clock: Clock,
         problem: Callable[[], str | None] = lambda: None,  # shared state unavailable: why
+        bare_values: BareValues | None = None,  # MX/SRV numbers from DNSRecords
     ) -> None:
         self.problem = problem
+        self.bare_values = bare_values
         self.health_cache = health
         self.metrics = metrics
         self.clock = clock
@@ -53,11 +57,13 @@ class ProtocolApi:
         return endpoints
 
     async def health(self, call: Call) -> JsonAnswer:
-        """Judged for the caller: the accounts its zones route to; unsigned, every account."""
+        """Judged for the caller: the accounts its routes (within its zones) lead to; unsigned,
+        every account."""
         runtime, client = call.runtime, call.client
-        signed = client is not None and HEADER_SIGNATURE in call.request.headers
-        zones = client.zones if client is not None and signed else None
-        accounts = accounts_for(runtime.table, runtime.accounts, zones)
+        if client is not None and HEADER_SIGNATURE in call.request.headers:
+            accounts = accounts_for(runtime.table, client.zones, client.name)
+        else:
+            accounts = dict(runtime.accounts)
         results = await self.health_cache.check(accounts)
         stamp = datetime.fromtimestamp(self.clock.time(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         unhealthy = verdict(results, runtime.table)
@@ -73,7 +79,16 @@ class ProtocolApi:
         parsed = wire.parse_upsert(call.body)
         route = self._route(call, parsed.key)
         ttl = parsed.ttl if parsed.ttl is not None else route.zone.ttl
-        record = RecordSet.build(parsed.key, parsed.values, ttl)
+        values = parsed.values
+        if parsed.key.type in WITH_METADATA and self.bare_values is not None:
+            client = call.client
+            values = await self.bare_values.complete(
+                client.dns_class if client else None,
+                client.name if client else None,
+                parsed.key,
+                values,
+            )
+        record = RecordSet.build(parsed.key, values, ttl)
         try:
             result = await route.account.provider.upsert(route.zone, record)
         except InvalidRecord as err:
@@ -117,8 +132,8 @@ class ProtocolApi:
     def _route(self, call: Call, key: RecordKey) -> Route:
         facts = call.facts
         facts.fqdn = key.fqdn
-        route = call.runtime.table.resolve(key.fqdn)
         client = call.client
+        route = call.runtime.table.resolve(key.fqdn, client.name if client is not None else None)
         if client is not None and not client.may_change(key.fqdn):
             raise DomainNotAllowed(
                 f"Client {client.name!r} may not change {key.fqdn}; its zones are "
