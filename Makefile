@@ -2,7 +2,9 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# make test installs the runtime and the dev toolchain (STAMP); make run the runtime only
+STAMP     := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 
 TOOLS  := redis-server wrk  # Debian packages the tests run: a real Redis, and the bench's load generator
 
@@ -12,11 +14,24 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
-	touch $(STAMP)
+	touch $(STAMP) $(RUN_STAMP)
 
-## run: serve on the embedded default (in-memory provider), 127.0.0.1:7100, management :8080
-run: $(STAMP)
+$(RUN_STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e .
+	touch $(RUN_STAMP)
+
+## run: serve on the embedded default (in-memory provider), 127.0.0.1:7100, management :8080;
+##      installs the runtime dependencies only (the dev toolchain comes with make test)
+run: $(RUN_STAMP)
 	$(BIN)/dns-sidecar serve
+
+## demo: the README's five-minute walkthrough: the Cloudflare emulator on :8787 and the sidecar
+##       on config/routing.local.yaml (:7100, management :8080); Ctrl-C stops both
+.PHONY: demo
+demo: $(RUN_STAMP)
+	dev/demo.sh
 
 ## test: lint, type-check, layering contract, and the whole test suite with branch coverage
 test: lint typecheck unit
@@ -94,19 +109,34 @@ clean:
 	rm -rf $(VENV) .venv-floors .venv-newest .coverage .pytest_cache .mypy_cache .ruff_cache
 
 ## image: build the image dns-sidecar:VERSION (VERSION from pyproject.toml); IMAGE=REGISTRY/dns-sidecar:TAG
-## names it otherwise, CONTAINER_ENGINE=podman builds with podman
-VERSION          ?= $(shell $(PYTHON) -c "import tomllib; print(tomllib.load(open('pyproject.toml', 'rb'))['project']['version'])")
-IMAGE            ?= dns-sidecar:$(VERSION)
-CONTAINER_ENGINE ?= docker
-.PHONY: image
+## names it otherwise, CONTAINER_ENGINE=podman builds with podman, IMAGE_BUILD_FLAGS adds flags
+## (a base: --build-arg PYTHON_IMAGE=...; pip settings: $$(python3 dev/build-mounts.py), podman)
+VERSION           ?= $(shell $(PYTHON) -c "import tomllib; print(tomllib.load(open('pyproject.toml', 'rb'))['project']['version'])")
+IMAGE             ?= dns-sidecar:$(VERSION)
+CONTAINER_ENGINE  ?= docker
+IMAGE_BUILD_FLAGS ?=
+.PHONY: image image-test
+# The labels go in twice: as build args for the Dockerfile's LABEL (builds without make), and as
+# --label, since podman reuses a cached LABEL step whose ARG changed (a stale revision).
+SOURCE   = $(shell git config --get remote.origin.url)
+REVISION = $(shell git rev-parse HEAD 2>/dev/null)
 image:
 	$(CONTAINER_ENGINE) build \
 	  --build-arg VERSION=$(VERSION) \
-	  --build-arg SOURCE=$(shell git config --get remote.origin.url) \
-	  --build-arg REVISION=$(shell git rev-parse HEAD 2>/dev/null) \
-	  --tag $(IMAGE) .
+	  --build-arg SOURCE=$(SOURCE) \
+	  --build-arg REVISION=$(REVISION) \
+	  --label org.opencontainers.image.version=$(VERSION) \
+	  --label org.opencontainers.image.source=$(SOURCE) \
+	  --label org.opencontainers.image.revision=$(REVISION) \
+	  $(IMAGE_BUILD_FLAGS) --tag $(IMAGE) .
 
-## settings-table: rewrite the README's settings table from the declarations in sidecar/settings.py
+## image-test: build the image with podman (on a debootstrap stand-in base when no registry is
+##             reachable, with this machine's pip settings) and run it as it ships; needs root,
+##             podman, runc and debootstrap (.ci/run installs them)
+image-test: $(STAMP)
+	$(BIN)/pytest tests/test_image.py -p no:cacheprovider -v $(PYTEST_ARGS)
+
+## settings-table: rewrite the settings table in docs/configuration.md from sidecar/settings.py
 .PHONY: settings-table
 settings-table: $(STAMP)
-	$(BIN)/python -m tests.settings_table --write README.md
+	$(BIN)/python -m tests.settings_table --write docs/configuration.md

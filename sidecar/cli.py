@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from sidecar import __version__
 from sidecar.app import StartupError, create_app
 from sidecar.auth.signing import Algorithm
-from sidecar.config import loader
+from sidecar.config import loader, local_credentials
 from sidecar.errors import ConfigError
 from sidecar.observability.logging import configure
 from sidecar.server import serve
@@ -96,6 +96,11 @@ def _serve_parser(add: AddCommand) -> argparse.ArgumentParser:
 def _check_parser(add: AddCommand) -> argparse.ArgumentParser:
     check = add("check", help="validate a routing table; exit 1 on problems")
     check.add_argument("path", type=Path, metavar="PATH", help="the routing table YAML file")
+    check.add_argument(
+        "--strict",
+        action="store_true",
+        help="an unset {env} or a missing {file} credential is an error, not a warning",
+    )
     return check
 
 
@@ -204,9 +209,21 @@ def _check(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(err, file=sys.stderr)  # noqa: T201
         return EXIT_FAILED
+    missing = local_credentials.unresolved(spec)
+    if missing and args.strict:
+        print(f"{args.path}: {len(missing)} problem(s) (--strict)", file=sys.stderr)  # noqa: T201
+        for line in missing:
+            print(f"  - {line}", file=sys.stderr)  # noqa: T201
+        return EXIT_FAILED
+    for line in missing:
+        print(  # noqa: T201
+            f"{args.path}: warning: {line} Requests that need it fail (503) unless it is given "
+            "where the sidecar runs; --strict makes this an error.",
+            file=sys.stderr,
+        )
     print(  # noqa: T201
         f"{args.path}: OK ({len(spec.zones)} zone(s), {len(spec.accounts)} account(s), "
-        f"{len(spec.clients)} client(s))"
+        f"{len(spec.clients)} client(s){f', {len(missing)} warning(s)' if missing else ''})"
     )
     return EXIT_OK
 

@@ -26,7 +26,7 @@ def redis_server_command() -> str:
     found = shutil.which("redis-server") or "/usr/bin/redis-server"
     if not Path(found).exists():
         raise RuntimeError(
-            "redis-server is not installed: apt-get install redis-server (see the README)"
+            "redis-server is not installed: apt-get install redis-server (see docs/development.md)"
         )
     return found
 
