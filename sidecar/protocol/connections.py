@@ -14,10 +14,11 @@ The protocol port is open to whoever can reach it, so each connection is held on
   bytes) is answered with the protocol's JSON error, logged as one warning line and counted.
 
 :class:`Listener` owns the listening socket and its accept loop; :class:`GuardedHandler` is
-aiohttp's per-connection protocol with these terms added. aiohttp has no hook for either, so the
-handler reads three of ``RequestHandler``'s attributes (``_request_count``, ``_messages``,
-``_lingering_time``); aiohttp is pinned in ``constraints.txt`` and ``tests/test_connections.py``
-exercises each.
+aiohttp's per-connection protocol (``web.RequestHandler``) with these terms added through its
+public methods only (the asyncio protocol callbacks, ``finish_response`` and ``handle_error``):
+no private attribute of aiohttp's is read or set. A request head is known to be complete when
+aiohttp asks the listener's request factory for the request (``web.Server``'s public
+``request_factory``); :class:`Terms` holds one connection's deadline and state.
 """
 
 from __future__ import annotations
@@ -158,94 +159,93 @@ class Guard:
             self.room.clear()
 
 
-class GuardedHandler(web.RequestHandler):
-    """aiohttp's connection protocol, with read deadlines, the guard's count and JSON errors."""
+class Terms:
+    """One connection's terms: its read deadline, and whether it is inside a request.
 
-    def __init__(self, manager: web.Server, guard: Guard, **kwargs: Any) -> None:
-        super().__init__(manager, **kwargs)
+    One timer per connection, moved on only when it fires: arming and disarming on every request
+    is then a clock reading, not a timer scheduled and cancelled.
+    """
+
+    def __init__(self, handler: GuardedHandler, guard: Guard) -> None:
+        self.handler = handler
         self.guard = guard
-        self._due: float | None = None  # when the head or body must be in (loop time)
-        self._on_due: Callable[[], None] = self._head_too_slow
-        self._deadline: asyncio.TimerHandle | None = None  # fires at or before ``_due``
-        self._body: StreamReader | None = None  # the body being received, while it is
-        self._handling = False  # from a request's head to its response
+        self.loop = asyncio.get_running_loop()
+        self.due: float | None = None  # when the head or body must be in (loop time)
+        self.on_due: Callable[[], None] = self.head_too_slow
+        self.timer: asyncio.TimerHandle | None = None  # fires at or before ``due``
+        self.body: StreamReader | None = None  # the body being received, while it is
+        self.handling = False  # from a request's head to its response
+        self.close_after_answer = False  # a slow body: answered, then closed, no lingering
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        self.guard.opened(self)
-        self._arm(self._head_too_slow)
+    def opened(self) -> None:
+        self.guard.opened(self.handler)
+        self.arm(self.head_too_slow)
 
-    def connection_lost(self, exc: BaseException | None) -> None:
-        self._disarm()
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-        self.guard.closed(self)
-        super().connection_lost(exc)
+    def closed(self) -> None:
+        self.due = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.guard.closed(self.handler)
 
-    def data_received(self, data: bytes) -> None:
-        heads = self._request_count
-        super().data_received(data)
-        if self._request_count > heads:  # a head arrived: the body's turn
-            self._disarm()
-            self._handling = True
-            self.guard.busy(self, busy=True)
-            body = self._messages[-1][1] if self._messages else None
-            if body is not None and not body.is_eof():
-                self._body = body
-                self._arm(self._body_too_slow)
-        elif self._body is not None and self._body.is_eof():
-            self._body = None
-            self._disarm()
-        elif data and not self._handling and self._due is None:
-            # the first bytes of a request on a kept-alive connection, its head not complete
-            # (a head that arrives whole within these bytes needs no deadline)
-            self._arm(self._head_too_slow)
+    def received(self, data: bytes) -> None:
+        """Bytes arrived (aiohttp has parsed them): a body complete, or a new head begun."""
+        if self.body is not None:
+            if self.body.is_eof():
+                self.body = None
+                self.due = None
+        elif data and not self.handling and self.due is None:
+            # the first bytes of a request on a kept-alive connection (a head that arrived whole
+            # is disarmed again when aiohttp asks for its request)
+            self.arm(self.head_too_slow)
 
-    async def finish_response(
-        self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
-    ) -> tuple[web.StreamResponse, bool]:
-        answered = await super().finish_response(request, resp, start_time)
-        if not self._messages:
-            self._handling = False
-            self._body = None
-            self._disarm()
-            self.guard.busy(self, busy=False)  # idle until the next request
-        return answered
+    def head_arrived(self, body: StreamReader) -> None:
+        """aiohttp parsed a request head and builds its request: the body's turn."""
+        self.due = None
+        self.handling = True
+        self.guard.busy(self.handler, busy=True)
+        if not body.is_eof():
+            self.body = body
+            self.arm(self.body_too_slow)
 
-    def _arm(self, callback: Callable[[], None]) -> None:
-        """``callback`` at ``read_timeout`` from now, unless disarmed first. One timer per
-        connection, moved on only when it fires: arming and disarming on every request is then
-        a clock reading, not a timer scheduled and cancelled."""
-        self._due = self._loop.time() + self.guard.read_timeout
-        self._on_due = callback
-        if self._deadline is None:
-            self._deadline = self._loop.call_at(self._due, self._deadline_reached)
+    def answered(self) -> None:
+        """The response is written: idle until the next request (or closed, after a slow body)."""
+        self.handling = False
+        self.body = None
+        self.due = None
+        if self.close_after_answer:
+            self.handler.force_close()
+        else:
+            self.guard.busy(self.handler, busy=False)
 
-    def _disarm(self) -> None:
-        self._due = None  # a timer still scheduled finds nothing due
+    def arm(self, callback: Callable[[], None]) -> None:
+        """``callback`` at ``read_timeout`` from now, unless disarmed (``due = None``) first."""
+        self.due = self.loop.time() + self.guard.read_timeout
+        self.on_due = callback
+        if self.timer is None:
+            self.timer = self.loop.call_at(self.due, self.deadline_reached)
 
-    def _deadline_reached(self) -> None:
-        self._deadline = None
-        due = self._due
+    def deadline_reached(self) -> None:
+        self.timer = None
+        due = self.due
         if due is None:
             return
-        if due > self._loop.time():  # re-armed since the timer was set: wait for the new one
-            self._deadline = self._loop.call_at(due, self._deadline_reached)
+        if due > self.loop.time():  # re-armed since the timer was set: wait for the new one
+            self.timer = self.loop.call_at(due, self.deadline_reached)
             return
-        self._due = None
-        self._on_due()
+        self.due = None
+        self.on_due()
 
-    def _head_too_slow(self) -> None:
+    def head_too_slow(self) -> None:
         self.guard.metrics.connections_closed.labels("slow_head").inc()
-        self.force_close()
+        self.handler.force_close()
 
-    def _body_too_slow(self) -> None:
-        body, self._body = self._body, None
+    def body_too_slow(self) -> None:
+        body, self.body = self.body, None
         if body is None or body.is_eof():
             return
         self.guard.metrics.connections_closed.labels("slow_body").inc()
-        self._lingering_time = 0.0  # answer, then close: no more waiting for the rest
+        self.close_after_answer = True  # answer, then close: no more waiting for the rest
         seconds = f"{self.guard.read_timeout:g}"
         body.set_exception(
             InvalidRequest(
@@ -253,6 +253,34 @@ class GuardedHandler(web.RequestHandler):
                 details={"readTimeout": self.guard.read_timeout},
             )
         )
+
+
+class GuardedHandler(web.RequestHandler):
+    """aiohttp's connection protocol, with read deadlines, the guard's count and JSON errors,
+    added by overriding public methods only; the state is in ``terms``."""
+
+    def __init__(self, manager: web.Server, guard: Guard, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self.terms = Terms(self, guard)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.terms.opened()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.terms.closed()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self.terms.received(data)
+
+    async def finish_response(
+        self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
+    ) -> tuple[web.StreamResponse, bool]:
+        answered = await super().finish_response(request, resp, start_time)
+        self.terms.answered()
+        return answered
 
     def handle_error(
         self,
@@ -284,7 +312,7 @@ class GuardedHandler(web.RequestHandler):
                 error.message,
                 extra={"fields": {"request_id": request_id, "status": error.status}},
             )
-            self.guard.metrics.http_errors.labels(str(error.status)).inc()
+            self.terms.guard.metrics.http_errors.labels(str(error.status)).inc()
         response = error_response(error)
         response.headers["X-Request-Id"] = request_id
         response.force_close()
@@ -322,6 +350,8 @@ class Listener:
             writer: AbstractStreamWriter,
             task: asyncio.Task[None],
         ) -> web.BaseRequest:
+            if isinstance(protocol, GuardedHandler):  # always: the listener makes its handlers
+                protocol.terms.head_arrived(payload)
             return web.BaseRequest(
                 message, payload, protocol, writer, task, loop, client_max_size=max_body
             )
