@@ -16,7 +16,7 @@ import signal
 from aiohttp import web
 
 from sidecar.app import IN_FLIGHT, MANAGEMENT, MANAGEMENT_API, METRICS, SERVE
-from sidecar.protocol.connections import Guard, Listener, default_limit
+from sidecar.protocol.connections import Guard, Listener, default_limit, management_limit
 from sidecar.settings import ServerSettings, Settings
 
 log = logging.getLogger(__name__)
@@ -31,6 +31,19 @@ def protocol_listener(app: web.Application, server: ServerSettings) -> Listener:
         max_body=server.max_body_bytes,
         access_log=None,
         lingering_time=server.read_timeout,
+    )
+
+
+def management_listener(
+    app: web.Application, management: web.AppRunner, server: ServerSettings
+) -> Listener:
+    """The management port: the management app (set up by ``management``), within the same
+    terms as the protocol port (read deadlines; a cap of its own out of the descriptors the
+    protocol port's default cap keeps back; parser errors answered, one warning a minute)."""
+    assert management.server is not None, "set up the runner first"
+    guard = Guard(management_limit(), server.read_timeout, app[METRICS], port="management")
+    return Listener.for_app(
+        management.server, guard, access_log=None, lingering_time=server.read_timeout
     )
 
 
@@ -57,11 +70,12 @@ async def serve(
     await management.setup()
     listener = protocol_listener(app, server)
     guard = listener.guard
+    management_port = management_listener(app, management, server)
     deadline: float | None = None  # set at the stop signal
     try:
         # the protocol port first: /readyz is reachable only once requests can be taken
         await listener.start(server.host, server.port)
-        await web.TCPSite(management, server.management_host, server.management_port).start()
+        await management_port.start(server.management_host, server.management_port)
         log.info(
             "dns-sidecar serving",
             extra={
@@ -101,5 +115,6 @@ async def serve(
                 await protocol.cleanup()
         except TimeoutError:
             log.warning("shutdown timeout: closing the providers was cut off")
+        await management_port.close(margin / 4)  # its requests are quick: idle ones close at once
         await management.cleanup()
     log.info("stopped")

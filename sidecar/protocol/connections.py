@@ -32,7 +32,7 @@ import resource
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -48,6 +48,19 @@ from sidecar.protocol.json import error_response
 from sidecar.tasks import Tasks
 
 log = logging.getLogger(__name__)
+
+# aiohttp's request factory: the parsed head, the body's stream, the connection, the response's
+# writer, the connection's task
+RequestFactory = Callable[
+    [
+        RawRequestMessage,
+        StreamReader,
+        web.RequestHandler,
+        AbstractStreamWriter,
+        "asyncio.Task[None]",
+    ],
+    web.BaseRequest,
+]
 
 WARN_EVERY = 60.0  # seconds between two warnings about the same condition
 _OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
@@ -68,13 +81,23 @@ _PENDING_CONNECTION_ERRORS = frozenset(
 _RESERVED_FDS = 64  # for the management port, provider connections, files and watches
 
 
+def _soft_fd_limit(given: int | None) -> int:
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0] if given is None else given
+    return 1 << 20 if soft == resource.RLIM_INFINITY or soft > 1 << 20 else soft
+
+
 def default_limit(soft_fd_limit: int | None = None) -> int:
     """A connection cap safely below the process's file-descriptor limit (``RLIMIT_NOFILE``)."""
-    if soft_fd_limit is None:
-        soft_fd_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    if soft_fd_limit == resource.RLIM_INFINITY or soft_fd_limit > 1 << 20:
-        soft_fd_limit = 1 << 20
-    return max(16, soft_fd_limit - max(_RESERVED_FDS, soft_fd_limit // 8))
+    soft = _soft_fd_limit(soft_fd_limit)
+    return max(16, soft - max(_RESERVED_FDS, soft // 8))
+
+
+def management_limit(soft_fd_limit: int | None = None) -> int:
+    """The management port's cap: a quarter of the descriptors ``default_limit`` keeps back,
+    at most 32 (the kubelet's probes and Prometheus' scrapes need a few at a time), so that
+    both ports together stay below the process's limit with room for everything else."""
+    soft = _soft_fd_limit(soft_fd_limit)
+    return max(4, min(32, (soft - default_limit(soft)) // 4))
 
 
 class RateLimitedWarning:
@@ -89,23 +112,31 @@ class RateLimitedWarning:
         self._next = -math.inf
         self._suppressed = 0
 
-    def __call__(self, *args: object) -> None:
+    def __call__(self, *args: object, extra: Mapping[str, object] | None = None) -> None:
         now = self.clock()
-        if now < self._next:
+        if self.every and now < self._next:
             self._suppressed += 1
             return
         if self._suppressed:
-            log.warning(self.message + " (%d more since the last warning)", *args, self._suppressed)
+            message = self.message + " (%d more since the last warning)"
+            log.warning(message, *args, self._suppressed, extra=extra)
         else:
-            log.warning(self.message, *args)
+            log.warning(self.message, *args, extra=extra)
         self._next = now + self.every
         self._suppressed = 0
 
 
 class Guard:
-    """The connections of one port: the count, the cap, and who waits longest for a head."""
+    """The connections of one port: the count, the cap, and who waits longest for a head.
 
-    def __init__(self, limit: int, read_timeout: float, metrics: Metrics) -> None:
+    A request the parser refuses is one warning each on the protocol port (a caller's bug worth
+    its line); on another port (``port``: its name), one a minute at most: that port is not the
+    protocol, and whoever sends it garbage should not fill the log.
+    """
+
+    def __init__(
+        self, limit: int, read_timeout: float, metrics: Metrics, *, port: str = "protocol"
+    ) -> None:
         self.limit = limit
         self.read_timeout = read_timeout
         self.metrics = metrics
@@ -113,9 +144,14 @@ class Guard:
         self.waiting: dict[GuardedHandler, None] = {}  # waiting for a head, oldest first
         self.room = asyncio.Event()
         self.room.set()
+        where = "" if port == "protocol" else f" on the {port} port"
         self.full = RateLimitedWarning(
-            "connection limit of %d reached: idle connections are closed first, "
+            f"connection limit of %d reached{where}: idle connections are closed first, "
             "new connections wait while every connection is busy"
+        )
+        self.malformed = RateLimitedWarning(
+            f"malformed HTTP request{where} from %s: %s",
+            every=0.0 if port == "protocol" else WARN_EVERY,
         )
 
     def opened(self, handler: GuardedHandler) -> None:
@@ -306,8 +342,7 @@ class GuardedHandler(web.RequestHandler):
                 details={"requestId": request_id},
             )
         else:
-            log.warning(
-                "malformed HTTP request from %s: %s",
+            self.terms.guard.malformed(
                 request.remote,
                 error.message,
                 extra={"fields": {"request_id": request_id, "status": error.status}},
@@ -335,13 +370,38 @@ def parse_error(exc: HttpProcessingError) -> SidecarError:
 
 class Listener:
     """Accepts connections on one TCP address within ``guard``'s terms, and hands every request
-    to ``serve`` (aiohttp's low-level server: no router, no application layer, no middleware;
-    the request path matches the protocol's endpoints itself)."""
+    to ``serve``.
+
+    On the protocol port ``serve`` is the request path on aiohttp's low-level server: no router,
+    no application layer, no middleware; the request path matches the protocol's endpoints
+    itself. On the management port it is an application's handler with its request factory
+    (``make_request``), both read from the public attributes of the ``web.Server`` that
+    ``web.AppRunner`` makes (see :func:`for_app`)."""
 
     def __init__(
-        self, serve: Serve, guard: Guard, *, max_body: int, backlog: int = 128, **handler_args: Any
+        self,
+        serve: Serve,
+        guard: Guard,
+        *,
+        max_body: int = 1024**2,
+        make_request: RequestFactory | None = None,
+        backlog: int = 128,
+        **handler_args: Any,
     ) -> None:
         loop = asyncio.get_running_loop()
+
+        def base_request(
+            message: RawRequestMessage,
+            payload: StreamReader,
+            protocol: web.RequestHandler,
+            writer: AbstractStreamWriter,
+            task: asyncio.Task[None],
+        ) -> web.BaseRequest:
+            return web.BaseRequest(
+                message, payload, protocol, writer, task, loop, client_max_size=max_body
+            )
+
+        made = make_request or base_request
 
         def request(
             message: RawRequestMessage,
@@ -352,9 +412,7 @@ class Listener:
         ) -> web.BaseRequest:
             if isinstance(protocol, GuardedHandler):  # always: the listener makes its handlers
                 protocol.terms.head_arrived(payload)
-            return web.BaseRequest(
-                message, payload, protocol, writer, task, loop, client_max_size=max_body
-            )
+            return made(message, payload, protocol, writer, task)
 
         self.server = web.Server(serve, request_factory=request, loop=loop)
         self.guard = guard
@@ -365,6 +423,14 @@ class Listener:
         self._exhausted = RateLimitedWarning(
             "cannot accept a connection: %s; retrying (lower DNS_SIDECAR_MAX_CONNECTIONS "
             "or raise the file-descriptor limit)"
+        )
+
+    @classmethod
+    def for_app(cls, server: web.Server, guard: Guard, **handler_args: Any) -> Listener:
+        """A listener for an application: the handler and request factory of ``server`` (the
+        ``server`` of a ``web.AppRunner`` that was set up), within ``guard``'s terms."""
+        return cls(
+            server.request_handler, guard, make_request=server.request_factory, **handler_args
         )
 
     async def start(self, host: str, port: int) -> None:
