@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 TOOLS  := redis-server wrk  # Debian packages the tests run: a real Redis, and the bench's load generator
 
-.PHONY: run test lint typecheck unit tools bench bench-quick clean constraints
+.PHONY: run test lint typecheck unit tools bench bench-quick bench-compare clean constraints
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ bench: $(STAMP)
 ##              timing is asserted
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench --quick
+
+## bench-compare: the sidecar at git revision REV (default main) against the working tree, beside
+##                the bare handler, in one run (ratios round by round); REV may be a directory
+bench-compare: $(STAMP)
+	$(BIN)/python -m bench.compare $(or $(REV),main)
 
 ## constraints: re-pin every dependency after changing pyproject.toml
 constraints: $(STAMP)

@@ -1,5 +1,6 @@
 """``python -m bench.compare REV [--rounds N] [--count N]``: the sidecar at git revision ``REV``
-against the working tree, beside the bare aiohttp handler, in the same run.
+(or in the directory ``REV``) against the working tree, beside the bare aiohttp handler, in
+the same run.
 
 Scenario 1's mix (signed 50/50 upsert/GET, c=64, wrk) in alternating rounds: bare, ``REV``,
 the working tree, bare, ... Each ratio is taken round by round (the runs next to each other),
@@ -40,7 +41,7 @@ def compare(rev: str, rounds: int, count: int) -> dict[str, list[wrk.Run]]:
         tempfile.TemporaryDirectory(prefix="dns-sidecar-compare-") as tmp,
         contextlib.ExitStack() as stack,
     ):
-        before_tree = export(rev, Path(tmp))
+        before_tree = Path(rev) if Path(rev).is_dir() else export(rev, Path(tmp))
         procs = {
             "bare": stack.enter_context(processes.bare()),
             "before": stack.enter_context(processes.sidecar(env=env, source=before_tree)),
