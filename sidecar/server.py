@@ -66,9 +66,16 @@ async def serve(
     margin = grace(server.shutdown_timeout)
     protocol = web.AppRunner(app, handle_signals=False)  # the app's lifecycle (cleanup_ctx)
     management = web.AppRunner(app[MANAGEMENT], access_log=None, handle_signals=False)
-    await protocol.setup()
-    await management.setup()
     listener = protocol_listener(app, server)
+    # bound before the app starts: a connection made meanwhile (the app may be ready before
+    # the accept loop runs) waits in the kernel's backlog instead of being refused
+    await listener.bind(server.host, server.port)
+    try:
+        await protocol.setup()
+        await management.setup()
+    except BaseException:
+        await listener.stop()
+        raise
     guard = listener.guard
     management_port = management_listener(app, management, server)
     deadline: float | None = None  # set at the stop signal

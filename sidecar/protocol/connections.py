@@ -433,7 +433,8 @@ class Listener:
             server.request_handler, guard, make_request=server.request_factory, **handler_args
         )
 
-    async def start(self, host: str, port: int) -> None:
+    async def bind(self, host: str, port: int) -> None:
+        """Listen on the address; connections wait in the kernel's backlog until :meth:`start`."""
         loop = asyncio.get_running_loop()
         family, _, _, _, address = (
             await loop.getaddrinfo(
@@ -443,7 +444,13 @@ class Listener:
         listening = socket.create_server(address[:2], family=family, backlog=self.backlog)
         listening.setblocking(False)  # noqa: FBT003 - the socket API
         self.socket = listening
-        self._tasks.loop("accept", functools.partial(self._accept_forever, listening))
+
+    async def start(self, host: str, port: int) -> None:
+        """Accept connections on the address (bound now, unless :meth:`bind` was called)."""
+        if self.socket is None:
+            await self.bind(host, port)
+        assert self.socket is not None
+        self._tasks.loop("accept", functools.partial(self._accept_forever, self.socket))
 
     async def stop(self) -> None:
         """Stop accepting; the connections already open are left to the drain."""
