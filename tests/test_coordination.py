@@ -94,7 +94,8 @@ async def test_lost_state_refuses_requests_signed_before_it(
     assert "was lost" in refused.value.message
     await nonces.record("after", clock.time(), clock.time() + 300, clock.time())
     assert conn.lost_at == clock.time()
-    assert conn.metrics.state_losses._value.get() == 1
+    samples = conn.metrics.state_losses.collect()[0].samples  # prometheus_client's public API
+    assert [s.value for s in samples if s.name.endswith("_total")] == [1.0]
 
 
 async def test_an_unreachable_redis_fails_closed_and_recovers(
