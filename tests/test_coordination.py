@@ -263,6 +263,39 @@ async def test_the_password_comes_from_a_file(tmp_path: Path) -> None:
         server.kill()
 
 
+async def test_the_ping_loop_works_where_info_is_refused(redis_server: RedisServer) -> None:
+    """A user without INFO (an ACL, a proxy) is pinged with PING, seen up and never disrupted."""
+    command(redis_server.port, "ACL", "SETUSER", "pinger", "on", ">pw", "~*", "+@all", "-info")
+    registry = CollectorRegistry()
+    conn = RedisConnection(
+        f"redis://pinger:pw@127.0.0.1:{redis_server.port}/0",
+        prefix="t",
+        timeout=1.0,
+        clock=FrozenClock(),
+        metrics=CoordinationMetrics(registry),
+    )
+    pinging = asyncio.create_task(conn.ping_forever(0.01))
+    try:
+        await eventually(
+            lambda: (
+                (
+                    registry.get_sample_value(
+                        "dns_sidecar_redis_calls_total", {"operation": "ping"}
+                    )
+                    or 0
+                )
+                >= 3
+            )
+        )
+        assert (conn.connected, conn.disruptions) == (True, 0)
+        assert registry.get_sample_value(
+            "dns_sidecar_redis_errors_total", {"operation": "ping"}
+        ) in (None, 0)
+    finally:
+        pinging.cancel()
+        await conn.aclose()
+
+
 def test_the_url_is_shown_without_its_password() -> None:
     """/status and logs show user, host, port and database, never the password."""
     assert display_url("redis://user:pw@redis.svc:6380/2") == "redis://user@redis.svc:6380/2"
