@@ -25,6 +25,7 @@ from sidecar.auth.signing import Algorithm
 from sidecar.credentials.sources import Credential
 from sidecar.errors import InvalidRecord
 from sidecar.providers.base import ROOT, Ownership, ZonePolicy
+from sidecar.providers.rfc2136.address import split_server
 from sidecar.records.names import is_within, normalize_domain
 
 
@@ -133,7 +134,38 @@ class MemoryAccount(_TableModel):
         return []
 
 
-AccountSpec = Annotated[CloudflareAccount | MemoryAccount, Field(discriminator="provider")]
+def _server(raw: str) -> str:
+    try:
+        host, port = split_server(raw)
+    except ValueError:
+        host, port = "", 0
+    if not host or not 1 <= port <= 65535:
+        raise ValueError("expected host or host:port (port 1-65535), like 192.0.2.53:53")
+    return raw.strip()
+
+
+class Tsig(_TableModel):
+    """The TSIG key the DNS server knows the sidecar by."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=253)]
+    algorithm: Literal["hmac-sha224", "hmac-sha256", "hmac-sha384", "hmac-sha512"] = "hmac-sha256"
+    secret: Credential  # base64, as in the key file
+
+
+class Rfc2136Account(_TableModel):
+    name: EntryName
+    provider: Literal["rfc2136"]
+    server: Annotated[str, AfterValidator(_server)]  # the zones' primary: host or host:port
+    tsig: Tsig | None = None
+
+    @property
+    def credentials(self) -> list[Credential]:
+        return [self.tsig.secret] if self.tsig is not None else []
+
+
+AccountSpec = Annotated[
+    CloudflareAccount | MemoryAccount | Rfc2136Account, Field(discriminator="provider")
+]
 
 
 class ZoneSpec(_TableModel):
