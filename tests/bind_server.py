@@ -99,13 +99,13 @@ key "{ADMIN_KEY}" {{ algorithm hmac-sha256; secret "{self.admin_secret}"; }};
 
     def start(self, deadline: float = 20.0) -> None:
         self.write_config()
-        log = (self.directory / "named.log").open("ab")
-        self.process = subprocess.Popen(
-            [named_command(), "-g", "-c", str(self.directory / "named.conf"), "-n", "1"],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with (self.directory / "named.log").open("ab") as log:  # the child keeps its own copy
+            self.process = subprocess.Popen(
+                [named_command(), "-g", "-c", str(self.directory / "named.conf"), "-n", "1"],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         end = time.monotonic() + deadline
         while time.monotonic() < end:
             if self.process.poll() is not None:
@@ -158,7 +158,7 @@ key "{ADMIN_KEY}" {{ algorithm hmac-sha256; secret "{self.admin_secret}"; }};
     def counters(self) -> dict[str, int]:
         """Requests received by opcode (QUERY, UPDATE) and AXFRs, from the statistics channel."""
         url = f"http://127.0.0.1:{self.stats_port}/json/v1/server"
-        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback http
+        with urllib.request.urlopen(url, timeout=5) as response:
             stats = json.load(response)
         opcodes = stats.get("opcodes", {})
         qtypes = stats.get("qtypes", {})

@@ -207,7 +207,9 @@ class DnsServer:
         elif rcode == dns.rcode.REFUSED:
             hint = (
                 "check that the zone entry names a zone this server is primary for, and that "
-                "its update-policy (allow-update, ACL) grants this key"
+                "its update-policy (allow-update, ACL) grants this key; or the server's own "
+                "checks refused the data (its log says why, e.g. an in-zone MX target without "
+                "an address record)"
             )
         elif rcode == dns.rcode.NOTAUTH:
             hint = (
