@@ -19,6 +19,9 @@ from sidecar.config.reload import Reloader
 from sidecar.coordination.base import Coordination
 from sidecar.coordination.local import LocalCoordination
 from sidecar.credentials.store import CredentialStore
+from sidecar.dnsrecords.follow import DnsRecordFollower
+from sidecar.dnsrecords.index import DnsRecordIndex
+from sidecar.dnsrecords.metadata import BareValues
 from sidecar.health import HealthCache
 from sidecar.management import ManagementApi, Readiness
 from sidecar.observability.access import AccessLog
@@ -41,6 +44,8 @@ MANAGEMENT_API = web.AppKey("management_api", ManagementApi)
 IN_FLIGHT = web.AppKey("in_flight", InFlight)
 RELOADER = web.AppKey("reloader", Reloader)
 COORDINATION = web.AppKey("coordination", Coordination)
+DNS_RECORDS = web.AppKey("dns_records", DnsRecordIndex)  # the DNSRecords read (a DnsRecordView)
+BARE_VALUES = web.AppKey("bare_values", BareValues)
 SERVE = web.AppKey[Serve]("serve")  # the protocol's request path: the port's one handler
 
 log = logging.getLogger(__name__)
@@ -153,10 +158,16 @@ def create_app(
     health = HealthCache(clock, settings.server.health_cache_seconds)
     in_flight = InFlight(metrics.in_flight)
     access = AccessLog()  # after logging is configured: it writes JSON lines itself then
+    follower = DnsRecordFollower(
+        store, k8s.dnsrecord_scopes, read_timeout=settings.watch.list_timeout
+    )
+    bare_values = BareValues(follower.index, follower.fetch, wait=k8s.dnsrecord_wait)
 
     app = web.Application()  # the lifecycle and the shared objects; requests go to SERVE
     serve = request_path(
-        endpoints=ProtocolApi(health, metrics, clock, coordination.problem).endpoints(),
+        endpoints=ProtocolApi(
+            health, metrics, clock, coordination.problem, bare_values
+        ).endpoints(),
         verifier=verifier,
         live=live,
         metrics=metrics,
@@ -171,6 +182,8 @@ def create_app(
     app[IN_FLIGHT] = in_flight
     app[STORE] = store
     app[COORDINATION] = coordination
+    app[DNS_RECORDS] = follower.index
+    app[BARE_VALUES] = bare_values
 
     management = web.Application()
     reloader: Reloader | None = None
@@ -181,6 +194,7 @@ def create_app(
         metrics,
         coordination=coordination,
         loops=lambda: {**(reloader.tasks.status() if reloader else {}), **store.loops()},
+        dns_records=follower.index.status,
     )
     management.add_routes(management_api.routes())
     app[MANAGEMENT] = management
@@ -194,7 +208,7 @@ def create_app(
             store,
             clock,
             loaded_digest=loaded.digest,
-            on_result=lambda result: metrics.reloads.labels(result).inc(),
+            on_result=lambda result: _reloaded(result, metrics, live, follower),
             coordination=coordination,
         )
 
@@ -203,10 +217,17 @@ def create_app(
         settings=settings,
         coordination=coordination,
         store=store,
+        follower=follower,
         access=access,
         readiness=management_api.readiness,
     )
     return app
+
+
+def _reloaded(result: str, metrics: Metrics, live: LiveConfig, follower: DnsRecordFollower) -> None:
+    metrics.reloads.labels(result).inc()
+    if result == "success":  # the DNSClasses served may have changed
+        follower.follow(live.current.dns_classes)
 
 
 def _add_lifecycle(
@@ -215,6 +236,7 @@ def _add_lifecycle(
     settings: Settings,
     coordination: Coordination,
     store: CredentialStore,
+    follower: DnsRecordFollower,
     access: AccessLog,
     readiness: Readiness,
 ) -> None:
@@ -232,6 +254,7 @@ def _add_lifecycle(
         try:
             current = app[LIVE].current
             await store.track(current.credentials, current.dns_classes)
+            follower.follow(current.dns_classes)  # the DNSRecords of the DNSClasses served
             await store.wait_synced(settings.kubernetes.sync_timeout)
             yield
         finally:

@@ -64,6 +64,7 @@ class ManagementApi:
         *,
         coordination: Coordination,
         loops: Callable[[], dict[str, Any]] = dict,
+        dns_records: Callable[[], dict[str, Any]] | None = None,
     ) -> None:
         self.live = live
         self.health = health
@@ -71,6 +72,7 @@ class ManagementApi:
         self.metrics = metrics
         self.coordination = coordination
         self.loops = loops  # the supervised background loops, by name (running or down)
+        self.dns_records = dns_records  # the DNSRecords read (SPEC section 9)
         self.readiness = Readiness(coordination.problem)
 
     def routes(self) -> list[web.RouteDef]:
@@ -134,6 +136,7 @@ class ManagementApi:
                 "replayCache": self.verifier.replay.status(),
                 "coordination": self.coordination.status(),
                 "loops": self.loops(),
+                "dnsRecords": self.dns_records() if self.dns_records else None,
             }
         )
 

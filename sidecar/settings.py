@@ -11,7 +11,15 @@ import enum
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 Port = Annotated[int, Field(ge=0, le=65535)]
@@ -220,10 +228,29 @@ class KubernetesSettings(_Group):
         description="Set by Kubernetes in every pod: when set, and no kubeconfig is given, the "
         "API server is reached with the pod's service account (in-cluster configuration).",
     )
+    dnsrecord_namespaces: str | None = Field(
+        None,
+        validation_alias=_env("DNSRECORD_NAMESPACES"),
+        description="Namespaces whose DNSRecords are read, comma separated (one watch each); "
+        "none: one watch across all namespaces. Only with a dnsClass client.",
+    )
+    dnsrecord_wait: float = Field(
+        3.0,
+        ge=0,
+        validation_alias=_env("DNSRECORD_WAIT"),
+        description="Seconds a bare MX host or SRV target waits for its DNSRecord to be seen, "
+        "then 400 INVALID_RECORD.",
+    )
 
     @property
     def in_cluster(self) -> bool:
         return self.service_host is not None
+
+    @property
+    def dnsrecord_scopes(self) -> tuple[str, ...]:
+        """``dnsrecord_namespaces`` as a list; empty: all namespaces."""
+        parts = (self.dnsrecord_namespaces or "").split(",")
+        return tuple(dict.fromkeys(part.strip() for part in parts if part.strip()))
 
 
 class WatchSettings(_Group):
@@ -333,6 +360,32 @@ class RedisSettings(_Group):
     )
 
 
+class SweepSettings(_Group):
+    """The sweeps comparing the DNSRecords with what the zones hold (SPEC section 9)."""
+
+    interval: float = Field(
+        300.0,
+        ge=0,
+        validation_alias=_env("SWEEP_INTERVAL"),
+        description="Seconds between sweeps comparing the DNSRecords with each zone routed for "
+        "a dnsClass client (orphans, drift, conflicts); 0 turns sweeps off, else at least 1.",
+    )
+    orphan_grace: float = Field(
+        600.0,
+        ge=1,
+        validation_alias=_env("ORPHAN_GRACE"),
+        description="Seconds a record set must stay an orphan, across two sweeps or more, "
+        "before a zone with orphans: prune deletes it.",
+    )
+
+    @field_validator("interval")
+    @classmethod
+    def _off_or_a_second(cls, value: float) -> float:
+        if 0 < value < 1:
+            raise ValueError("must be 0 (sweeps off) or at least 1 second")
+        return value
+
+
 class Settings(BaseModel):
     """The root; build it once with :meth:`from_env` and pass it down."""
 
@@ -346,6 +399,7 @@ class Settings(BaseModel):
     kubernetes: KubernetesSettings = Field(default_factory=KubernetesSettings)
     watch: WatchSettings = Field(default_factory=WatchSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
+    sweeps: SweepSettings = Field(default_factory=SweepSettings)
 
     @classmethod
     def from_env(
@@ -365,6 +419,7 @@ class Settings(BaseModel):
             kubernetes=KubernetesSettings(),
             watch=WatchSettings(),
             redis=RedisSettings(),
+            sweeps=SweepSettings(),
         )
 
 
@@ -381,6 +436,7 @@ GROUPS: tuple[type[_Group], ...] = (
     WatchSettings,
     CloudflareSeedSettings,
     RedisSettings,
+    SweepSettings,
 )
 
 

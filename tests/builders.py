@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -78,3 +79,53 @@ class FailingProvider:
 
     async def aclose(self) -> None:
         return None
+
+
+# --- the operator's DNSRecords, and the upsert its client builds from one ---------------------
+
+_HOST = re.compile(r"[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*")
+
+
+def dns_record_spec(
+    kind: str,
+    domain: str,
+    subdomain: str,
+    values: list[str],
+    dns_class: str,
+    *,
+    ttl: int | None = None,
+    metadata: dict[str, int] | None = None,
+    description: str | None = None,
+) -> dict[str, Any]:
+    """A DNSRecord's spec that the operator's admission webhook admits (its rules, restated:
+    MX needs ``metadata.priority``, SRV all of priority, weight and port, and the values of
+    both are bare domain names); anything else fails here, as it would at ``kubectl apply``."""
+    if kind in ("MX", "SRV", "NS", "CNAME"):
+        assert all(_HOST.fullmatch(v) and len(v) <= 253 for v in values), values
+    needed = {"MX": ("priority",), "SRV": ("priority", "weight", "port")}.get(kind, ())
+    assert all(part in (metadata or {}) for part in needed), (kind, metadata)
+    spec: dict[str, Any] = {
+        "type": kind,
+        "domain": domain,
+        "subdomain": subdomain,
+        "dnsClassRef": {"name": dns_class},
+        "values": values,
+    }
+    if ttl is not None:
+        spec["ttl"] = ttl
+    if metadata is not None:
+        spec["metadata"] = metadata
+    if description is not None:
+        spec["description"] = description
+    return spec
+
+
+def operator_upsert(spec: dict[str, Any], dns_class_spec: dict[str, Any]) -> dict[str, Any]:
+    """The body the operator's client sends for a DNSRecord: type, domain, subdomain, values,
+    and ttl (the DNSRecord's, else the DNSClass's defaultTTL, else left out); never the
+    metadata, the description or the class."""
+    record: dict[str, Any] = {key: spec[key] for key in ("type", "domain", "subdomain", "values")}
+    ttl = spec.get("ttl", dns_class_spec.get("defaultTTL"))
+    if ttl is not None:
+        record["ttl"] = ttl
+    return {"record": record, "operation": "upsert"}

@@ -1,11 +1,15 @@
-"""A fake Kubernetes API server on loopback: Secrets and DNSClasses, list and watch.
+"""A fake Kubernetes API server on loopback: Secrets and DNSClasses (list and watch by name),
+and the operator's DNSRecords (namespaced custom objects: list in pages and watch across
+namespaces or in one, and get by name).
 
 Enough of the real protocol for the real ``kubernetes_asyncio`` client: lists carry a
 ``resourceVersion``; watches replay history after the given version and then stream new events
 as JSON lines, with BOOKMARK events on demand; a compacted version gets a 410 ERROR event; a
 list or watch without ``fieldSelector=metadata.name=...`` is forbidden (403), as it is for a
 Role limited by ``resourceNames``. Tests can compact history, drop every watch connection, and
-forbid single objects.
+forbid single objects. DNSRecords are listed without a selector (the ClusterRole grants the
+whole collection), may be forbidden per scope, and their events may be held back from the
+watches (``hold``) to play a watch that lags behind the API server.
 """
 
 from __future__ import annotations
@@ -22,12 +26,18 @@ from aiohttp import web
 
 Key = tuple[str, str, str]  # kind, namespace ("" for cluster-scoped), name
 GROUP = "dns.homelab.mortenolsen.pro"
+ALL = "*"  # the scope of a list or watch across all namespaces
 
 
 @dataclass
 class _Watcher:
-    key: Key
+    key: Key  # the object watched; for a collection ("DNSRecord", namespace or ALL, "")
     queue: asyncio.Queue[dict[str, Any] | None] = field(default_factory=asyncio.Queue)
+
+    def sees(self, key: Key) -> bool:
+        if self.key[0] == "DNSRecord":
+            return key[0] == "DNSRecord" and self.key[1] in (ALL, key[1])
+        return self.key == key
 
 
 @dataclass
@@ -41,6 +51,9 @@ class FakeKube:
     lists: int = 0
     watches: int = 0
     unselected: int = 0
+    gets: int = 0
+    forbidden_scopes: set[str] = field(default_factory=set)  # DNSRecord scopes refused (403)
+    held: list[tuple[Key, dict[str, Any]]] | None = None  # DNSRecord events not yet delivered
 
     # --- changing the cluster ------------------------------------------------------------
 
@@ -68,6 +81,33 @@ class FakeKube:
             },
         )
 
+    def set_dns_record(self, namespace: str, name: str, spec: dict[str, Any]) -> None:
+        self._put(
+            ("DNSRecord", namespace, name),
+            {
+                "apiVersion": f"{GROUP}/v1alpha1",
+                "kind": "DNSRecord",
+                "spec": spec,
+                "status": {"state": "Created", "conditions": [{"type": "Ready"}]},
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "finalizers": [f"{GROUP}/finalizer"],
+                    "managedFields": [{"manager": "kubectl", "operation": "Update"}],
+                },
+            },
+        )
+
+    def hold(self) -> None:
+        """From now on, DNSRecord events reach the API (get, list) but not the watches."""
+        self.held = []
+
+    def release(self) -> None:
+        """Deliver the DNSRecord events held back, in order, and stop holding."""
+        held, self.held = self.held or [], None
+        for key, event in held:
+            self._deliver(key, event)
+
     def delete(self, kind: str, namespace: str, name: str) -> None:
         key = (kind, namespace, name)
         obj = self.objects.pop(key)
@@ -91,6 +131,7 @@ class FakeKube:
                     "type": "BOOKMARK",
                     "object": {
                         "kind": watcher.key[0],
+                        "apiVersion": "v1",
                         "metadata": {"resourceVersion": str(self.version)},
                     },
                 }
@@ -119,10 +160,17 @@ class FakeKube:
     def _event(self, kind: str, key: Key, obj: dict[str, Any]) -> None:
         self.version += 1
         obj["metadata"]["resourceVersion"] = str(self.version)
-        self.history.append((self.version, kind, key, json.loads(json.dumps(obj))))
+        copy = json.loads(json.dumps(obj))
+        self.history.append((self.version, kind, key, copy))
+        if self.held is not None and key[0] == "DNSRecord":
+            self.held.append((key, {"type": kind, "object": copy}))
+            return
+        self._deliver(key, {"type": kind, "object": copy})
+
+    def _deliver(self, key: Key, event: dict[str, Any]) -> None:
         for watcher in self.watchers:
-            if watcher.key == key:
-                watcher.queue.put_nowait({"type": kind, "object": obj})
+            if watcher.sees(key):
+                watcher.queue.put_nowait(event)
 
     # --- the API -----------------------------------------------------------------------
 
@@ -132,6 +180,15 @@ class FakeKube:
             [
                 web.get("/api/v1/namespaces/{namespace}/secrets", self._secrets),
                 web.get(f"/apis/{GROUP}/v1alpha1/dnsclasses", self._dns_classes),
+                web.get(f"/apis/{GROUP}/v1alpha1/dnsrecords", self._dns_records),
+                web.get(
+                    f"/apis/{GROUP}/v1alpha1/namespaces/{{namespace}}/dnsrecords",
+                    self._dns_records,
+                ),
+                web.get(
+                    f"/apis/{GROUP}/v1alpha1/namespaces/{{namespace}}/dnsrecords/{{name}}",
+                    self._dns_record,
+                ),
             ]
         )
         return app
@@ -141,6 +198,45 @@ class FakeKube:
 
     async def _dns_classes(self, request: web.Request) -> web.StreamResponse:
         return await self._serve(request, "DNSClass", "")
+
+    async def _dns_records(self, request: web.Request) -> web.StreamResponse:
+        scope = request.match_info.get("namespace", ALL)
+        if scope in self.forbidden_scopes:
+            where = "at the cluster scope" if scope == ALL else f'in the namespace "{scope}"'
+            return _status(
+                403,
+                "Forbidden",
+                'dnsrecords.dns.homelab.mortenolsen.pro is forbidden: User "system:serviceaccount:'
+                f'dns-system:dns-sidecar" cannot list resource "dnsrecords" {where}',
+            )
+        if request.query.get("watch") in ("true", "1", "True"):
+            return await self._watch(request, ("DNSRecord", scope, ""))
+        self.lists += 1
+        found = sorted(
+            (key, obj)
+            for key, obj in self.objects.items()
+            if key[0] == "DNSRecord" and scope in (ALL, key[1])
+        )
+        start = int(request.query.get("continue") or 0)
+        limit = int(request.query.get("limit") or 0) or len(found) or 1
+        page = [obj for _, obj in found[start : start + limit]]
+        metadata: dict[str, Any] = {"resourceVersion": str(self.version)}
+        if start + limit < len(found):
+            metadata["continue"] = str(start + limit)
+        return web.json_response(
+            {"kind": "DNSRecordList", "apiVersion": f"{GROUP}/v1alpha1", "metadata": metadata}
+            | {"items": page}
+        )
+
+    async def _dns_record(self, request: web.Request) -> web.StreamResponse:
+        self.gets += 1
+        namespace, name = request.match_info["namespace"], request.match_info["name"]
+        if namespace in self.forbidden_scopes:
+            return _status(403, "Forbidden", f'dnsrecords "{name}" is forbidden')
+        found = self.objects.get(("DNSRecord", namespace, name))
+        if found is None:
+            return _status(404, "NotFound", f'dnsrecords "{name}" not found')
+        return web.json_response(found)
 
     async def _serve(self, request: web.Request, kind: str, namespace: str) -> web.StreamResponse:
         selector = request.query.get("fieldSelector", "")
@@ -188,8 +284,9 @@ class FakeKube:
             )
             return response
         watcher = _Watcher(key)
+        held = {id(event["object"]) for _, event in self.held or []}
         for version, kind, event_key, obj in self.history:
-            if version > since and event_key == key:
+            if version > since and watcher.sees(event_key) and id(obj) not in held:
                 watcher.queue.put_nowait({"type": kind, "object": obj})
         self.watchers.append(watcher)
         timeout = float(request.query.get("timeoutSeconds") or 300)

@@ -34,7 +34,7 @@ from tests.conftest import (
     make_settings,
 )
 
-MARK = "managed by dns-sidecar"
+MARK = "managed by dns-sidecar (owner=dns-sidecar)"
 COM = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 
 

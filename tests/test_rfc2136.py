@@ -16,14 +16,22 @@ import dns.query
 import dns.rdatatype
 import pytest
 
+from sidecar.auth.clients import Client, ClientKind
+from sidecar.clock import FrozenClock
 from sidecar.config import loader
+from sidecar.config.live import LiveConfig
 from sidecar.config.runtime import Runtime, build
+from sidecar.coordination.local import LocalTurns
+from sidecar.dnsrecords.index import DnsRecordIndex
 from sidecar.errors import ProviderError, RecordConflict
-from sidecar.providers.base import Outcome, Ownership, ZonePolicy
-from sidecar.providers.ownership import Owner
+from sidecar.providers.base import Orphans, Outcome, Ownership, ZonePolicy
+from sidecar.providers.ownership import Mark, Owner
 from sidecar.providers.rfc2136.provider import Rfc2136Provider
 from sidecar.providers.rfc2136.server import DnsServer, TsigKey
 from sidecar.records import RecordKey, RecordSet
+from sidecar.routing.table import Account, Route, RoutingTable
+from sidecar.settings import SweepSettings
+from sidecar.sweeps.sweeper import Sweeper
 from tests.bind_server import KEY_NAME, BindServer
 from tests.builders import local
 from tests.conftest import Caller, RunningKube, StartSidecar, eventually, make_settings
@@ -371,3 +379,63 @@ async def test_tsig_secret_from_a_secret_rotated_live(
 
     await eventually(accepted)
     assert held(bind, "www.example.test", "A") == ["192.0.2.1"]
+
+
+async def test_held_lists_the_zone_by_one_axfr_with_marks(bind: BindServer) -> None:
+    """One AXFR per listing: our sets with this owner's mark, a foreign set with none, the
+    companions, SOA and apex NS left out."""
+    dns_provider = provider(bind)
+    public = ZonePolicy(name="example.test", owner=Owner("dns-sidecar", "public"))
+    await dns_provider.upsert(public, record("A", "www", ["192.0.2.1"]))
+    await dns_provider.upsert(ZONE, record("TXT", "*.apps", ["hello"], ttl=60))
+    bind.nsupdate("update add theirs.example.test 300 A 192.0.2.9")
+    before = bind.counters()
+    listed = sorted(await dns_provider.held(ZONE), key=lambda h: (h.fqdn, h.type))
+    assert bind.counters()["AXFR"] - before["AXFR"] == 1
+    assert [(h.type, h.fqdn, h.values, h.ttl, h.mark, h.foreign) for h in listed] == [
+        ("TXT", "*.apps.example.test", ("hello",), 60, Mark("dns-sidecar"), ()),
+        ("A", "ns.example.test", (), 300, None, ("127.0.0.1",)),
+        ("A", "theirs.example.test", (), 300, None, ("192.0.2.9",)),
+        ("A", "www.example.test", ("192.0.2.1",), 300, Mark("dns-sidecar", "public"), ()),
+    ]
+
+
+async def test_refused_transfer_is_reported_by_the_sweep(bind: BindServer) -> None:
+    """A zone that refuses AXFR: the listing is a 502 naming allow-transfer, and the sweep
+    shows it on the zone and decides nothing there."""
+    closed = ZonePolicy(name="closed.test", orphans=Orphans.PRUNE)
+    dns_provider = provider(bind)
+    await dns_provider.upsert(
+        closed, RecordSet.build(RecordKey.parse("A", "closed.test", "old"), ["192.0.2.1"], 300)
+    )
+    with pytest.raises(ProviderError) as refused:
+        await dns_provider.held(closed)
+    assert refused.value.message == (
+        f"Account 'home': DNS server {bind.address} answered REFUSED to the zone transfer "
+        "(AXFR) of closed.test.: allow-transfer (or the server's ACL) must let this key "
+        "transfer the zone."
+    )
+    client = Client("public", kind=ClientKind.DNS_CLASS, dns_class="public")
+    account = Account("home", dns_provider)
+    runtime = Runtime(
+        source="test",
+        table=RoutingTable([Route(closed, account)], {"public": Owner("dns-sidecar", "public")}),
+        clients=(client,),
+        accounts={"home": account},
+    )
+    index = DnsRecordIndex()
+    index.serve(["public"], [])
+    index.replace(None, [])
+    index.connected(None)
+    sweeper = Sweeper(
+        LiveConfig(runtime),
+        index,
+        SweepSettings(interval=300, orphan_grace=1),
+        deployment="dns-sidecar",
+        clock=FrozenClock(),
+        turns=LocalTurns(),
+    )
+    sweep = await sweeper.sweep(act=True)
+    assert (sweep.complete, sweep.done) == (False, [])
+    assert [(z.zone, z.error) for z in sweep.zones] == [("closed.test", refused.value.message)]
+    assert held(bind, "old.closed.test", "A") == ["192.0.2.1"]

@@ -79,6 +79,8 @@ def build(
                 ownership=zone.ownership or defaults.ownership,
                 comment=defaults.comment if zone.comment is None else zone.comment,
                 zone_id=zone.zone_id,
+                orphans=zone.orphans or defaults.orphans,
+                drift=zone.drift or defaults.drift,
             ),
             accounts[zone.account],
             frozenset(zone.clients) if zone.clients is not None else None,

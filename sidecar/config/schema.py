@@ -24,7 +24,8 @@ from pydantic import (
 from sidecar.auth.signing import Algorithm
 from sidecar.credentials.sources import Credential
 from sidecar.errors import InvalidRecord
-from sidecar.providers.base import ROOT, Ownership, ZonePolicy
+from sidecar.providers.base import ROOT, Drift, Orphans, Ownership, ZonePolicy
+from sidecar.providers.ownership import MAX_COMMENT, MAX_MARKER
 from sidecar.providers.rfc2136.address import split_server
 from sidecar.records.names import is_within, normalize_domain
 
@@ -42,6 +43,16 @@ def _algorithm(raw: object) -> object:
     return Algorithm.parse(raw) if isinstance(raw, str) else raw
 
 
+def _comment(raw: str) -> str:
+    if len(raw) > MAX_COMMENT:
+        raise ValueError(
+            f"the comment is {len(raw)} characters; keep it to {MAX_COMMENT}, so that the "
+            f"owner and DNSClass fit beside it in the ownership marker (Cloudflare keeps "
+            f"{MAX_MARKER} characters of a record's comment)"
+        )
+    return raw
+
+
 def _ownership(raw: object) -> object:
     # YAML 1.1 reads a bare `off` as false; that is what the author meant.
     return "off" if raw is False else raw
@@ -54,6 +65,7 @@ EntryName = Annotated[
 ]
 Ttl = Annotated[int, Field(ge=1, le=2_147_483_647)]
 AlgorithmField = Annotated[Algorithm, BeforeValidator(_algorithm)]
+Comment = Annotated[str, AfterValidator(_comment)]
 
 
 class _TableModel(BaseModel):
@@ -67,7 +79,9 @@ class Defaults(_TableModel):
     ttl: Ttl = _ZONE.ttl
     proxied: bool = _ZONE.proxied
     ownership: OwnershipField = _ZONE.ownership
-    comment: Annotated[str, StringConstraints(max_length=100)] = _ZONE.comment
+    comment: Comment = _ZONE.comment
+    orphans: Orphans = _ZONE.orphans  # sweeps: report | prune
+    drift: Drift = _ZONE.drift  # sweeps: report | repair
 
 
 class ClientSpec(_TableModel):
@@ -177,7 +191,9 @@ class ZoneSpec(_TableModel):
     ttl: Ttl | None = None
     proxied: bool | None = None
     ownership: OwnershipField | None = None
-    comment: Annotated[str, StringConstraints(max_length=100)] | None = None
+    comment: Comment | None = None
+    orphans: Orphans | None = None  # sweeps: report | prune
+    drift: Drift | None = None  # sweeps: report | repair
     # split horizon: only these clients' requests route here (None: every client's)
     clients: Annotated[list[EntryName], Field(min_length=1)] | None = None
 

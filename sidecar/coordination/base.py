@@ -77,6 +77,15 @@ class ZoneVersions(Protocol):
     async def bump(self, zone: str) -> None: ...
 
 
+class Turns(Protocol):
+    """Periodic jobs that one replica does for all (a sweep per interval)."""
+
+    async def take(self, name: str, lease: float) -> bool:
+        """Whether this replica has turn ``name`` for the next ``lease`` seconds; the holder
+        that asks again keeps it."""
+        ...
+
+
 class Coordination(Protocol):
     """Everything replicas share, and how to make one account's budget."""
 
@@ -88,6 +97,9 @@ class Coordination(Protocol):
 
     @property
     def versions(self) -> ZoneVersions: ...
+
+    @property
+    def turns(self) -> Turns: ...
 
     def budget(self, account: str, requests: int, per_seconds: float) -> RequestBudget: ...
 

@@ -24,6 +24,13 @@ class LocalVersions:
         self._versions[zone] += 1
 
 
+class LocalTurns:
+    """One replica: every turn is this process's."""
+
+    async def take(self, name: str, lease: float) -> bool:
+        return True
+
+
 class LocalCoordination:
     """The in-process implementations; the process must run as a single replica."""
 
@@ -31,6 +38,7 @@ class LocalCoordination:
         self.nonces = nonces
         self.locks = KeyedLocks()
         self.versions = LocalVersions()
+        self.turns = LocalTurns()
         self._clock = clock
 
     def budget(self, account: str, requests: int, per_seconds: float) -> RequestBudget:

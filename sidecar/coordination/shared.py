@@ -12,6 +12,7 @@ from sidecar.coordination.connection import RedisConnection
 from sidecar.coordination.metrics import CoordinationMetrics
 from sidecar.coordination.redis_budget import RedisBudget
 from sidecar.coordination.redis_locks import RedisLocks
+from sidecar.coordination.redis_turns import RedisTurns
 from sidecar.coordination.redis_versions import RedisVersions
 from sidecar.coordination.replay import RedisNonces
 from sidecar.settings import RedisSettings
@@ -43,6 +44,7 @@ class RedisCoordination:
         lease = max(settings.lock_lease, 2 * (provider_timeout + settings.timeout) + 1)
         self.locks = RedisLocks(self.redis, lease=lease, wait=settings.lock_wait)
         self.versions = RedisVersions(self.redis)
+        self.turns = RedisTurns(self.redis)
         self.tasks = Tasks("redis")
 
     def budget(self, account: str, requests: int, per_seconds: float) -> RequestBudget:

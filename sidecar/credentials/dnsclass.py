@@ -22,6 +22,7 @@ class DnsClassAuth:
     algorithm: str | None  # None: no hmacAuth, the operator sends unsigned requests
     secret: FromSecret | None
     inline: bytes | None = field(default=None, repr=False)  # spec.hmacAuth.secret, as the bytes
+    default_ttl: int | None = None  # spec.defaultTTL: what the operator sends without spec.ttl
 
     @property
     def signed(self) -> bool:
@@ -39,9 +40,11 @@ def parse(name: str, obj: DNSClass) -> DnsClassAuth:
     found: object = obj.get("spec")
     spec = cast("DNSClassSpec", found) if isinstance(found, dict) else DNSClassSpec()
     server = spec.get("server") if isinstance(spec.get("server"), str) else None
+    ttl: object = spec.get("defaultTTL")
+    default_ttl = ttl if isinstance(ttl, int) and not isinstance(ttl, bool) else None
     raw_auth: object = spec.get("hmacAuth")
     if raw_auth is None:
-        return DnsClassAuth(name, server, None, None)
+        return DnsClassAuth(name, server, None, None, default_ttl=default_ttl)
     if not isinstance(raw_auth, dict):
         raise CredentialUnavailable(f"DNSClass {name}: spec.hmacAuth is not an object.")
     hmac_auth = cast("HmacAuth", raw_auth)
@@ -50,7 +53,7 @@ def parse(name: str, obj: DNSClass) -> DnsClassAuth:
     if inline is not None:
         if not isinstance(inline, str):
             raise CredentialUnavailable(f"DNSClass {name}: spec.hmacAuth.secret is not a string.")
-        return DnsClassAuth(name, server, algorithm, None, inline.encode())
+        return DnsClassAuth(name, server, algorithm, None, inline.encode(), default_ttl)
     raw_ref: object = hmac_auth.get("secretRef")
     if raw_ref is None:
         raise CredentialUnavailable(
@@ -65,4 +68,4 @@ def parse(name: str, obj: DNSClass) -> DnsClassAuth:
     secret = FromSecret(
         secretRef=SecretKeyRef(namespace=ref.get("namespace"), name=ref["name"], key=ref["key"])
     )
-    return DnsClassAuth(name, server, algorithm, secret)
+    return DnsClassAuth(name, server, algorithm, secret, default_ttl=default_ttl)

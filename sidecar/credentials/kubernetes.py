@@ -1,5 +1,7 @@
 """The Kubernetes API client, and the objects followed through it: Secrets for credentials,
-DNSClasses for HMAC settings, each by an :class:`~sidecar.credentials.watch.ObjectWatch`.
+DNSClasses for HMAC settings, each by an :class:`~sidecar.credentials.watch.ObjectWatch`; the
+operator's DNSRecords, all of them, by a :class:`~sidecar.credentials.collection.CollectionWatch`
+(and one read by name when it must be as it is now).
 
 The only module that imports ``kubernetes_asyncio``: in-cluster configuration when the pod's
 ``KUBERNETES_SERVICE_HOST`` is set (read by ``sidecar.settings``), a kubeconfig otherwise, chosen
@@ -11,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +23,9 @@ from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import config as k8s_config
 from kubernetes_asyncio.config.config_exception import ConfigException
 
-from sidecar.credentials.objects import DNSClass, Secret
-from sidecar.credentials.watch import ApiError, Lister, ObjectWatch
+from sidecar.credentials.collection import CollectionSink, CollectionWatch
+from sidecar.credentials.objects import DNSClass, DNSRecord, Secret
+from sidecar.credentials.watch import ApiError, Lister, ObjectWatch, reason_of
 from sidecar.settings import WatchSettings
 from sidecar.tasks import Backoff, Tasks
 
@@ -32,6 +36,11 @@ DNSCLASS_GROUP, DNSCLASS_VERSION, DNSCLASS_PLURAL = (
     "dns.homelab.mortenolsen.pro",
     "v1alpha1",
     "dnsclasses",
+)
+DNSRECORD_PLURAL = "dnsrecords"
+DNSRECORD_RBAC = (
+    "a ClusterRole granting get, list and watch on dnsrecords "
+    "(dns.homelab.mortenolsen.pro) must be bound to the sidecar's ServiceAccount"
 )
 
 
@@ -69,6 +78,7 @@ class KubernetesObjects:
         self._context_namespace: str | None = None
         # Secrets and DNSClasses side by side; the getters below say which is which
         self._watches: dict[tuple[str, ...], ObjectWatch[Any]] = {}
+        self._collections: dict[str, CollectionWatch] = {}  # the DNSRecords, by loop name
         self._tasks = Tasks("kubernetes")  # each watch a supervised loop, with its own backoff
 
     @property
@@ -109,6 +119,7 @@ class KubernetesObjects:
     async def stop(self) -> None:
         await self._tasks.aclose()
         self._watches.clear()
+        self._collections.clear()
         if self._api is not None:
             await self._api.close()
             self._api = None
@@ -139,6 +150,74 @@ class KubernetesObjects:
             ),
             name,
         )
+
+    def watch_dns_records(self, namespaces: Sequence[str], sink: CollectionSink) -> bool:
+        """Follow every DNSRecord, of ``namespaces`` (one watch each; empty: one watch across
+        all namespaces), into ``sink``, replacing the watches already running (so the next pass
+        lists anew). False when there is no API client to watch with."""
+        self.stop_dns_records()
+        if self._api is None:
+            return False
+        api = k8s.CustomObjectsApi(self._api)
+        scopes: list[str | None] = [*namespaces] or [None]
+        for scope in scopes:
+            if scope is None:
+                describe = "DNSRecords in all namespaces"
+                call = functools.partial(
+                    api.list_cluster_custom_object,
+                    DNSCLASS_GROUP,
+                    DNSCLASS_VERSION,
+                    DNSRECORD_PLURAL,
+                )
+            else:
+                describe = f"DNSRecords in namespace {scope}"
+                call = functools.partial(
+                    api.list_namespaced_custom_object,
+                    DNSCLASS_GROUP,
+                    DNSCLASS_VERSION,
+                    scope,
+                    DNSRECORD_PLURAL,
+                )
+            watch = CollectionWatch(
+                describe, _raw(call), sink, scope, self._settings, forbidden_hint=DNSRECORD_RBAC
+            )
+            name = f"watch {describe}"
+            self._collections[name] = watch
+            self._tasks.loop(name, watch.watch_forever, _RESTART)
+        return True
+
+    def stop_dns_records(self) -> None:
+        """Stop following DNSRecords."""
+        for name in list(self._collections):
+            self._tasks.discard(name)
+            del self._collections[name]
+
+    async def dns_record(self, namespace: str, name: str, seconds: float) -> DNSRecord | None:
+        """DNSRecord ``namespace/name`` as it is now (a GET, read from etcd); ``None`` when it
+        does not exist; ``ApiError`` when the API server refuses."""
+        if self._api is None:
+            raise ApiError(503, self.unavailable)
+        api = k8s.CustomObjectsApi(self._api)
+        try:
+            reply = await api.get_namespaced_custom_object(
+                DNSCLASS_GROUP,
+                DNSCLASS_VERSION,
+                namespace,
+                DNSRECORD_PLURAL,
+                name,
+                _preload_content=False,
+                _request_timeout=seconds,
+            )
+        except k8s.ApiException as err:  # pragma: no cover - raw replies raise no ApiException
+            raise ApiError(err.status or 500, err.reason) from err
+        async with reply:
+            if reply.status == 404:
+                return None
+            text = await reply.text()
+            if reply.status >= 400:
+                raise ApiError(reply.status, reason_of(text[:300], reply.reason))
+        found: DNSRecord = json.loads(text)
+        return found
 
     def secret(self, namespace: str, name: str) -> ObjectWatch[Secret] | None:
         """The watch of Secret ``namespace/name``; ``None`` unless it is followed."""
@@ -186,6 +265,11 @@ class KubernetesObjects:
             state = supervised[name]  # started together with the watch
             if watch.error is not None:
                 state = state | {"running": False, "lastError": watch.error}
+            shown[name] = state
+        for name, collection in self._collections.items():
+            state = supervised[name]
+            if collection.error is not None:
+                state = state | {"running": False, "lastError": collection.error}
             shown[name] = state
         return dict(sorted(shown.items()))
 

@@ -51,12 +51,41 @@ class HmacAuth(TypedDict, total=False):
 class DNSClassSpec(TypedDict, total=False):
     server: str  # where the operator sends this class's requests
     hmacAuth: HmacAuth
+    defaultTTL: int  # the TTL the operator sends for a DNSRecord without spec.ttl
 
 
 class DNSClass(KubernetesObject, total=False):
     """A cluster-scoped ``dns.homelab.mortenolsen.pro/v1alpha1`` DNSClass."""
 
     spec: DNSClassSpec
+
+
+class DNSClassRef(TypedDict, total=False):
+    name: str
+
+
+class DNSRecordMetadata(TypedDict, total=False):
+    """``spec.metadata`` of a DNSRecord (``int32``s in the CRD): MX priority; SRV all three."""
+
+    priority: int
+    weight: int
+    port: int
+
+
+class DNSRecordSpec(TypedDict, total=False):
+    type: str
+    domain: str
+    subdomain: str
+    dnsClassRef: DNSClassRef
+    values: list[str]
+    ttl: int
+    metadata: DNSRecordMetadata
+
+
+class DNSRecord(KubernetesObject, total=False):
+    """A namespaced ``dns.homelab.mortenolsen.pro/v1alpha1`` DNSRecord (its status unread)."""
+
+    spec: DNSRecordSpec
 
 
 class Status(TypedDict, total=False):
@@ -70,8 +99,8 @@ class Status(TypedDict, total=False):
 ObjectT = TypeVar("ObjectT", bound=KubernetesObject)
 
 
-class ListMeta(TypedDict, total=False):
-    resourceVersion: str
+# ``continue`` (a keyword, hence this form): set when a list was cut into pages (``limit``)
+ListMeta = TypedDict("ListMeta", {"resourceVersion": str, "continue": str}, total=False)
 
 
 class ObjectList(TypedDict, Generic[ObjectT], total=False):

@@ -155,7 +155,7 @@ class ObjectWatch(Generic[ObjectT]):
         if reply.status >= 400:
             text = (await reply.text())[:300]
             reply.release()
-            raise ApiError(reply.status, _reason(text, reply.reason))
+            raise ApiError(reply.status, reason_of(text, reply.reason))
         return reply
 
     def _event(self, event: WatchEvent[ObjectT]) -> None:
@@ -193,7 +193,8 @@ def _content(obj: KubernetesObject | None) -> Any:
     return {key: value for key, value in obj.items() if key != "metadata"}
 
 
-def _reason(text: str, fallback: str | None) -> str:
+def reason_of(text: str, fallback: str | None) -> str:
+    """The ``message`` of a Status body, else the text, else ``fallback``."""
     try:
         return str(json.loads(text).get("message") or fallback)
     except (ValueError, AttributeError):

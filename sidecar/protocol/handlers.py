@@ -12,6 +12,8 @@ from typing import Any
 
 from sidecar.auth.signing import HEADER_SIGNATURE
 from sidecar.clock import Clock
+from sidecar.dnsrecords.metadata import BareValues
+from sidecar.dnsrecords.wanted import WITH_METADATA
 from sidecar.errors import DomainNotAllowed, RecordNotFound
 from sidecar.health import HealthCache, accounts_for, verdict
 from sidecar.observability.metrics import Metrics
@@ -37,8 +39,10 @@ class ProtocolApi:
         metrics: Metrics,
         clock: Clock,
         problem: Callable[[], str | None] = lambda: None,  # shared state unavailable: why
+        bare_values: BareValues | None = None,  # MX/SRV numbers from DNSRecords
     ) -> None:
         self.problem = problem
+        self.bare_values = bare_values
         self.health_cache = health
         self.metrics = metrics
         self.clock = clock
@@ -75,7 +79,16 @@ class ProtocolApi:
         parsed = wire.parse_upsert(call.body)
         route = self._route(call, parsed.key)
         ttl = parsed.ttl if parsed.ttl is not None else route.zone.ttl
-        record = RecordSet.build(parsed.key, parsed.values, ttl)
+        values = parsed.values
+        if parsed.key.type in WITH_METADATA and self.bare_values is not None:
+            client = call.client
+            values = await self.bare_values.complete(
+                client.dns_class if client else None,
+                client.name if client else None,
+                parsed.key,
+                values,
+            )
+        record = RecordSet.build(parsed.key, values, ttl)
         result = await route.account.provider.upsert(route.zone, record)
         self.metrics.count_change(route.account.name, result.outcome.value)
         return record_response(result.record, UPSERT_MESSAGES[result.outcome])

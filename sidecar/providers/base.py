@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sidecar.providers.ownership import Owner
+from sidecar.providers.ownership import Mark, Owner
 from sidecar.records import RecordKey, RecordSet
 
 
@@ -16,6 +17,20 @@ class Ownership(enum.StrEnum):
     STRICT = "strict"  # never change or remove a record without our marker
     ADOPT = "adopt"  # take foreign records at the name over
     OFF = "off"  # no marker checks
+
+
+class Orphans(enum.StrEnum):
+    """What a sweep does with an orphan: a set we wrote that no DNSRecord wants (SPEC 9)."""
+
+    REPORT = "report"
+    PRUNE = "prune"  # delete it once it has stayed an orphan for the grace period
+
+
+class Drift(enum.StrEnum):
+    """What a sweep does with drift: a DNSRecord whose set is missing or differs (SPEC 9)."""
+
+    REPORT = "report"
+    REPAIR = "repair"  # apply the wanted set as an upsert would
 
 
 ANYONE = Owner()  # the owner of a route not yet given one: this deployment, no DNSClass
@@ -38,6 +53,8 @@ class ZonePolicy:
     comment: str = OWNERSHIP_MARKER
     zone_id: str | None = None
     owner: Owner = ANYONE  # who writes through this route: the marker is ``owner.marker(comment)``
+    orphans: Orphans = Orphans.REPORT  # for sweeps, not the provider
+    drift: Drift = Drift.REPORT  # for sweeps, not the provider
 
 
 class Outcome(enum.StrEnum):
@@ -58,6 +75,32 @@ class DeleteResult:
 
     removed: int
     left: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HeldSet:
+    """One record set as a zone listing found it (what a sweep compares with the DNSRecords),
+    keyed by type and FQDN (a listing may hold names no request could spell).
+
+    ``values`` are the canonical values that carry a dns-sidecar marker, all with the same one,
+    read into ``mark`` (``None`` when no value carries a marker: then ``values`` is empty).
+    ``foreign`` are the values at the same name and type that carry no marker, or a marker
+    other than ``mark`` (another tool's records, a person's, or another writer's). ``ttl`` is
+    the TTL the set holds, ``None`` when the provider decides it (Cloudflare's proxied records),
+    so it is not compared.
+    """
+
+    type: str  # upper case
+    fqdn: str  # lower case, no trailing dot
+    values: tuple[str, ...]
+    ttl: int | None
+    mark: Mark | None
+    foreign: tuple[str, ...] = ()
+
+    @property
+    def ours(self) -> bool:
+        """Some value carries a dns-sidecar marker (of any owner, or the legacy one)."""
+        return self.mark is not None and bool(self.values)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +127,15 @@ class Provider(Protocol):
 
     async def delete(self, zone: ZonePolicy, key: RecordKey) -> DeleteResult:
         """Remove the record set at ``key``; removing nothing is not an error."""
+        ...
+
+    async def held(self, zone: ZonePolicy) -> Sequence[HeldSet]:
+        """Every record set in the zone, read in ONE listing (all its pages), each with its
+        marker read against ``zone.comment`` (see :class:`HeldSet`). Sets of other zones that a
+        zone named ``.`` or a parent zone's listing would include are left out only where the
+        provider can tell; the caller routes each name again. Raises a provider error
+        (``ProviderUnavailable``, ``ProviderError``, ``RateLimited``) when the listing fails:
+        a sweep must then change nothing."""
         ...
 
     async def health(self) -> Health:

@@ -1,8 +1,11 @@
 """The in-memory provider: the embedded default, and the twin the tests and demos run on.
 
-Same semantics as the Cloudflare provider (ownership aside, since nobody else writes here):
-record sets keyed by (FQDN, type), a CNAME cannot share its name with other records, and an
-unchanged upsert writes nothing. With ``snapshot`` set, every change is persisted as a JSON
+Same semantics as the Cloudflare provider: record sets keyed by (FQDN, type), a CNAME cannot
+share its name with other records, and an unchanged upsert writes nothing. There is no comment
+field, so each set keeps its ownership marker beside it (``providers.ownership``): under
+``strict`` a set another DNSClass or deployment wrote is not changed (409) nor deleted (left in
+place), and a set from before owners (no marker kept: an older snapshot) is ours, rewritten with
+the marker by its next upsert. With ``snapshot`` set, every change is persisted as a JSON
 file written atomically (temporary file, fsync, rename), and loaded again at start; temporary
 files that a killed process left behind are removed then. While the snapshot cannot be written,
 changes are refused and ``health`` says so (and tries again). An account edited by a reload
@@ -17,19 +20,49 @@ import logging
 import os
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sidecar.errors import ProviderUnavailable, RecordConflict, SidecarError
-from sidecar.providers.base import DeleteResult, Health, Outcome, UpsertResult, ZonePolicy
+from sidecar.providers.base import (
+    ROOT,
+    DeleteResult,
+    Health,
+    HeldSet,
+    Outcome,
+    Ownership,
+    UpsertResult,
+    ZonePolicy,
+)
+from sidecar.providers.ownership import Mark, read
 from sidecar.records import RecordKey, RecordSet
+from sidecar.records.names import is_within
 
 log = logging.getLogger(__name__)
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2  # 2: each set with its marker; 1 (before owners): none, read as legacy
 
-# fqdn -> type -> record set
-_Store = dict[str, dict[str, RecordSet]]
+
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    """A record set and the ownership marker written with it (None: from before owners)."""
+
+    record: RecordSet
+    marker: str | None
+
+    def mark(self, zone: ZonePolicy) -> Mark | None:
+        return Mark() if self.marker is None else read(self.marker, zone.comment)
+
+    def writable(self, zone: ZonePolicy) -> bool:
+        if zone.ownership is not Ownership.STRICT:
+            return True
+        mark = self.mark(zone)
+        return mark is not None and mark.writable_by(zone.owner)
+
+
+# fqdn -> type -> record set and marker
+_Store = dict[str, dict[str, _Kept]]
 
 
 class MemoryProvider:
@@ -85,9 +118,17 @@ class MemoryProvider:
                 details={"fqdn": record.key.fqdn, "existing": blocking},
             )
         current = at_name.get(record.key.type)
-        if current is not None and current.same_content(record):
-            return UpsertResult(Outcome.UNCHANGED, current)
-        await self._commit(record.key, record)
+        if current is not None and not current.writable(zone):
+            raise _not_ours(record.key, current, zone)
+        marker = zone.owner.marker(zone.comment)
+        if current is not None and zone.ownership is Ownership.OFF:
+            marker = current.marker or marker  # no marker checks: who wrote it stays written
+        if current is not None and current.record.same_content(record):
+            if current.marker == marker:
+                return UpsertResult(Outcome.UNCHANGED, current.record)
+            await self._commit(record.key, _Kept(current.record, marker))  # the marker moves over
+            return UpsertResult(Outcome.UPDATED, current.record)
+        await self._commit(record.key, _Kept(record, marker))
         return UpsertResult(Outcome.CREATED if current is None else Outcome.UPDATED, record)
 
     async def get(self, zone: ZonePolicy, key: RecordKey) -> RecordSet | None:
@@ -95,14 +136,38 @@ class MemoryProvider:
         if stored is None:
             return None
         # The caller may spell the name differently (domain/subdomain split); answer in theirs.
-        return RecordSet(key, stored.values, stored.ttl)
+        return RecordSet(key, stored.record.values, stored.record.ttl)
 
     async def delete(self, zone: ZonePolicy, key: RecordKey) -> DeleteResult:
         removed = self._records.get(key.fqdn, {}).get(key.type)
         if removed is None:
             return DeleteResult(removed=0)
+        if not removed.writable(zone):
+            return DeleteResult(
+                removed=0, left=tuple(f"{key.type} {v}" for v in removed.record.values)
+            )
         await self._commit(key, None)
-        return DeleteResult(removed=len(removed.values))
+        return DeleteResult(removed=len(removed.record.values))
+
+    async def held(self, zone: ZonePolicy) -> list[HeldSet]:
+        found = []
+        for fqdn, types in self._records.items():
+            if zone.name != ROOT and not is_within(fqdn, zone.name):
+                continue
+            for kind, kept in types.items():
+                mark = kept.mark(zone)
+                values = kept.record.values
+                found.append(
+                    HeldSet(
+                        kind,
+                        fqdn,
+                        values if mark is not None else (),
+                        kept.record.ttl,
+                        mark,
+                        () if mark is not None else values,
+                    )
+                )
+        return found
 
     async def health(self) -> Health:
         if self._snapshot is not None and (self._write_error is not None or not self._written):
@@ -129,7 +194,7 @@ class MemoryProvider:
         async with self._write_lock:
             pass  # let a snapshot write in progress finish
 
-    def _set(self, key: RecordKey, record: RecordSet | None) -> None:
+    def _set(self, key: RecordKey, record: _Kept | None) -> None:
         at_name = self._records.setdefault(key.fqdn, {})
         if record is None:
             at_name.pop(key.type, None)
@@ -138,7 +203,7 @@ class MemoryProvider:
         if not at_name:
             del self._records[key.fqdn]
 
-    async def _commit(self, key: RecordKey, record: RecordSet | None) -> None:
+    async def _commit(self, key: RecordKey, record: _Kept | None) -> None:
         """Apply one change; with a snapshot, undo it again if it cannot be persisted."""
         before = self._records.get(key.fqdn, {}).get(key.type)
         self._set(key, record)
@@ -167,7 +232,18 @@ class MemoryProvider:
         self._written = True
 
 
-def _cname_conflict(kind: str, at_name: dict[str, RecordSet]) -> str:
+def _not_ours(key: RecordKey, current: _Kept, zone: ZonePolicy) -> RecordConflict:
+    values = list(current.record.values)
+    return RecordConflict(
+        f"{key.fqdn} has {key.type} records that dns-sidecar did not write for this client "
+        f"(marked {current.marker!r}, not {zone.owner.marker(zone.comment)!r}): "
+        f"{', '.join(values)}. Remove them through their owner, or set ownership: adopt for "
+        "this zone.",
+        details={"fqdn": key.fqdn, "foreign": values, "marker": current.marker},
+    )
+
+
+def _cname_conflict(kind: str, at_name: dict[str, _Kept]) -> str:
     if kind != "CNAME":
         return "CNAME" if "CNAME" in at_name else ""
     return ", ".join(sorted(t for t in at_name if t != kind))
@@ -176,14 +252,15 @@ def _cname_conflict(kind: str, at_name: dict[str, RecordSet]) -> str:
 def _encode(records: _Store) -> bytes:
     rows = [
         {
-            "type": rs.key.type,
-            "domain": rs.key.name.domain,
-            "subdomain": rs.key.name.subdomain,
-            "values": list(rs.values),
-            "ttl": rs.ttl,
+            "type": kept.record.key.type,
+            "domain": kept.record.key.name.domain,
+            "subdomain": kept.record.key.name.subdomain,
+            "values": list(kept.record.values),
+            "ttl": kept.record.ttl,
+            "marker": kept.marker,
         }
         for types in records.values()
-        for rs in types.values()
+        for kept in types.values()
     ]
     return json.dumps({"version": SNAPSHOT_VERSION, "records": rows}, indent=1).encode()
 
@@ -195,7 +272,10 @@ def _load(path: Path) -> _Store:
         for row in rows:
             key = RecordKey.parse(row["type"], row["domain"], row["subdomain"])
             record = RecordSet.build(key, row["values"], row["ttl"])
-            store.setdefault(key.fqdn, {})[key.type] = record
+            marker = row.get("marker")  # absent in a version 1 snapshot: from before owners
+            if marker is not None and not isinstance(marker, str):
+                raise TypeError(f"marker {marker!r} is not a string")
+            store.setdefault(key.fqdn, {})[key.type] = _Kept(record, marker)
     except (OSError, ValueError, KeyError, TypeError, SidecarError) as err:
         raise ValueError(
             f"the memory provider's snapshot {path} cannot be read ({err}); fix or remove it"

@@ -16,8 +16,10 @@ from sidecar.clock import Clock
 from sidecar.coordination.base import WriteLocks, ZoneVersions
 from sidecar.errors import RecordConflict
 from sidecar.providers.base import (
+    ROOT,
     DeleteResult,
     Health,
+    HeldSet,
     Outcome,
     Ownership,
     UpsertResult,
@@ -29,7 +31,9 @@ from sidecar.providers.cloudflare.mapping import CloudflareRecord, effective, fr
 from sidecar.providers.cloudflare.payloads import RecordBody, RecordId, RecordPatch
 from sidecar.providers.cloudflare.readcache import Index, ZoneReadCache
 from sidecar.providers.cloudflare.zones import CloudflareZone, ZoneDirectory
+from sidecar.providers.ownership import Mark, read
 from sidecar.records import RecordKey, RecordSet
+from sidecar.records.names import is_within
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,20 +69,16 @@ class CloudflareProvider:
                 raise _in_the_way(fqdn, kind, at_name.in_the_way)
             mine, foreign = _split(at_name.same_type, zone)
             if foreign:
-                raise RecordConflict(
-                    f"{fqdn} has {kind} records not managed by dns-sidecar (no "
-                    f"{zone.comment!r} comment): {', '.join(r.value for r in foreign)}. "
-                    "Remove them, or set ownership: adopt for this zone.",
-                    details={"fqdn": fqdn, "foreign": [r.value for r in foreign]},
-                )
+                raise _not_ours(fqdn, kind, foreign, zone)
             want = diff.Desired(
                 kind,
                 fqdn,
                 record.values,
                 ttl,
                 proxied,
-                zone.comment,
-                mark_existing=zone.ownership is Ownership.ADOPT,
+                zone.owner.marker(zone.comment),
+                # ours (strict: legacy markers move to the owner's) or adopted; off: left as is
+                mark_existing=zone.ownership is not Ownership.OFF,
             )
             plan = diff.plan(mine, want)
             result = RecordSet(record.key, record.values, ttl)
@@ -111,6 +111,23 @@ class CloudflareProvider:
                 lease.ensure(self.api.timeout)
                 await self._apply(target, [{"id": r.id} for r in mine], [], [])
             return DeleteResult(removed=len(mine), left=tuple(r.describe() for r in foreign))
+
+    async def held(self, zone: ZonePolicy) -> list[HeldSet]:
+        """One listing of the zone (all pages); with a zone named ``.``, one per zone the
+        account holds."""
+        if zone.name == ROOT and not zone.zone_id:
+            targets = await self.zones.every_zone()
+        else:
+            targets = [await self.zones.zone_for(zone, zone.name)]
+        found: list[HeldSet] = []
+        for target in targets:
+            by_set: dict[tuple[str, str], list[CloudflareRecord]] = {}
+            for raw in await self.api.list_records(target.id):
+                record = from_api(raw)
+                if zone.name == ROOT or is_within(record.name, zone.name):
+                    by_set.setdefault((record.type, record.name), []).append(record)
+            found += [_held(kind, name, records, zone) for (kind, name), records in by_set.items()]
+        return found
 
     async def health(self) -> Health:
         try:
@@ -182,11 +199,53 @@ class CloudflareProvider:
 def _split(
     records: list[CloudflareRecord], zone: ZonePolicy
 ) -> tuple[list[CloudflareRecord], list[CloudflareRecord]]:
-    """(ours, foreign) under the zone's ownership mode."""
+    """(ours to change, foreign) under the zone's ownership mode: under ``strict``, ours are
+    the records this client's owner wrote, and those marked before owners existed."""
     if zone.ownership is not Ownership.STRICT:
         return records, []
-    mine = [r for r in records if r.comment == zone.comment]
-    return mine, [r for r in records if r.comment != zone.comment]
+    mine: list[CloudflareRecord] = []
+    foreign: list[CloudflareRecord] = []
+    for record in records:
+        mark = read(record.comment, zone.comment)
+        (mine if mark is not None and mark.writable_by(zone.owner) else foreign).append(record)
+    return mine, foreign
+
+
+def _not_ours(
+    fqdn: str, kind: str, foreign: list[CloudflareRecord], zone: ZonePolicy
+) -> RecordConflict:
+    listed = ", ".join(r.value for r in foreign)
+    others = sorted({r.comment for r in foreign if r.comment and read(r.comment, zone.comment)})
+    if others:
+        whose = f"written by another owner ({'; '.join(map(repr, others))})"
+        remedy = "Remove them through that DNSClass or deployment"
+    else:
+        whose = f"not managed by dns-sidecar (no {zone.comment!r} comment)"
+        remedy = "Remove them"
+    return RecordConflict(
+        f"{fqdn} has {kind} records {whose}: {listed}. {remedy}, or set ownership: adopt for "
+        "this zone.",
+        details={"fqdn": fqdn, "foreign": [r.value for r in foreign]},
+    )
+
+
+def _held(kind: str, name: str, records: list[CloudflareRecord], zone: ZonePolicy) -> HeldSet:
+    """The records of one name and type as a set: the values under the first marker found
+    (canonical, once each), and the rest as foreign."""
+    marks = [read(r.comment, zone.comment) for r in records]
+    mark: Mark | None = next((m for m in marks if m is not None), None)
+    ours = [r for r, m in zip(records, marks, strict=True) if mark is not None and m == mark]
+    foreign = [r for r, m in zip(records, marks, strict=True) if mark is None or m != mark]
+    counted = ours or foreign
+    ttl = None if any(r.proxied for r in counted) else min(r.ttl for r in counted)
+    return HeldSet(
+        kind,
+        name,
+        tuple(dict.fromkeys(r.value for r in ours)),
+        ttl,
+        mark,
+        tuple(dict.fromkeys(r.value for r in foreign)),
+    )
 
 
 def _in_the_way(fqdn: str, kind: str, records: list[CloudflareRecord]) -> RecordConflict:

@@ -48,6 +48,10 @@ class ZoneDirectory:
             )
         return max(matching, key=lambda zone: len(zone.name))
 
+    async def every_zone(self) -> list[CloudflareZone]:
+        """Every zone the account holds (listed at most every few minutes)."""
+        return list(await self._all())
+
     async def _shared(self, name: str) -> CloudflareZone:
         """Looked up once and kept; concurrent first requests share one lookup, and a failed
         one is not kept (the next request asks again)."""

@@ -30,21 +30,23 @@ import dns.update
 from dns.rdtypes.ANY.TXT import TXT
 
 from sidecar.coordination.base import Lease, WriteLocks
-from sidecar.errors import ProviderError, RecordConflict
+from sidecar.errors import InvalidRecord, ProviderError, RecordConflict
 from sidecar.providers.base import (
     ROOT,
     DeleteResult,
     Health,
+    HeldSet,
     Outcome,
     Ownership,
     UpsertResult,
     ZonePolicy,
 )
 from sidecar.providers.ownership import read
-from sidecar.providers.rfc2136.companion import companion_name
+from sidecar.providers.rfc2136.companion import companion_name, is_companion
 from sidecar.providers.rfc2136.rdata import IN, to_rdataset, txt_strings, value_of, values_of
 from sidecar.providers.rfc2136.server import PREREQUISITE_FAILED, DnsServer
 from sidecar.records import RecordKey, RecordSet
+from sidecar.records.values import SUPPORTED_TYPES
 
 CNAME = dns.rdatatype.CNAME
 TXT_TYPE = dns.rdatatype.TXT
@@ -153,6 +155,36 @@ class Rfc2136Provider:
             if rcode in PREREQUISITE_FAILED:
                 raise _changed(key, rcode, "delete")
             return DeleteResult(removed=len(found.values))
+
+    async def held(self, zone: ZonePolicy) -> list[HeldSet]:
+        """The zone by one AXFR (with the same TSIG key), each set with the marker its
+        companion holds; the zone's SOA and apex NS (the server's own), companions, DNSSEC data
+        and types the sidecar does not write are left out. A refused transfer is a 502 naming
+        ``allow-transfer``: the sweep reports it and changes nothing in this zone."""
+        origin = self._origin(zone)
+        copy = await self.server.transfer(origin)
+        apex = origin.to_text(omit_final_dot=True)
+        texts: dict[str, str | None] = {}
+        sets: list[tuple[str, str, dns.rdataset.Rdataset]] = []
+        for name, node in copy.nodes.items():
+            fqdn = name.to_text(omit_final_dot=True).lower()
+            for rdataset in node.rdatasets:
+                kind = dns.rdatatype.to_text(rdataset.rdtype)
+                if is_companion(name):
+                    if rdataset.rdtype == TXT_TYPE:
+                        only = [value_of("TXT", rd) for rd in rdataset]
+                        texts[fqdn] = only[0] if len(only) == 1 else None
+                elif kind in SUPPORTED_TYPES and not (fqdn == apex and kind == "NS"):
+                    sets.append((kind, fqdn, rdataset))
+        found = []
+        for kind, fqdn, rdataset in sets:
+            values = _listed_values(kind, rdataset)
+            mark = read(texts.get(companion_name(fqdn, kind, apex)), zone.comment)
+            if mark is None:
+                found.append(HeldSet(kind, fqdn, (), rdataset.ttl, None, values))
+            else:
+                found.append(HeldSet(kind, fqdn, values, rdataset.ttl, mark))
+        return found
 
     async def health(self) -> Health:
         if not self.zones:
@@ -263,6 +295,15 @@ class Rfc2136Provider:
         message.replace(name, to_rdataset(record))
         message.replace(marker_name, record.ttl, _marker_rdata(change.marker))
         return message
+
+
+def _listed_values(kind: str, rdataset: dns.rdataset.Rdataset) -> tuple[str, ...]:
+    """The values of a listed set in canonical form; data the sidecar would not write (a TXT
+    with control characters, say) as the server spells it."""
+    try:
+        return values_of(kind, rdataset)
+    except InvalidRecord:
+        return tuple(sorted(value_of(kind, rd) for rd in rdataset))
 
 
 def _marker_rdata(text: str) -> TXT:
