@@ -23,7 +23,7 @@ from sidecar.config.live import LiveConfig
 from sidecar.config.runtime import Runtime, build
 from sidecar.coordination.local import LocalTurns
 from sidecar.dnsrecords.index import DnsRecordIndex
-from sidecar.errors import ProviderError, RecordConflict
+from sidecar.errors import ConfigError, ProviderError, RecordConflict
 from sidecar.providers.base import Orphans, Outcome, Ownership, ZonePolicy
 from sidecar.providers.ownership import Mark, Owner
 from sidecar.providers.rfc2136.provider import Rfc2136Provider
@@ -439,3 +439,33 @@ async def test_refused_transfer_is_reported_by_the_sweep(bind: BindServer) -> No
     assert (sweep.complete, sweep.done) == (False, [])
     assert [(z.zone, z.error) for z in sweep.zones] == [("closed.test", refused.value.message)]
     assert held(bind, "old.closed.test", "A") == ["192.0.2.1"]
+
+
+def test_table_problems_of_rfc2136_accounts() -> None:
+    """A bad server, an unknown TSIG algorithm, a missing secret, and '.' routed to the account
+    are each named with their key path."""
+    with pytest.raises(ConfigError) as failed:
+        loader.parse(
+            "version: 1\naccounts:\n"
+            "  - {name: a, provider: rfc2136, server: 'dns:port'}\n"
+            "  - {name: b, provider: rfc2136, server: dns.home.lan,\n"
+            "     tsig: {name: k, algorithm: hmac-md5, secret: {value: x}}}\n"
+            "  - {name: c, provider: rfc2136, server: '[2001:db8::53]:5353', tsig: {name: k}}\n"
+            "zones: [{name: '.', account: b}, {name: c.test, account: c}]\n",
+            "t.yaml",
+        )
+    assert failed.value.problems == [
+        (
+            "accounts[0].server (line 3): expected host or host:port (port 1-65535), like "
+            "192.0.2.53:53"
+        ),
+        (
+            "accounts[1].tsig.algorithm (line 5): Input should be 'hmac-sha224', 'hmac-sha256', "
+            "'hmac-sha384' or 'hmac-sha512'"
+        ),
+        "accounts[2].tsig.secret (line 6): required key is missing",
+        (
+            "zones[0].name (line 7): zone '.' routes to rfc2136 account 'b': a DNS UPDATE names "
+            "its zone, so name each DNS zone the server holds (home.example.com, ...)"
+        ),
+    ]

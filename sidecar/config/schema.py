@@ -246,11 +246,32 @@ def cross_check(data: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...], st
             )
     problems += _zone_clients(data, names["clients"])
     problems += _client_zones(data, zones)
+    problems += _dns_zones(data)
     return problems
 
 
 _Findings = list[tuple[tuple[str | int, ...], str]]
 _ZoneEntry = tuple[int, str, frozenset[str] | None]  # index, canonical name, clients it routes
+
+
+def _dns_zones(data: Mapping[str, Any]) -> _Findings:
+    """An RFC 2136 account routed the catch-all zone: a DNS UPDATE names its zone."""
+    dynamic = {
+        entry.get("name")
+        for _, entry in _entries(data, "accounts")
+        if entry.get("provider") == "rfc2136"
+    }
+    return [
+        (
+            ("zones", index, "name"),
+            (
+                f"zone '.' routes to rfc2136 account {zone.get('account')!r}: a DNS UPDATE "
+                "names its zone, so name each DNS zone the server holds (home.example.com, ...)"
+            ),
+        )
+        for index, zone in _entries(data, "zones")
+        if zone.get("account") in dynamic and _canonical(zone.get("name"), zone=True) == ROOT
+    ]
 
 
 def _zone_clients(data: Mapping[str, Any], clients: list[str]) -> _Findings:
