@@ -34,7 +34,14 @@ from sidecar.settings import SweepSettings
 from sidecar.sweeps.sweeper import Sweeper
 from tests.bind_server import KEY_NAME, BindServer
 from tests.builders import local
-from tests.conftest import Caller, RunningKube, StartSidecar, eventually, make_settings
+from tests.conftest import (
+    Caller,
+    RunningEmulator,
+    RunningKube,
+    StartSidecar,
+    eventually,
+    make_settings,
+)
 
 ZONE = ZonePolicy(name="example.test")
 MARKER = "managed by dns-sidecar (owner=dns-sidecar)"
@@ -469,3 +476,44 @@ def test_table_problems_of_rfc2136_accounts() -> None:
             "its zone, so name each DNS zone the server holds (home.example.com, ...)"
         ),
     ]
+
+
+async def test_split_horizon_one_name_two_providers(
+    bind: BindServer, cf: RunningEmulator, start_sidecar: StartSidecar
+) -> None:
+    """example.test for client 'public' is at Cloudflare (the emulator), for client 'internal'
+    on BIND: the same name through each client lands on its own provider, each marked with its
+    client reads back its own view."""
+    cf.emulator.state.add_zone("example.test", "c" * 32)
+    text = f"""
+version: 1
+clients:
+  - {{name: public, secrets: [{{value: public-secret}}]}}
+  - {{name: internal, secrets: [{{value: internal-secret}}]}}
+accounts:
+  - {{name: cloud, provider: cloudflare, apiToken: {{value: cf-token}}, baseUrl: '{cf.base_url}'}}
+  - name: home
+    provider: rfc2136
+    server: '{bind.address}'
+    tsig: {{name: {KEY_NAME}, secret: {{value: '{bind.secret}'}}}}
+zones:
+  - {{name: example.test, account: cloud, clients: [public]}}
+  - {{name: example.test, account: home, clients: [internal]}}
+"""
+    caller = (await start_sidecar(runtime=runtime_for(text))).caller
+    public = await caller.upsert(
+        "A", "example.test", "www", ["203.0.113.1"], secret=b"public-secret"
+    )
+    internal = await caller.upsert(
+        "A", "example.test", "www", ["10.0.0.1"], secret=b"internal-secret"
+    )
+    assert (public.status, internal.status) == (200, 200)
+    assert [r["content"] for r in cf.records("example.test")] == ["203.0.113.1"]
+    assert held(bind, "www.example.test", "A") == ["10.0.0.1"]
+    views = [
+        (await caller.call("GET", "/records/A/example.test/www", secret=secret)).body["record"][
+            "values"
+        ]
+        for secret in (b"public-secret", b"internal-secret")
+    ]
+    assert views == [["203.0.113.1"], ["10.0.0.1"]]
