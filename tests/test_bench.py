@@ -24,10 +24,17 @@ def quick_rows(module: str) -> list[str]:
 
 
 def test_quick_benchmark_runs_every_scenario() -> None:
-    """`python -m bench --quick` runs the five scenarios and prints one row per measure."""
+    """`python -m bench --quick` runs the six scenarios and prints one row per measure."""
     rows = quick_rows("bench")
-    assert set(rows[1:]) == {"1 memory", "2 cloudflare", "3 sweep", "4 memory", "5 reload"}
-    assert len(rows) == 19  # the header and 18 measures
+    assert set(rows[1:]) == {
+        "1 memory",
+        "2 cloudflare",
+        "3 sweep",
+        "4 memory",
+        "5 reload",
+        "6 rfc2136",
+    }
+    assert len(rows) == 24  # the header and 23 measures
 
 
 def test_quick_redis_overhead_benchmark_runs() -> None:
