@@ -15,13 +15,17 @@ import dns.name
 import dns.query
 import dns.rdatatype
 import pytest
+from prometheus_client import CollectorRegistry
 
 from sidecar.auth.clients import Client, ClientKind
 from sidecar.clock import FrozenClock
 from sidecar.config import loader
 from sidecar.config.live import LiveConfig
 from sidecar.config.runtime import Runtime, build
+from sidecar.coordination.connection import RedisConnection
 from sidecar.coordination.local import LocalTurns
+from sidecar.coordination.metrics import CoordinationMetrics
+from sidecar.coordination.redis_locks import RedisLocks
 from sidecar.dnsrecords.index import DnsRecordIndex
 from sidecar.errors import ConfigError, ProviderError, RecordConflict
 from sidecar.providers.base import Orphans, Outcome, Ownership, ZonePolicy
@@ -42,6 +46,7 @@ from tests.conftest import (
     eventually,
     make_settings,
 )
+from tests.redis_server import RedisServer
 
 ZONE = ZonePolicy(name="example.test")
 MARKER = "managed by dns-sidecar (owner=dns-sidecar)"
@@ -517,3 +522,41 @@ zones:
         for secret in (b"public-secret", b"internal-secret")
     ]
     assert views == [["203.0.113.1"], ["10.0.0.1"]]
+
+
+async def test_two_replicas_serialise_on_the_redis_lock(
+    bind: BindServer, redis_server: RedisServer
+) -> None:
+    """Two replicas (each its own Redis connection and lock) upserting one name at once: every
+    write waits its turn (none is refused on a prerequisite), one per change moves the serial,
+    and the name ends holding exactly one of the sets."""
+    connections = [
+        RedisConnection(
+            redis_server.url,
+            prefix="t",
+            timeout=1.0,
+            clock=FrozenClock(),
+            metrics=CoordinationMetrics(CollectorRegistry()),
+        )
+        for _ in range(2)
+    ]
+    key = TsigKey(KEY_NAME, "hmac-sha256", bind.secret)
+    replicas = [
+        Rfc2136Provider(
+            DnsServer("home", bind.address, lambda: key, timeout=2.0),
+            locks=RedisLocks(connection, lease=10, wait=20),
+        )
+        for connection in connections
+    ]
+    sets = [[f"192.0.2.{i}"] for i in range(1, 17)]
+    serial = bind.serial()
+    try:
+        results = await asyncio.gather(
+            *(replicas[i % 2].upsert(ZONE, record("A", "shared", v)) for i, v in enumerate(sets))
+        )
+    finally:
+        for connection in connections:
+            await connection.aclose()
+    assert [r.outcome is not Outcome.UNCHANGED for r in results] == [True] * 16
+    assert bind.serial() == serial + 16
+    assert held(bind, "shared.example.test", "A") in [sorted(v) for v in sets]
