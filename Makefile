@@ -51,11 +51,13 @@ tools:
 ##        to a bare aiohttp handler, marks a missed target, writes the table into docs/benchmarks.md
 bench: $(STAMP)
 	$(BIN)/python -m bench --out docs/benchmarks.md
+	$(BIN)/python -m bench.dnsrecord_sweep
 
 ## bench-quick: the same scenarios with tiny counts (seconds), to keep the suite working; no
 ##              timing is asserted
 bench-quick: $(STAMP)
 	$(BIN)/python -m bench --quick
+	$(BIN)/python -m bench.dnsrecord_sweep --quick
 
 ## constraints: re-pin every dependency after changing pyproject.toml
 constraints: $(STAMP)

@@ -1,4 +1,4 @@
-"""The six scenarios of the benchmark. Each returns rows for the one table."""
+"""The seven scenarios of the benchmark. Each returns rows for the one table."""
 
 from __future__ import annotations
 
@@ -470,6 +470,9 @@ async def run_all(sizes: Sizes) -> list[Row]:
         rows += await sweep(sizes, tmp)
         rows += memory(sizes, tmp)
         rows += await reload(sizes, tmp)
+        from bench.bare_mx import bare_mx  # noqa: PLC0415 - it imports this module
+
+        rows += await bare_mx(sizes, tmp)
         from bench.rfc2136 import rfc2136  # noqa: PLC0415 - it imports this module's helpers
 
         rows += await rfc2136(sizes, tmp)

@@ -31,6 +31,9 @@ from sidecar.protocol.endpoints import Serve
 from sidecar.protocol.handlers import ProtocolApi
 from sidecar.protocol.request_path import request_path
 from sidecar.settings import Settings
+from sidecar.sweeps.metrics import SweepMetrics
+from sidecar.sweeps.sweeper import Sweeper
+from sidecar.tasks import Tasks
 
 if TYPE_CHECKING:
     from sidecar.credentials.kubernetes import KubernetesObjects
@@ -46,6 +49,7 @@ RELOADER = web.AppKey("reloader", Reloader)
 COORDINATION = web.AppKey("coordination", Coordination)
 DNS_RECORDS = web.AppKey("dns_records", DnsRecordIndex)  # the DNSRecords read (a DnsRecordView)
 BARE_VALUES = web.AppKey("bare_values", BareValues)
+SWEEPER = web.AppKey("sweeper", Sweeper)
 SERVE = web.AppKey[Serve]("serve")  # the protocol's request path: the port's one handler
 
 log = logging.getLogger(__name__)
@@ -118,16 +122,8 @@ def check_exposure(settings: Settings, current: runtime.Runtime) -> None:
         )
 
 
-def create_app(
-    settings: Settings,
-    *,
-    clock: Clock | None = None,
-    initial: runtime.Runtime | None = None,
-    store: CredentialStore | None = None,
-) -> web.Application:
-    """The protocol app; the management app hangs off it under ``MANAGEMENT``."""
-    clock = clock or SystemClock()
-    metrics = Metrics()
+def make_store(settings: Settings, metrics: Metrics) -> CredentialStore:
+    """The credential store, on a Kubernetes client made only once something needs one."""
     k8s = settings.kubernetes
 
     def kubernetes() -> KubernetesObjects:
@@ -141,7 +137,21 @@ def create_app(
             on_change=lambda kind: metrics.kubernetes_changes.labels(kind).inc(),
         )
 
-    store = store or CredentialStore(kubernetes)
+    return CredentialStore(kubernetes)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    initial: runtime.Runtime | None = None,
+    store: CredentialStore | None = None,
+) -> web.Application:
+    """The protocol app; the management app hangs off it under ``MANAGEMENT``."""
+    clock = clock or SystemClock()
+    metrics = Metrics()
+    k8s = settings.kubernetes
+    store = store or make_store(settings, metrics)
     coordination = make_coordination(settings, clock, metrics)
     loaded = Loaded(initial) if initial else load_runtime(settings, store, clock, coordination)
     check_exposure(settings, loaded.runtime)
@@ -162,6 +172,16 @@ def create_app(
         store, k8s.dnsrecord_scopes, read_timeout=settings.watch.list_timeout
     )
     bare_values = BareValues(follower.index, follower.fetch, wait=k8s.dnsrecord_wait)
+    sweeper = Sweeper(
+        live,
+        follower.index,
+        settings.sweeps,
+        deployment=settings.table.owner_id,
+        clock=clock,
+        turns=coordination.turns,
+        metrics=SweepMetrics(metrics.registry),
+    )
+    sweep_tasks = Tasks("sweeps")
 
     app = web.Application()  # the lifecycle and the shared objects; requests go to SERVE
     serve = request_path(
@@ -184,6 +204,7 @@ def create_app(
     app[COORDINATION] = coordination
     app[DNS_RECORDS] = follower.index
     app[BARE_VALUES] = bare_values
+    app[SWEEPER] = sweeper
 
     management = web.Application()
     reloader: Reloader | None = None
@@ -193,8 +214,12 @@ def create_app(
         verifier,
         metrics,
         coordination=coordination,
-        loops=lambda: {**(reloader.tasks.status() if reloader else {}), **store.loops()},
-        dns_records=follower.index.status,
+        loops=lambda: {
+            **(reloader.tasks.status() if reloader else {}),
+            **store.loops(),
+            **sweep_tasks.status(),
+        },
+        dns_records=lambda: follower.index.status() | {"sweeps": sweeper.status()},
     )
     management.add_routes(management_api.routes())
     app[MANAGEMENT] = management
@@ -220,6 +245,7 @@ def create_app(
         follower=follower,
         access=access,
         readiness=management_api.readiness,
+        sweeps=sweep_tasks,
     )
     return app
 
@@ -239,6 +265,7 @@ def _add_lifecycle(
     follower: DnsRecordFollower,
     access: AccessLog,
     readiness: Readiness,
+    sweeps: Tasks,
 ) -> None:
     """One cleanup context per long-lived resource: aiohttp starts them in this order and
     closes them in the reverse one; a failed start closes those already started. Readiness is
@@ -264,6 +291,12 @@ def _add_lifecycle(
         yield
         await app[LIVE].current.aclose()  # the table in force at exit, not at start
 
+    async def sweeping(app: web.Application) -> AsyncIterator[None]:
+        if settings.sweeps.interval > 0:  # SPEC section 9: 0 turns sweeps off
+            sweeps.loop("sweeps", app[SWEEPER].run_forever)
+        yield
+        await sweeps.aclose()
+
     async def reloading(app: web.Application) -> AsyncIterator[None]:
         async with app[RELOADER].running():
             yield
@@ -276,7 +309,7 @@ def _add_lifecycle(
         readiness.started()  # every step above is up: requests can be served
         yield
 
-    app.cleanup_ctx.extend((shared_state, credentials, providers))
+    app.cleanup_ctx.extend((shared_state, credentials, providers, sweeping))
     if RELOADER in app:
         app.cleanup_ctx.append(reloading)
     app.cleanup_ctx.extend((access_log, serving))

@@ -1,4 +1,4 @@
-"""The ``dns-sidecar`` command: ``serve``, ``check``, ``request``."""
+"""The ``dns-sidecar`` command: ``serve``, ``check``, ``audit``, ``request``."""
 
 from __future__ import annotations
 
@@ -38,6 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = {
         "serve": _serve,
         "check": _check,
+        "audit": _audit,
         "request": _request,
         "cloudflare-emulator": _emulator,
     }[args.command]
@@ -80,6 +81,14 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     check = commands.add_parser("check", help="validate a routing table; exit 1 on problems")
     check.add_argument("path", type=Path, metavar="PATH", help="the routing table YAML file")
 
+    audit = commands.add_parser(
+        "audit",
+        help="one sweep: compare the DNSRecords with the zones and print the plan; changes "
+        "nothing (exit 0 nothing to do, 1 something to do, 2 could not look)",
+    )
+    audit.add_argument("--config", type=Path, help="routing table YAML (env DNS_SIDECAR_CONFIG)")
+    audit.add_argument("--json", action="store_true", help="print the plan as JSON")
+
     request = commands.add_parser("request", help="send one signed request and print the reply")
     request.add_argument("method", help="GET, POST or DELETE")
     request.add_argument("path", help="starting with /, for example /records/A/example.com/www")
@@ -118,6 +127,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     return parser, {
         "serve": run,
         "check": check,
+        "audit": audit,
         "request": request,
         "cloudflare-emulator": emulator,
     }
@@ -168,6 +178,29 @@ def _check(args: argparse.Namespace) -> int:
         f"{len(spec.clients)} client(s))"
     )
     return EXIT_OK
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from sidecar import audit  # noqa: PLC0415 - only this command runs a sweep
+    from sidecar.sweeps import report  # noqa: PLC0415
+
+    try:
+        settings = Settings.from_env(table={"config": args.config}, log={"format": "console"})
+    except ValidationError as err:
+        for line in describe_settings_error(err):
+            print(f"dns-sidecar: {line}", file=sys.stderr)  # noqa: T201
+        return EXIT_USAGE
+    logging.basicConfig(level=logging.WARNING, format="dns-sidecar audit: %(message)s")
+    try:
+        done = audit.run(settings, as_json=args.json)
+    except ConfigError as err:
+        print(f"dns-sidecar: invalid routing table: {err}", file=sys.stderr)  # noqa: T201
+        return report.COULD_NOT_LOOK
+    except ValueError as err:
+        print(f"dns-sidecar: cannot audit: {err}", file=sys.stderr)  # noqa: T201
+        return report.COULD_NOT_LOOK
+    sys.stdout.write(done.output)
+    return done.exit_code
 
 
 def _request(args: argparse.Namespace) -> int:

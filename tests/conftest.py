@@ -30,8 +30,10 @@ from sidecar.settings import (
     CloudflareSeedSettings,
     KubernetesSettings,
     LogSettings,
+    RedisSettings,
     ServerSettings,
     Settings,
+    SweepSettings,
     TableSettings,
 )
 from tests.bind_server import BindServer
@@ -54,6 +56,8 @@ def make_settings(**auth: Any) -> Settings:
     server = auth.pop("server", {})
     table = auth.pop("table", {})
     kubernetes = auth.pop("kubernetes", {})
+    sweeps = auth.pop("sweeps", {})
+    redis = auth.pop("redis", {})
     return Settings(
         server=ServerSettings(**server),
         auth=AuthSettings(**auth),
@@ -61,6 +65,8 @@ def make_settings(**auth: Any) -> Settings:
         table=TableSettings(**table),
         cloudflare=CloudflareSeedSettings(),
         kubernetes=KubernetesSettings(**kubernetes),
+        sweeps=SweepSettings(**sweeps),
+        redis=RedisSettings(**redis),
     )
 
 

@@ -54,6 +54,7 @@ class FakeKube:
     gets: int = 0
     forbidden_scopes: set[str] = field(default_factory=set)  # DNSRecord scopes refused (403)
     held: list[tuple[Key, dict[str, Any]]] | None = None  # DNSRecord events not yet delivered
+    get_failure: int | None = None  # the status every DNSRecord get answers, when set
 
     # --- changing the cluster ------------------------------------------------------------
 
@@ -233,6 +234,8 @@ class FakeKube:
         namespace, name = request.match_info["namespace"], request.match_info["name"]
         if namespace in self.forbidden_scopes:
             return _status(403, "Forbidden", f'dnsrecords "{name}" is forbidden')
+        if self.get_failure is not None:
+            return _status(self.get_failure, "InternalError", "etcdserver: request timed out")
         found = self.objects.get(("DNSRecord", namespace, name))
         if found is None:
             return _status(404, "NotFound", f'dnsrecords "{name}" not found')

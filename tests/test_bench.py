@@ -24,7 +24,7 @@ def quick_rows(module: str) -> list[str]:
 
 
 def test_quick_benchmark_runs_every_scenario() -> None:
-    """`python -m bench --quick` runs the six scenarios and prints one row per measure."""
+    """`python -m bench --quick` runs the seven scenarios and prints one row per measure."""
     rows = quick_rows("bench")
     assert set(rows[1:]) == {
         "1 memory",
@@ -32,11 +32,18 @@ def test_quick_benchmark_runs_every_scenario() -> None:
         "3 sweep",
         "4 memory",
         "5 reload",
-        "6 rfc2136",
+        "6 bare MX",
+        "7 rfc2136",
     }
-    assert len(rows) == 24  # the header and 23 measures
+    assert len(rows) == 25  # the header and 24 measures
 
 
 def test_quick_redis_overhead_benchmark_runs() -> None:
     """`python -m bench.redis_overhead --quick` measures both configurations."""
     assert quick_rows("bench.redis_overhead") == ["configuration", "without Redis", "with Redis"]
+
+
+def test_quick_dnsrecord_sweep_benchmark_runs() -> None:
+    """`python -m bench.dnsrecord_sweep --quick` sweeps 4 zones in one listing each."""
+    rows = quick_rows("bench.dnsrecord_sweep")
+    assert rows == ["scenario", "6 dnsrecord sweep", "6 dnsrecord sweep", "6 dnsrecord sweep"]

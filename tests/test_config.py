@@ -220,3 +220,31 @@ def test_yaml_syntax_errors_name_the_file() -> None:
     (problem,) = problems("version: 1\naccounts: [\n")
     assert 'in "t.yaml", line 3, column 1' in problem
     assert "<unicode string>" not in problem
+
+
+def test_sweep_settings_per_zone_and_the_comment_leaves_room_for_the_owner() -> None:
+    """orphans and drift come from defaults or the zone (report by default); a bad value and a
+    comment too long for the owner to fit beside it are named with their line."""
+    spec = loader.parse(
+        "version: 1\ndefaults: {orphans: prune}\naccounts: [{name: m, provider: memory}]\n"
+        "zones:\n  - {name: example.com, account: m}\n"
+        "  - {name: example.org, account: m, orphans: report, drift: repair}\n",
+        "t.yaml",
+    )
+    runtime = build(spec, make_settings(), source="t.yaml", coordination=local())
+    policies = [(r.zone.name, r.zone.orphans.value, r.zone.drift.value) for r in runtime.table]
+    assert policies == [("example.com", "prune", "report"), ("example.org", "report", "repair")]
+    long = "x" * 62
+    found = problems(
+        f"version: 1\ndefaults: {{comment: {long}}}\naccounts: [{{name: m, provider: memory}}]\n"
+        "zones: [{name: example.com, account: m, orphans: delete, drift: fix}]\n"
+    )
+    assert found == [
+        (
+            "defaults.comment (line 2): the comment is 62 characters; keep it to 61, so that the "
+            "owner and DNSClass fit beside it in the ownership marker (Cloudflare keeps 100 "
+            "characters of a record's comment)"
+        ),
+        "zones[0].orphans (line 4): Input should be 'report' or 'prune'",
+        "zones[0].drift (line 4): Input should be 'report' or 'repair'",
+    ]

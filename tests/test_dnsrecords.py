@@ -15,6 +15,7 @@ import pytest
 from sidecar.app import BARE_VALUES, DNS_RECORDS
 from sidecar.dnsrecords.index import DnsRecordIndex
 from sidecar.dnsrecords.wanted import RecordMetadata
+from sidecar.errors import InvalidRecord
 from sidecar.records import RecordKey
 from tests.builders import dns_record_spec, operator_upsert
 from tests.conftest import (
@@ -298,6 +299,7 @@ async def test_the_watch_reads_every_namespace_or_only_those_listed(
         "classes": {"public": 2},
         "lastError": None,
         "unreadable": [],
+        "sweeps": status["dnsRecords"]["sweeps"],  # the sweeps: tests/test_sweeps_e2e.py
     }
     running = {name: loop["running"] for name, loop in status["loops"].items()}
     assert (
@@ -368,3 +370,57 @@ async def test_a_forbidden_list_shows_on_status_and_in_the_answer(
     kube.fake.forbidden_scopes.clear()
     await eventually(lambda: index(sidecar).synced)
     assert (await send(sidecar, MX)).status == 200
+
+
+async def test_reading_the_dnsrecord_by_name_fails_clearly(
+    kube: RunningKube, start_sidecar: StartSidecar, tmp_path: Path
+) -> None:
+    """The list is allowed but the read by name is not: 400 naming the missing verb; the API
+    server failing the read: 503, which the operator retries."""
+    kube.fake.set_dns_class("public", PUBLIC)
+    kube.fake.set_dns_record("mail", "mx", MX)
+    sidecar = await start(start_sidecar, kube, tmp_path, memory_table())
+    kube.fake.forbidden_scopes.add("mail")  # the namespace's objects, not the cluster-wide list
+    forbidden = await send(sidecar, MX)
+    assert (forbidden.status, forbidden.code, forbidden.message) == (
+        400,
+        "INVALID_RECORD",
+        (
+            'The API server forbids reading DNSRecord mail/mx (dnsrecords "mx" is forbidden): the '
+            "sidecar needs get, list and watch on dnsrecords (a ClusterRole) to take an MX or SRV "
+            "record's numbers from it."
+        ),
+    )
+    kube.fake.forbidden_scopes.clear()
+    kube.fake.get_failure = 500
+    failing = await send(sidecar, MX)
+    assert (failing.status, failing.code, failing.message) == (
+        503,
+        "PROVIDER_UNAVAILABLE",
+        (
+            "Cannot read DNSRecord mail/mx from the Kubernetes API (500: etcdserver: request timed "
+            "out); the operator retries."
+        ),
+    )
+
+
+async def test_without_a_kubernetes_api_the_view_is_off_and_says_why(
+    start_sidecar: StartSidecar, tmp_path: Path
+) -> None:
+    """A dnsClass client but no usable kubeconfig: the view is off for that class, saying why,
+    and a bare value that reaches it is refused with that reason and the remedies."""
+    path = tmp_path / "routing.yaml"
+    path.write_text(memory_table())
+    settings = make_settings(
+        table={"config": path}, kubernetes={"kubeconfig": tmp_path / "missing-kubeconfig"}
+    )
+    sidecar = await start_sidecar(settings)
+    view = index(sidecar)
+    off = view.status()["off"]
+    assert off.startswith("no Kubernetes API to read DNSRecords from: no Kubernetes API: ")
+    assert (view.classes(), view.synced) == (frozenset({"public"}), False)
+    with pytest.raises(InvalidRecord) as caught:  # the client itself is refused (401) here
+        await sidecar.app[BARE_VALUES].complete("public", "public", MX_KEY, ["mail.example.com"])
+    assert f"DNSRecords are not read: {off}. Either let the sidecar read them" in (
+        caught.value.message
+    )

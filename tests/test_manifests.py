@@ -300,15 +300,26 @@ def test_sidecar_containers_probe_and_write_only_tmp(build: str) -> None:
 
 @pytest.mark.parametrize("build", BUILDS)
 def test_rbac_reads_only_named_secrets_and_dnsclasses(build: str) -> None:
-    """Roles grant get/list/watch on named Secrets and DNSClasses, nothing more."""
+    """Roles grant get/list/watch on named Secrets and DNSClasses, and on DNSRecords (the whole
+    collection, read-only, in a ClusterRole of its own), nothing more."""
     docs = render(build)
     roles = [r for r in of_kind(docs, "Role", "ClusterRole") if _ours(r)]
     assert roles
     for role in roles:
         for rule in role["rules"]:
             assert set(rule["verbs"]) <= {"get", "list", "watch"}, role["metadata"]["name"]
-            assert rule["resourceNames"], role["metadata"]["name"]
             assert "*" not in str(rule)
+            if rule["resources"] == ["dnsrecords"]:
+                assert (role["kind"], rule) == (
+                    "ClusterRole",
+                    {
+                        "apiGroups": ["dns.homelab.mortenolsen.pro"],
+                        "resources": ["dnsrecords"],
+                        "verbs": ["get", "list", "watch"],
+                    },
+                )
+                continue
+            assert rule["resourceNames"], role["metadata"]["name"]
             if role["kind"] == "Role":
                 assert (rule["apiGroups"], rule["resources"]) == ([""], ["secrets"])
             else:
@@ -397,6 +408,7 @@ def test_everything_referenced_exists(build: str) -> None:
         for r in of_kind(docs, "ClusterRole")
         if _ours(r)
         for rule in r["rules"]
+        if rule["resources"] == ["dnsclasses"]
         for n in rule["resourceNames"]
     }
     assert (granted_secrets, granted_classes) == (secrets, classes)
@@ -421,6 +433,29 @@ def test_roles_are_bound_to_the_pods_that_read(build: str) -> None:
         assert subjects <= runners, binding["metadata"]["name"]
         role = named(docs, binding["roleRef"]["kind"], binding["roleRef"]["name"])
         assert _ours(role)
+
+
+@pytest.mark.parametrize("build", [b for b in WITH_WORKLOADS if b != HELM])
+def test_every_sidecar_with_a_dnsclass_client_may_read_dnsrecords(build: str) -> None:
+    """Each ServiceAccount running a sidecar whose routing table has a dnsClass client is bound
+    to a ClusterRole with get, list and watch on dnsrecords. (Helm: the operator's own
+    ClusterRole already grants its ServiceAccount that and more; dev binds its stand-in.)"""
+    docs = render(build)
+    assert any(c.dns_class for _, table in _routing_tables(docs) for c in table.clients)
+    runners = {
+        (namespace, pod.get("serviceAccountName", "default"))
+        for namespace, pod in namespaced_pods(docs)
+        if any(is_sidecar_image(c["image"]) and "command" not in c for c in containers(pod))
+    }
+    readers = {
+        (subject["namespace"], subject["name"])
+        for binding in of_kind(docs, "ClusterRoleBinding")
+        for rule in named(docs, "ClusterRole", binding["roleRef"]["name"])["rules"]
+        if rule["resources"] == ["dnsrecords"] and set(rule["verbs"]) == {"get", "list", "watch"}
+        for subject in binding["subjects"]
+    }
+    assert runners
+    assert runners <= readers
 
 
 @pytest.mark.parametrize("build", WITH_WORKLOADS)
@@ -649,6 +684,8 @@ def test_second_instance_renames_everything_consistently() -> None:
         ("RoleBinding", "dns-sidecar-home"),
         ("ClusterRole", "dns-sidecar-home-dnsclass"),
         ("ClusterRoleBinding", "dns-sidecar-home-dnsclass"),
+        ("ClusterRole", "dns-sidecar-dnsrecords"),  # shared by every instance, read-only
+        ("ClusterRoleBinding", "dns-sidecar-home-dnsrecords"),
         ("ConfigMap", "dns-sidecar-home-routing"),
         ("Deployment", "dns-sidecar-home"),
         ("Service", "dns-sidecar-home"),

@@ -126,3 +126,27 @@ def test_kubernetes_watch_and_in_cluster_from_the_environment(
         "backoff_max": 5.0,
     }
     assert settings.kubernetes.in_cluster is True
+
+
+def test_sweep_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sweeps every 300 s with a 600 s grace by default; 0 turns them off, any second from 1
+    is taken (tests sweep in seconds), and a fraction below 1 is refused saying why."""
+    assert (Settings.from_env().sweeps.interval, Settings.from_env().sweeps.orphan_grace) == (
+        300.0,
+        600.0,
+    )
+    monkeypatch.setenv("DNS_SIDECAR_SWEEP_INTERVAL", "0")
+    monkeypatch.setenv("DNS_SIDECAR_ORPHAN_GRACE", "1")
+    assert (Settings.from_env().sweeps.interval, Settings.from_env().sweeps.orphan_grace) == (
+        0.0,
+        1.0,
+    )
+    monkeypatch.setenv("DNS_SIDECAR_SWEEP_INTERVAL", "0.5")
+    with pytest.raises(ValidationError) as refused:
+        Settings.from_env()
+    assert describe_settings_error(refused.value) == [
+        (
+            "invalid setting interval (DNS_SIDECAR_SWEEP_INTERVAL): '0.5': must be 0 (sweeps off) "
+            "or at least 1 second"
+        )
+    ]

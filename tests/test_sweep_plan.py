@@ -84,15 +84,21 @@ def test_a_set_no_dnsrecord_of_its_class_wants_is_a_prunable_orphan() -> None:
 
 def test_a_legacy_marker_is_reported_never_pruned() -> None:
     """A set marked before owners (no class) that nobody wants: reported with no fix; one that
-    some DNSRecord wants is not an orphan at all."""
-    found = plan_zone(
-        ZONE,
-        [held("old", ("192.0.2.1",), Mark()), held("www", ("192.0.2.9",), Mark())],
-        wants(want("www", ("192.0.2.9",))),
-        deployment=ME,
-    )
-    assert [(f.kind, f.fqdn, f.fix) for f in found] == [(Kind.ORPHAN, "old.example.com", None)]
+    some DNSRecord wants is no orphan but drift, whose repair writes the class into its marker
+    (not under ownership: off, where an upsert leaves markers as they are)."""
+    listing = [held("old", ("192.0.2.1",), Mark()), held("www", ("192.0.2.9",), Mark())]
+    found = plan_zone(ZONE, listing, wants(want("www", ("192.0.2.9",))), deployment=ME)
+    assert [(f.kind, f.fqdn, f.fix) for f in found] == [
+        (Kind.ORPHAN, "old.example.com", None),
+        (Kind.DRIFT, "www.example.com", Fix.REPAIR),
+    ]
     assert "never pruned" in found[0].reason
+    assert found[1].reason == (
+        "DNSRecord apps/www (DNSClass public): its marker is from before owners; a repair "
+        "writes the DNSClass into it."
+    )
+    off = ZonePolicy(name="example.com", ownership=Ownership.OFF)
+    assert plan_zone(off, listing[1:], wants(want("www", ("192.0.2.9",))), deployment=ME) == []
 
 
 def test_sets_of_other_deployments_and_classless_clients_are_not_judged() -> None:

@@ -183,8 +183,8 @@ async def test_never_pruned_legacy_unknown_class_or_report_only(tmp_path: Path) 
         await rig.sweeper.sweep(act=True)
         rig.clock.advance(1000)
     assert [(o["name"], o["fix"]) for o in rig.sweeper.status()["orphans"]] == [
-        ("legacy.example.com", None),
         ("gone.example.com", None),
+        ("legacy.example.com", None),
     ]
     reporting = MemoryProvider()
     await put(reporting, "old", ["192.0.2.1"])
@@ -209,9 +209,9 @@ async def test_drift_is_reported_then_repaired_as_an_upsert() -> None:
     report = Rig(provider, records, zone=ZonePolicy("example.com"))
     found = await report.sweeper.sweep(act=True)
     assert [(f.kind.value, f.fqdn) for f in found.findings] == [
-        ("drift", "www.example.com"),
         ("drift", "api.example.com"),
         ("drift", "slow.example.com"),
+        ("drift", "www.example.com"),
     ]
     assert found.done == []
     assert report.metric("dns_sidecar_drifted_records", zone="example.com") == 3
@@ -219,9 +219,9 @@ async def test_drift_is_reported_then_repaired_as_an_upsert() -> None:
     repair = Rig(provider, records)
     done = (await repair.sweeper.sweep(act=True)).done
     assert [(f.fqdn, what) for f, what in done] == [
-        ("www.example.com", "repaired (updated)"),
         ("api.example.com", "repaired (created)"),
         ("slow.example.com", "repaired (updated)"),
+        ("www.example.com", "repaired (updated)"),
     ]
     assert await names(provider) == [
         ("api.example.com", ("192.0.2.2",), 120),

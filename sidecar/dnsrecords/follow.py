@@ -53,7 +53,7 @@ class DnsRecordFollower:
         if objects is None or objects.unavailable is not None:
             why = objects.unavailable if objects is not None else "not connected"
             self._stop(objects)
-            self.index.off(f"no Kubernetes API to read DNSRecords from: {why}")
+            self.index.off(f"no Kubernetes API to read DNSRecords from: {why}", wanted)
             return
         if self._watching and wanted == self.index.classes():
             return

@@ -37,9 +37,10 @@ class DnsRecordIndex:
     def __init__(self, default_ttl: Callable[[str], int | None] = lambda name: None) -> None:
         self._default_ttl = default_ttl
         self._classes: frozenset[str] = frozenset()
-        self._records: dict[Ref, WantedRecord] = {}
+        # each DNSRecord kept once per view: by class and ref, by class and key (a list, as one
+        # key rarely holds more than one; no per-key dict, no tuple key: 10 000 in a few MiB)
         self._by_class: dict[str, dict[Ref, WantedRecord]] = {}
-        self._at: dict[tuple[str, RecordKey], dict[Ref, WantedRecord]] = {}
+        self._at: dict[str, dict[RecordKey, list[WantedRecord]]] = {}
         self._unreadable: dict[Ref, Unreadable] = {}
         self._scopes: dict[str | None, _Scope] = {}
         self._off: str | None = "not started"
@@ -57,15 +58,25 @@ class DnsRecordIndex:
         self._off = None
         self._clear()
 
-    def off(self, reason: str) -> None:
-        """Nothing is read, for ``reason`` (shown on ``/status``)."""
+    def off(self, reason: str, classes: Iterable[str] = ()) -> None:
+        """Nothing is read for ``classes`` (served, but unreadable), for ``reason`` (shown on
+        ``/status``)."""
         self._off = reason
+        self._classes = frozenset(classes)
         self._scopes = {}
         self._clear()
 
     @property
     def off_reason(self) -> str | None:
         return self._off
+
+    @property
+    def never_listed(self) -> str | None:
+        """Why a scope has never been listed, when its watch fails (a 403, no API server): then
+        waiting for a DNSRecord to be delivered is pointless. A watch that dropped after its
+        list is not this: it resumes, and what it held stays."""
+        errors = [s.error for s in self._scopes.values() if s.error and not s.listed]
+        return "; ".join(errors) or None
 
     # --- the view ---------------------------------------------------------------------------
 
@@ -85,7 +96,7 @@ class DnsRecordIndex:
         return list(self._by_class.get(dns_class, {}).values())
 
     def at(self, dns_class: str, key: RecordKey) -> Sequence[WantedRecord]:
-        return list(self._at.get((dns_class, key), {}).values())
+        return list(self._at.get(dns_class, {}).get(key, ()))
 
     def default_ttl(self, dns_class: str) -> int | None:
         return self._default_ttl(dns_class)
@@ -125,7 +136,8 @@ class DnsRecordIndex:
         if scope is None:
             self._clear()
         else:
-            for ref in [ref for ref in (*self._records, *self._unreadable) if ref[0] == scope]:
+            refs = {ref for per in self._by_class.values() for ref in per}
+            for ref in [ref for ref in (*refs, *self._unreadable) if ref[0] == scope]:
                 self._remove(ref)
             self._moved()
         state = self._scopes.setdefault(scope, _Scope())
@@ -148,7 +160,7 @@ class DnsRecordIndex:
     def lost(self, scope: str | None, reason: str) -> None:
         state = self._scopes.setdefault(scope, _Scope())
         state.live, state.error = False, reason
-        self._moved()
+        self._moved()  # what it holds stays (a resumed watch delivers what it missed)
 
     # --- inside -----------------------------------------------------------------------------
 
@@ -160,23 +172,23 @@ class DnsRecordIndex:
         if isinstance(found, Unreadable):
             self._unreadable[ref] = found
             return
-        self._records[ref] = found
         self._by_class.setdefault(found.dns_class, {})[ref] = found
-        self._at.setdefault((found.dns_class, found.key), {})[ref] = found
+        self._at.setdefault(found.dns_class, {}).setdefault(found.key, []).append(found)
 
     def _remove(self, ref: Ref) -> None:
         self._unreadable.pop(ref, None)
-        old = self._records.pop(ref, None)
-        if old is None:
-            return
-        del self._by_class[old.dns_class][ref]
-        here = (old.dns_class, old.key)
-        del self._at[here][ref]
-        if not self._at[here]:
-            del self._at[here]
+        for dns_class, per in self._by_class.items():  # a handful of classes
+            old = per.pop(ref, None)
+            if old is not None:
+                at = self._at[dns_class]
+                rest = [record for record in at[old.key] if record is not old]
+                if rest:
+                    at[old.key] = rest
+                else:
+                    del at[old.key]
+                return
 
     def _clear(self) -> None:
-        self._records.clear()
         self._by_class.clear()
         self._at.clear()
         self._unreadable.clear()

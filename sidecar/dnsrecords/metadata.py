@@ -92,8 +92,8 @@ class BareValues:
             if found:
                 return found
             left = deadline - loop.time()
-            failing = self.index.status()["lastError"]
-            if left <= 0 or (failing and not self.index.synced):
+            failing = self.index.never_listed
+            if left <= 0 or failing:
                 raise self._refused(
                     key,
                     bare,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
 from dataclasses import dataclass
 
 import idna
@@ -109,7 +110,7 @@ class RecordName:
     @classmethod
     @functools.lru_cache(maxsize=4096)  # the same names come back on every reconcile
     def parse(cls, domain: str, subdomain: str) -> RecordName:
-        dom = normalize_domain(domain)
+        dom = sys.intern(normalize_domain(domain))  # one copy of each zone's name
         sub = normalize_subdomain(subdomain)
         fqdn = dom if sub == APEX else f"{sub}.{dom}"
         return cls(dom, sub, _check_length(fqdn, field="fqdn"))

@@ -6,7 +6,8 @@
   served wants it, and is only ever reported. Sets of another deployment, or of a client
   without a DNSClass, are not ours to judge and are left out.
 - **drift**: a DNSRecord whose set is missing, or holds other values, or another TTL (wanted:
-  ``spec.ttl``, else the DNSClass's ``spec.defaultTTL``, else the zone's); repairable.
+  ``spec.ttl``, else the DNSClass's ``spec.defaultTTL``, else the zone's), or carries the marker
+  from before owners (a repair, an upsert, rewrites it with the class); repairable.
 - a **conflict**: a DNSRecord whose name holds records dns-sidecar does not own (no marker,
   another DNSClass's or deployment's under ``strict``, a CNAME in the way), or two DNSRecords of
   one class wanting different sets at one name; reported, never acted on.
@@ -213,6 +214,8 @@ def _compare(
         why = f"holds {', '.join(shown)}, wanted {', '.join(want.values)}"
     elif at.ttl is not None and at.ttl != want.ttl:
         why = f"holds TTL {at.ttl}, wanted {want.ttl}"
+    elif at.mark is not None and at.mark.legacy and zone.ownership is not Ownership.OFF:
+        why = "its marker is from before owners; a repair writes the DNSClass into it"
     else:
         return None
     return replace(

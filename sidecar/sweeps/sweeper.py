@@ -163,6 +163,7 @@ class Sweeper:
             wants = Wants(here.get(_zone_key(route), []), wants_keys, ttls)
             found = plan_zone(zone, held, wants, deployment=self.deployment)
             result.findings += [replace(f, account=route.account.name) for f in found]
+        result.findings.sort(key=lambda f: (f.zone, f.account, f.fqdn, f.type, f.kind.value))
         if not view.synced or view.generation != generation:
             result.skipped = "the DNSRecord watch restarted during the sweep"
         self._generation = generation
@@ -247,6 +248,7 @@ class Sweeper:
             return "not done: a DNSRecord wants it again"
         zone = replace(route.zone, owner=Owner(self.deployment, finding.dns_class))
         deleted = await route.account.provider.delete(zone, finding.key())
+        since = self._since(finding)
         self._seen.pop(finding.identity, None)
         if self.metrics is not None:
             self.metrics.actions.labels("prune").inc()
@@ -257,7 +259,7 @@ class Sweeper:
             finding.fqdn,
             finding.zone,
             finding.dns_class,
-            _iso(self._since(finding)),
+            _iso(since),
             deleted.removed,
             ", ".join(finding.held),
             extra={"fields": {"sweep": "prune", "zone": finding.zone, "fqdn": finding.fqdn}},
