@@ -17,6 +17,7 @@ import dns.rdatatype
 import pytest
 from prometheus_client import CollectorRegistry
 
+from sidecar.app import DNS_RECORDS, SWEEPER
 from sidecar.auth.clients import Client, ClientKind
 from sidecar.clock import FrozenClock
 from sidecar.config import loader
@@ -37,7 +38,7 @@ from sidecar.routing.table import Account, Route, RoutingTable
 from sidecar.settings import SweepSettings
 from sidecar.sweeps.sweeper import Sweeper
 from tests.bind_server import KEY_NAME, BindServer
-from tests.builders import local
+from tests.builders import dns_record_spec, local, operator_upsert
 from tests.conftest import (
     Caller,
     RunningEmulator,
@@ -560,3 +561,54 @@ async def test_two_replicas_serialise_on_the_redis_lock(
     assert [r.outcome is not Outcome.UNCHANGED for r in results] == [True] * 16
     assert bind.serial() == serial + 16
     assert held(bind, "shared.example.test", "A") in [sorted(v) for v in sets]
+
+
+async def test_a_renamed_record_on_bind_is_pruned_by_the_sweep(
+    bind: BindServer, kube: RunningKube, start_sidecar: StartSidecar, tmp_path: Path
+) -> None:
+    """End to end on BIND: the operator renames a DNSRecord (upserts the new name, never deletes
+    the old); the sweep lists the zone by one AXFR, finds the old set by its companion's marker
+    (DNSClass public), and prunes it, companion and all, once the grace has passed."""
+    kube.fake.set_dns_class("public", {"server": "http://127.0.0.1:7100", "defaultTTL": 300})
+    old = dns_record_spec("A", "example.test", "old", ["192.0.2.1"], "public")
+    kube.fake.set_dns_record("apps", "web", old)
+    path = tmp_path / "routing.yaml"
+    path.write_text(
+        table(bind, zone_extra="    orphans: prune\n").replace(
+            "accounts:", "clients: [{name: public, dnsClass: public}]\naccounts:"
+        )
+    )
+    settings = make_settings(
+        table={"config": path},
+        kubernetes={"kubeconfig": kube.kubeconfig},
+        sweeps={"interval": 300, "orphan_grace": 600},
+    )
+    clock = FrozenClock()
+    sidecar = await start_sidecar(settings, clock=clock)
+    index = sidecar.app[DNS_RECORDS]
+    await eventually(lambda: index.synced)
+    dns_class = {"defaultTTL": 300}
+    assert (
+        await sidecar.caller.call("POST", "/records", operator_upsert(old, dns_class))
+    ).status == 200
+    new = dns_record_spec("A", "example.test", "new", ["192.0.2.1"], "public")
+    kube.fake.set_dns_record("apps", "web", new)
+    await eventually(lambda: [r.key.fqdn for r in index.wanted("public")] == ["new.example.test"])
+    assert (
+        await sidecar.caller.call("POST", "/records", operator_upsert(new, dns_class))
+    ).status == 200
+    assert held(bind, "_dns-sidecar-a-old.example.test", "TXT") == [
+        '"managed by dns-sidecar (owner=dns-sidecar, class=public)"'
+    ]
+    before = bind.counters()["AXFR"]
+    first = await sidecar.app[SWEEPER].sweep(act=True)
+    assert [(f.kind.value, f.fqdn) for f in first.findings] == [("orphan", "old.example.test")]
+    assert (first.done, bind.counters()["AXFR"] - before) == ([], 1)
+    clock.advance(600)
+    second = await sidecar.app[SWEEPER].sweep(act=True)
+    assert [(f.fqdn, what) for f, what in second.done] == [
+        ("old.example.test", "pruned (1 value(s) removed)")
+    ]
+    assert held(bind, "old.example.test", "A") == []
+    assert held(bind, "_dns-sidecar-a-old.example.test", "TXT") == []
+    assert held(bind, "new.example.test", "A") == ["192.0.2.1"]
