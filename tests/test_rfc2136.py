@@ -395,19 +395,23 @@ async def test_tsig_secret_from_a_secret_rotated_live(
 
 
 async def test_held_lists_the_zone_by_one_axfr_with_marks(bind: BindServer) -> None:
-    """One AXFR per listing: our sets with this owner's mark, a foreign set with none, the
-    companions, SOA and apex NS left out."""
+    """One AXFR per listing: our sets with this owner's mark, foreign sets with none (data no
+    request could spell as the server holds it), the companions, SOA and apex NS left out."""
     dns_provider = provider(bind)
     public = ZonePolicy(name="example.test", owner=Owner("dns-sidecar", "public"))
     await dns_provider.upsert(public, record("A", "www", ["192.0.2.1"]))
     await dns_provider.upsert(ZONE, record("TXT", "*.apps", ["hello"], ttl=60))
-    bind.nsupdate("update add theirs.example.test 300 A 192.0.2.9")
+    bind.nsupdate(
+        "update add theirs.example.test 300 A 192.0.2.9",
+        'update add odd.example.test 300 TXT "a\\001b"',  # no request could spell it
+    )
     before = bind.counters()
     listed = sorted(await dns_provider.held(ZONE), key=lambda h: (h.fqdn, h.type))
     assert bind.counters()["AXFR"] - before["AXFR"] == 1
     assert [(h.type, h.fqdn, h.values, h.ttl, h.mark, h.foreign) for h in listed] == [
         ("TXT", "*.apps.example.test", ("hello",), 60, Mark("dns-sidecar"), ()),
         ("A", "ns.example.test", (), 300, None, ("127.0.0.1",)),
+        ("TXT", "odd.example.test", (), 300, None, ("a\x01b",)),
         ("A", "theirs.example.test", (), 300, None, ("192.0.2.9",)),
         ("A", "www.example.test", ("192.0.2.1",), 300, Mark("dns-sidecar", "public"), ()),
     ]

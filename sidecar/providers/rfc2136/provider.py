@@ -30,7 +30,7 @@ import dns.update
 from dns.rdtypes.ANY.TXT import TXT
 
 from sidecar.coordination.base import Lease, WriteLocks
-from sidecar.errors import InvalidRecord, ProviderError, RecordConflict
+from sidecar.errors import ProviderError
 from sidecar.providers.base import (
     ROOT,
     DeleteResult,
@@ -42,11 +42,12 @@ from sidecar.providers.base import (
     ZonePolicy,
 )
 from sidecar.providers.ownership import read
-from sidecar.providers.rfc2136.companion import companion_name, is_companion
+from sidecar.providers.rfc2136 import conflicts
+from sidecar.providers.rfc2136.companion import companion_name
+from sidecar.providers.rfc2136.listing import held_sets
 from sidecar.providers.rfc2136.rdata import IN, to_rdataset, txt_strings, value_of, values_of
 from sidecar.providers.rfc2136.server import PREREQUISITE_FAILED, DnsServer
 from sidecar.records import RecordKey, RecordSet
-from sidecar.records.values import SUPPORTED_TYPES
 
 CNAME = dns.rdatatype.CNAME
 TXT_TYPE = dns.rdatatype.TXT
@@ -93,7 +94,7 @@ class Rfc2136Provider:
         async with self._locks.hold(self._lock(origin, key)) as lease:
             found = await self._read(key)
             if found.cname is not None:
-                raise _in_the_way(key, [f"CNAME {found.cname}"])
+                raise conflicts.in_the_way(key, [f"CNAME {found.cname}"])
             want = tuple(sorted(record.values))
             result = RecordSet(key, record.values, record.ttl)
             marker = zone.owner.marker(zone.comment)
@@ -108,7 +109,7 @@ class Rfc2136Provider:
                 if zone.ownership is Ownership.STRICT and (
                     mark is None or not mark.writable_by(zone.owner)
                 ):
-                    raise _foreign(key, found, zone)
+                    raise conflicts.foreign(key, found.values, zone)
                 # a marker from before owners, or a set taken over: the marker is rewritten
                 change = _Change(origin, record, found, companion, marker)
                 await self._write(change, zone, held, lease)
@@ -153,7 +154,7 @@ class Rfc2136Provider:
             lease.ensure(self.server.timeout)
             rcode = await self.server.update(message)
             if rcode in PREREQUISITE_FAILED:
-                raise _changed(key, rcode, "delete")
+                raise conflicts.changed(key, rcode, "delete")
             return DeleteResult(removed=len(found.values))
 
     async def held(self, zone: ZonePolicy) -> list[HeldSet]:
@@ -162,29 +163,7 @@ class Rfc2136Provider:
         and types the sidecar does not write are left out. A refused transfer is a 502 naming
         ``allow-transfer``: the sweep reports it and changes nothing in this zone."""
         origin = self._origin(zone)
-        copy = await self.server.transfer(origin)
-        apex = origin.to_text(omit_final_dot=True)
-        texts: dict[str, str | None] = {}
-        sets: list[tuple[str, str, dns.rdataset.Rdataset]] = []
-        for name, node in copy.nodes.items():
-            fqdn = name.to_text(omit_final_dot=True).lower()
-            for rdataset in node.rdatasets:
-                kind = dns.rdatatype.to_text(rdataset.rdtype)
-                if is_companion(name):
-                    if rdataset.rdtype == TXT_TYPE:
-                        only = [value_of("TXT", rd) for rd in rdataset]
-                        texts[fqdn] = only[0] if len(only) == 1 else None
-                elif kind in SUPPORTED_TYPES and not (fqdn == apex and kind == "NS"):
-                    sets.append((kind, fqdn, rdataset))
-        found = []
-        for kind, fqdn, rdataset in sets:
-            values = _listed_values(kind, rdataset)
-            mark = read(texts.get(companion_name(fqdn, kind, apex)), zone.comment)
-            if mark is None:
-                found.append(HeldSet(kind, fqdn, (), rdataset.ttl, None, values))
-            else:
-                found.append(HeldSet(kind, fqdn, values, rdataset.ttl, mark))
-        return found
+        return held_sets(await self.server.transfer(origin), zone)
 
     async def health(self) -> Health:
         if not self.zones:
@@ -264,13 +243,13 @@ class Rfc2136Provider:
             if rcode not in PREREQUISITE_FAILED:
                 return
             if zone.ownership is not Ownership.STRICT or found.rdataset is None or attempt == 2:
-                raise _changed(key, rcode, "upsert")
+                raise conflicts.changed(key, rcode, "upsert")
             held = await self._marker(companion)
             mark = read(held, zone.comment)
             if mark is None or not mark.writable_by(zone.owner):
-                raise _foreign(key, found, zone)
+                raise conflicts.foreign(key, found.values, zone)
             if held == expected:
-                raise _changed(key, rcode, "upsert")
+                raise conflicts.changed(key, rcode, "upsert")
             expected = held  # ours, written before owners existed: rewritten now
 
     def _message(self, change: _Change, expected: str | None) -> dns.update.UpdateMessage:
@@ -297,15 +276,6 @@ class Rfc2136Provider:
         return message
 
 
-def _listed_values(kind: str, rdataset: dns.rdataset.Rdataset) -> tuple[str, ...]:
-    """The values of a listed set in canonical form; data the sidecar would not write (a TXT
-    with control characters, say) as the server spells it."""
-    try:
-        return values_of(kind, rdataset)
-    except InvalidRecord:
-        return tuple(sorted(value_of(kind, rd) for rd in rdataset))
-
-
 def _marker_rdata(text: str) -> TXT:
     return TXT(IN, TXT_TYPE, txt_strings(text))
 
@@ -320,34 +290,3 @@ def _answer(
             if rrset.name == name and rrset.rdtype == rdtype and rrset.rdclass == IN:
                 return rrset
     return None
-
-
-def _in_the_way(key: RecordKey, existing: list[str]) -> RecordConflict:
-    return RecordConflict(
-        f"Cannot put {key.type} at {key.fqdn}: {', '.join(existing)} already there, and a "
-        "CNAME cannot share its name with other records.",
-        details={"fqdn": key.fqdn, "existing": existing},
-    )
-
-
-def _foreign(key: RecordKey, found: _Found, zone: ZonePolicy) -> RecordConflict:
-    values = list(found.values)
-    return RecordConflict(
-        f"{key.fqdn} has {key.type} records not managed by dns-sidecar (no companion record "
-        f"{companion_name(key.fqdn, key.type, zone.name)} TXT with this deployment's marker): "
-        f"{', '.join(values)}. Remove them, or set ownership: adopt for this zone.",
-        details={"fqdn": key.fqdn, "foreign": values},
-    )
-
-
-def _changed(key: RecordKey, rcode: int, what: str) -> RecordConflict:
-    name = dns.rcode.to_text(rcode)  # type: ignore[arg-type]
-    if rcode == dns.rcode.YXDOMAIN:
-        why = "other records are at the name, and a CNAME cannot share its name with them"
-    else:
-        why = "the records at the name (or their ownership marker) changed since they were read"
-    return RecordConflict(
-        f"The DNS server refused the {what} of {key.type} {key.fqdn} ({name}): {why}; nothing "
-        "was changed. Look at the name, then try again.",
-        details={"fqdn": key.fqdn, "rcode": name},
-    )

@@ -92,7 +92,7 @@ class DnsServer:
 
     def new_update(self, zone: dns.name.Name) -> dns.update.UpdateMessage:
         """An UPDATE message for ``zone``, signed with the key in force now."""
-        key = self._current_key()
+        key = self._key()
         if key is None:
             return dns.update.UpdateMessage(zone)
         keyring = key.keyring(self.account)
@@ -101,7 +101,7 @@ class DnsServer:
     async def transfer(self, zone: dns.name.Name) -> dns.zone.Zone:
         """The whole zone by AXFR (sweeps list it this way)."""
         copy = dns.zone.Zone(zone, relativize=False)
-        key = self._current_key()
+        key = self._key()
         keyring = key.keyring(self.account) if key is not None else None
         keyname = next(iter(keyring)) if keyring else None
         query, _ = dns.xfr.make_query(
@@ -112,7 +112,7 @@ class DnsServer:
         )
         what = f"zone transfer (AXFR) of {zone}"
         address = await self._address()
-        try:
+        try:  # each read has the timeout; the whole transfer three times it
             async with asyncio.timeout(self.timeout * 3):
                 await dns.asyncquery.inbound_xfr(
                     address, copy, query, port=self.port, timeout=self.timeout
@@ -125,7 +125,7 @@ class DnsServer:
 
     async def _send(self, message: dns.message.Message, what: str) -> dns.message.Message:
         if not isinstance(message, dns.update.UpdateMessage):
-            key = self._current_key()
+            key = self._key()
             if key is not None:
                 message.use_tsig(key.keyring(self.account), algorithm=key.algorithm)
         address = await self._address()
@@ -139,9 +139,6 @@ class DnsServer:
         if rcode == dns.rcode.NOERROR or rcode in PREREQUISITE_FAILED:
             return reply
         raise self._refused(rcode, what)
-
-    def _current_key(self) -> TsigKey | None:
-        return self._key()
 
     async def _address(self) -> str:
         """The server's address: a literal as it is, a host name looked up (with the deadline)."""
