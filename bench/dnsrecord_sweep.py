@@ -131,7 +131,7 @@ async def measure(records: int) -> list[Row]:
     assert result.complete, result.zones
     return [
         Row(
-            "6 dnsrecord sweep",
+            "7 dnsrecord sweep",
             f"API calls, {records} DNSRecords over 4 zones ({PAGE} a page)",
             f"{calls}",
             "",
@@ -139,12 +139,12 @@ async def measure(records: int) -> list[Row]:
             "met" if calls == pages else "MISSED",
         ),
         Row(
-            "6 dnsrecord sweep",
+            "7 dnsrecord sweep",
             "wall time of the sweep",
             f"{seconds * 1000:.0f} ms ({found['orphan']} orphans, {found['drift']} drift)",
         ),
         Row(
-            "6 dnsrecord sweep",
+            "7 dnsrecord sweep",
             "peak RSS of the sweeping process",
             f"{peak:.0f} MiB",
             f"{before_rss:.0f} MiB before the index",

@@ -46,4 +46,4 @@ def test_quick_redis_overhead_benchmark_runs() -> None:
 def test_quick_dnsrecord_sweep_benchmark_runs() -> None:
     """`python -m bench.dnsrecord_sweep --quick` sweeps 4 zones in one listing each."""
     rows = quick_rows("bench.dnsrecord_sweep")
-    assert rows == ["scenario", "6 dnsrecord sweep", "6 dnsrecord sweep", "6 dnsrecord sweep"]
+    assert rows == ["scenario", "7 dnsrecord sweep", "7 dnsrecord sweep", "7 dnsrecord sweep"]

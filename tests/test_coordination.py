@@ -335,7 +335,7 @@ async def test_health_readiness_and_status_say_why_while_redis_is_down(
         True,
     )
     assert shown["loops"] == {"ping": {"running": True, "restarts": 0, "lastError": None}}
-    assert sorted((await status())["loops"]) == ["recheck_forever", "watch_forever"]
+    assert sorted((await status())["loops"]) == ["recheck_forever", "sweeps", "watch_forever"]
 
     redis_server.kill()
     await eventually(lambda: _not_ready(management))

@@ -424,3 +424,21 @@ async def test_without_a_kubernetes_api_the_view_is_off_and_says_why(
     assert f"DNSRecords are not read: {off}. Either let the sidecar read them" in (
         caught.value.message
     )
+
+
+async def test_a_dropped_watch_moves_the_generation_and_resumes_without_a_list(
+    kube: RunningKube, start_sidecar: StartSidecar, tmp_path: Path
+) -> None:
+    """The API server drops the watch: the generation moves and synced turns false (a sweep
+    across it must not act), then the watch resumes from its resourceVersion, delivering what
+    changed meanwhile, without listing again."""
+    kube.fake.set_dns_class("public", PUBLIC)
+    kube.fake.set_dns_record("mail", "mx", MX)
+    sidecar = await start(start_sidecar, kube, tmp_path, memory_table())
+    view = index(sidecar)
+    before, lists = view.generation, kube.fake.lists
+    kube.fake.drop_watches()
+    await eventually(lambda: view.generation > before)
+    kube.fake.set_dns_record("voip", "sip", SRV)  # while the watch is away, or just back
+    await eventually(lambda: view.synced and len(view.wanted("public")) == 2)
+    assert kube.fake.lists == lists

@@ -334,6 +334,7 @@ async def test_dns_class_settings_follow_the_dns_class(
         f"watch Secret {NS}/cf-hmac-2": True,
         f"watch Secret {NS}/home-hmac": True,
         "watch DNSRecords in all namespaces": True,  # a dnsClass client reads DNSRecords
+        "sweeps": True,  # and they are swept
     }
 
     # DNSClass deleted: that client is refused with a clear message; the other still works

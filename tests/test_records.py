@@ -86,7 +86,7 @@ async def test_memory_snapshot_is_valid_json_and_rejects_corruption(tmp_path: Pa
     key = RecordKey.parse("A", "example.com", "www")
     await provider.upsert(ZonePolicy(name="."), RecordSet.build(key, ["192.0.2.1"], 60))
     assert json.loads(path.read_text()) == {
-        "version": 1,
+        "version": 2,
         "records": [
             {
                 "type": "A",
@@ -94,6 +94,7 @@ async def test_memory_snapshot_is_valid_json_and_rejects_corruption(tmp_path: Pa
                 "subdomain": "www",
                 "values": ["192.0.2.1"],
                 "ttl": 60,
+                "marker": "managed by dns-sidecar (owner=dns-sidecar)",
             }
         ],
     }

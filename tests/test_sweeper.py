@@ -4,11 +4,13 @@ across two sweeps, repair as an upsert, and nothing changed while the DNSRecords
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from sidecar.auth.clients import Client, ClientKind
@@ -318,6 +320,8 @@ class CountingProvider:
         self.listings = 0
         self.failure: Exception | None = None
         self.during_listing: Any = None
+        self.after_write: Any = None
+        self.refuse_writes: Exception | None = None
 
     async def held(self, zone: ZonePolicy) -> list[HeldSet]:
         self.listings += 1
@@ -327,5 +331,128 @@ class CountingProvider:
             self.during_listing()
         return await self.inner.held(zone)
 
+    async def upsert(self, zone: ZonePolicy, record: RecordSet) -> Any:
+        if self.refuse_writes is not None:
+            raise self.refuse_writes
+        done = await self.inner.upsert(zone, record)
+        if self.after_write is not None:
+            self.after_write()
+        return done
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+
+async def test_each_change_is_checked_against_the_dnsrecords_of_now() -> None:
+    """A DNSRecord that comes back during the sweep keeps its set (no prune); one deleted during
+    the sweep is not repaired; a change the provider refuses is reported as failed."""
+    provider = CountingProvider(MemoryProvider())
+    await put(provider.inner, "back", ["192.0.2.1"])
+    index = index_of(dnsrecord("gone", "gone", ["192.0.2.2"]))
+    rig = Rig(provider, index, grace=1)
+    await rig.sweeper.sweep(act=False)
+    rig.clock.advance(1)
+
+    def meanwhile() -> None:  # watch events that do not restart the watch
+        index.apply(None, "ADDED", dnsrecord("back", "back", ["192.0.2.1"]))
+        index.apply(None, "DELETED", dnsrecord("gone", "gone", ["192.0.2.2"]))
+
+    provider.during_listing = meanwhile
+    done = (await rig.sweeper.sweep(act=True)).done
+    assert [(f.fqdn, what) for f, what in done] == [
+        ("back.example.com", "not done: a DNSRecord wants it again"),
+        ("gone.example.com", "not done: no DNSRecord wants it any more"),
+    ]
+    provider.during_listing = None
+    index.apply(None, "ADDED", dnsrecord("other", "other", ["192.0.2.3"]))
+    provider.refuse_writes = ProviderUnavailable("The memory provider could not write.")
+    failed = (await rig.sweeper.sweep(act=True)).done
+    assert [(f.fqdn, what) for f, what in failed] == [
+        ("other.example.com", "failed: The memory provider could not write.")
+    ]
+
+
+async def test_a_watch_restart_between_two_changes_stops_the_rest() -> None:
+    """The watch restarts while the sweep acts: the changes not yet made are not made."""
+    provider = CountingProvider(MemoryProvider())
+    index = index_of(dnsrecord("a", "a", ["192.0.2.1"]), dnsrecord("b", "b", ["192.0.2.2"]))
+    provider.after_write = lambda: index.lost(None, "watch dropped")
+    rig = Rig(provider, index)
+    done = (await rig.sweeper.sweep(act=True)).done
+    assert [(f.fqdn, what) for f, what in done] == [
+        ("a.example.com", "repaired (created)"),
+        ("b.example.com", "not done: the DNSRecord watch restarted"),
+    ]
+
+
+class Turns:
+    """Turns answered from a script: an error, then another replica's, then ours."""
+
+    def __init__(self, answers: list[bool | Exception]) -> None:
+        self.answers = answers
+        self.asked: list[tuple[str, float]] = []
+
+    async def take(self, name: str, lease: float) -> bool:
+        self.asked.append((name, lease))
+        answer = self.answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+async def test_the_loop_sweeps_only_with_the_turn() -> None:
+    """Every interval the loop asks for the turn (lease: two intervals and 30 s): Redis failing
+    or another replica holding it means no sweep; with it, one sweep."""
+    provider = CountingProvider(MemoryProvider())
+    turns = Turns([ProviderUnavailable("Redis is down."), False, True])
+    waits: list[float] = []
+    states: list[str] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        states.append(sweeper.turn)
+        if len(waits) > 3:
+            raise asyncio.CancelledError
+
+    sweeper = Sweeper(
+        LiveConfig(runtime_for(provider, ZonePolicy("example.com"))),
+        index_of(),
+        SweepSettings(interval=5),
+        deployment=ME,
+        clock=FrozenClock(),
+        turns=turns,
+        sleep=sleep,
+    )
+    with pytest.raises(asyncio.CancelledError):
+        await sweeper.run_forever()
+    assert waits == [5, 5, 5, 5]
+    assert turns.asked == [("sweep", 40)] * 3
+    assert states == [
+        "not taken yet",
+        "unknown: Redis is down.",
+        "another replica sweeps",
+        "this replica sweeps",
+    ]
+    assert (sweeper.sweeps, provider.listings) == (1, 1)
+    assert sweeper.status()["lastSweep"]["skipped"] is None
+
+
+def test_status_before_any_sweep_says_whether_sweeps_are_on() -> None:
+    """Before the first sweep /status shows the settings, whose turn it is, and no sweep; an
+    interval of 0 shows sweeps off."""
+    sweeper = Sweeper(
+        LiveConfig(runtime_for(MemoryProvider(), ZonePolicy("example.com"))),
+        index_of(),
+        SweepSettings(interval=0, orphan_grace=60),
+        deployment="home",
+        clock=FrozenClock(),
+        turns=LocalTurns(),
+    )
+    assert sweeper.status() == {
+        "enabled": False,
+        "intervalSeconds": 0.0,
+        "orphanGraceSeconds": 60.0,
+        "ownerId": "home",
+        "turn": "not taken yet",
+        "lastSweep": None,
+    }

@@ -37,10 +37,10 @@ class DnsRecordIndex:
     def __init__(self, default_ttl: Callable[[str], int | None] = lambda name: None) -> None:
         self._default_ttl = default_ttl
         self._classes: frozenset[str] = frozenset()
-        # each DNSRecord kept once per view: by class and ref, by class and key (a list, as one
-        # key rarely holds more than one; no per-key dict, no tuple key: 10 000 in a few MiB)
+        # each DNSRecord kept once, indexed by class and ref and by class and key (the record
+        # itself, a list only when a key holds several): 10 000 in a few MiB
         self._by_class: dict[str, dict[Ref, WantedRecord]] = {}
-        self._at: dict[str, dict[RecordKey, list[WantedRecord]]] = {}
+        self._at: dict[str, dict[RecordKey, WantedRecord | list[WantedRecord]]] = {}
         self._unreadable: dict[Ref, Unreadable] = {}
         self._scopes: dict[str | None, _Scope] = {}
         self._off: str | None = "not started"
@@ -96,7 +96,10 @@ class DnsRecordIndex:
         return list(self._by_class.get(dns_class, {}).values())
 
     def at(self, dns_class: str, key: RecordKey) -> Sequence[WantedRecord]:
-        return list(self._at.get(dns_class, {}).get(key, ()))
+        found = self._at.get(dns_class, {}).get(key)
+        if found is None:
+            return []
+        return [found] if isinstance(found, WantedRecord) else list(found)
 
     def default_ttl(self, dns_class: str) -> int | None:
         return self._default_ttl(dns_class)
@@ -173,7 +176,14 @@ class DnsRecordIndex:
             self._unreadable[ref] = found
             return
         self._by_class.setdefault(found.dns_class, {})[ref] = found
-        self._at.setdefault(found.dns_class, {}).setdefault(found.key, []).append(found)
+        at = self._at.setdefault(found.dns_class, {})
+        there = at.get(found.key)
+        if there is None:
+            at[found.key] = found
+        elif isinstance(there, WantedRecord):
+            at[found.key] = [there, found]
+        else:
+            there.append(found)
 
     def _remove(self, ref: Ref) -> None:
         self._unreadable.pop(ref, None)
@@ -181,11 +191,12 @@ class DnsRecordIndex:
             old = per.pop(ref, None)
             if old is not None:
                 at = self._at[dns_class]
-                rest = [record for record in at[old.key] if record is not old]
-                if rest:
-                    at[old.key] = rest
-                else:
+                there = at[old.key]
+                rest = [] if isinstance(there, WantedRecord) else [r for r in there if r is not old]
+                if not rest:
                     del at[old.key]
+                else:
+                    at[old.key] = rest[0] if len(rest) == 1 else rest
                 return
 
     def _clear(self) -> None:

@@ -21,7 +21,7 @@ import aiohttp
 from sidecar.credentials.objects import DNSRecord
 from sidecar.credentials.watch import ApiError
 from sidecar.dnsrecords.index import DnsRecordIndex
-from sidecar.dnsrecords.parse import parse
+from sidecar.dnsrecords.parse import Unreadable, parse
 from sidecar.dnsrecords.wanted import WantedRecord, complete, describe_all, is_bare
 from sidecar.errors import InvalidRecord, ProviderUnavailable, RecordConflict
 from sidecar.records import RecordKey
@@ -119,7 +119,8 @@ class BareValues:
             if isinstance(now, WantedRecord) and now.dns_class == dns_class and now.key == key
         ]
 
-    async def _read(self, record: WantedRecord) -> object:
+    async def _read(self, record: WantedRecord) -> WantedRecord | Unreadable | None:
+        """``record``'s DNSRecord read again by name (``None``: it is gone)."""
         try:
             raw = await self.fetch(record.namespace, record.name)
         except ApiError as err:

@@ -18,6 +18,8 @@ from sidecar.errors import InvalidRecord
 from sidecar.records import RecordKey
 
 _NO_METADATA = RecordMetadata()
+MAX_SHARED = 1024  # distinct metadata kept to share (bounded: metadata is user input)
+_SHARED: dict[tuple[int | None, ...], RecordMetadata] = {(None, None, None): _NO_METADATA}
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +57,7 @@ def parse(obj: DNSRecord) -> WantedRecord | Unreadable | None:
     spec = cast("DNSRecordSpec", obj.get("spec"))
     try:
         kind, domain, subdomain = (_text(spec, part) for part in ("type", "domain", "subdomain"))
-        key = RecordKey.parse(kind, domain, subdomain)
+        key = RecordKey.build(kind, domain, subdomain)
     except (InvalidRecord, ValueError) as err:
         message = err.message if isinstance(err, InvalidRecord) else str(err)
         return Unreadable(namespace, name, dns_class, message)
@@ -85,8 +87,14 @@ def _metadata(raw: object) -> RecordMetadata:
     if not isinstance(raw, dict):
         return _NO_METADATA
     found = cast("DNSRecordMetadata", raw)
-    numbers = [_number(found.get(part)) for part in ("priority", "weight", "port")]
-    return _NO_METADATA if numbers == [None, None, None] else RecordMetadata(*numbers)
+    numbers = tuple(_number(found.get(part)) for part in ("priority", "weight", "port"))
+    # one object per distinct metadata: a zone's MX records mostly share a priority
+    shared = _SHARED.get(numbers)
+    if shared is None:
+        shared = RecordMetadata(*numbers)
+        if len(_SHARED) < MAX_SHARED:
+            _SHARED[numbers] = shared
+    return shared
 
 
 def _number(raw: object) -> int | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +36,11 @@ class RecordKey:
     @functools.lru_cache(maxsize=4096)  # the same keys come back on every reconcile
     def parse(cls, kind: str, domain: str, subdomain: str) -> RecordKey:
         return cls(normalize_type(kind), RecordName.parse(domain, subdomain))
+
+    @classmethod
+    def build(cls, kind: str, domain: str, subdomain: str) -> RecordKey:
+        """``parse`` without its cache: for many keys read once (the DNSRecords view)."""
+        return cls(sys.intern(normalize_type(kind)), RecordName.build(domain, subdomain))
 
     @property
     def fqdn(self) -> str:

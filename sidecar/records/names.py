@@ -110,6 +110,11 @@ class RecordName:
     @classmethod
     @functools.lru_cache(maxsize=4096)  # the same names come back on every reconcile
     def parse(cls, domain: str, subdomain: str) -> RecordName:
+        return cls.build(domain, subdomain)
+
+    @classmethod
+    def build(cls, domain: str, subdomain: str) -> RecordName:
+        """``parse`` without its cache: for many names read once (the DNSRecords view)."""
         dom = sys.intern(normalize_domain(domain))  # one copy of each zone's name
         sub = normalize_subdomain(subdomain)
         fqdn = dom if sub == APEX else f"{sub}.{dom}"

@@ -96,7 +96,6 @@ class Sweeper:
         self.last: Sweep | None = None
         self.sweeps = 0  # completed passes of this replica (tests wait on it)
         self.turn: str = "not taken yet"
-        self.changed = asyncio.Event()  # set after every pass
         self._generation = -1  # of the DNSRecord view when the last pass began looking
 
     # --- the loop ---------------------------------------------------------------------------
@@ -136,8 +135,6 @@ class Sweeper:
             self.last = result
             self.sweeps += 1
             self._count(result)
-            self.changed.set()
-            self.changed.clear()
         return result
 
     async def _look(self, runtime: Runtime, result: Sweep) -> None:
@@ -315,6 +312,7 @@ class Sweeper:
     def status(self) -> dict[str, Any]:
         """The sweeps for ``/status`` (``dnsRecords.sweeps``); no I/O."""
         body: dict[str, Any] = {
+            "enabled": self.settings.interval > 0,  # DNS_SIDECAR_SWEEP_INTERVAL=0: off
             "intervalSeconds": self.settings.interval,
             "orphanGraceSeconds": self.settings.orphan_grace,
             "ownerId": self.deployment,
