@@ -1,4 +1,4 @@
-"""Scenario 7: the RFC 2136 provider against BIND on loopback (the same ``named`` the tests run).
+"""Scenario 8: the RFC 2136 provider against BIND on loopback (the same ``named`` the tests run).
 
 Upserts go through the sidecar as it ships (HTTP, HMAC, the provider); the DNS messages each
 operation cost are counted by BIND itself (its statistics channel: requests by opcode, AXFRs).
@@ -93,7 +93,7 @@ async def rfc2136(sizes: Sizes, tmp: Path) -> list[Row]:
                     changed = label.startswith("changed")
                     rows.append(
                         Row(
-                            "7 rfc2136",
+                            "8 rfc2136",
                             f"upsert {label} c=1",
                             f"{_rps(result)}, p50 {_ms(result.p50)}, p99 {_ms(result.p99)}",
                             target="p50 <= 5 ms" if changed else "",
@@ -104,7 +104,7 @@ async def rfc2136(sizes: Sizes, tmp: Path) -> list[Row]:
                     got = (delta["QUERY"] / count, delta["UPDATE"] / count)
                     rows.append(
                         Row(
-                            "7 rfc2136",
+                            "8 rfc2136",
                             f"DNS messages per upsert, {label}",
                             _per(delta, count),
                             target=f"{want[0]} query + {want[1]} UPDATE",
@@ -129,7 +129,7 @@ async def _sweep(bind: BindServer, records: int) -> Row:
     seconds = time.perf_counter() - started
     ours = sum(1 for held in listed if held.ours)
     return Row(
-        "7 rfc2136",
+        "8 rfc2136",
         f"sweep listing, {records}-record zone",
         f"{delta['AXFR']} AXFR, {delta['QUERY'] - delta['AXFR']} other queries, {ours} sets ours, "
         f"{seconds * 1000:.0f} ms",

@@ -1,4 +1,5 @@
-"""The seven scenarios of the benchmark. Each returns rows for the one table."""
+"""The scenarios of the benchmark (1-5 here, 6 in ``bench.bare_mx``, 8 in ``bench.rfc2136``;
+7 is its own command, ``bench.dnsrecord_sweep``). Each returns rows for the one table."""
 
 from __future__ import annotations
 
