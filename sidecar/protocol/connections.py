@@ -4,7 +4,8 @@ The protocol port is open to whoever can reach it, so each connection is held on
 
 - Its request head must arrive within ``read_timeout`` of the connection opening (or of the first
   byte of a later request on a kept-alive connection; of the answer before it, once the client was
-  seen pipelining), and its body within ``read_timeout`` of the head. A slow head is closed without an answer; a slow body is answered 400 and closed.
+  seen pipelining), and its body within ``read_timeout`` of the head. A slow head is closed
+  without an answer; a slow body is answered 400 and closed.
 - At most ``limit`` connections are open (by default below the file-descriptor limit). At the
   limit, a new connection takes the place of the connection waiting longest for a request head
   (slow or idle: nothing is lost by closing it); when every connection is busy with a request,
