@@ -11,6 +11,10 @@ finding as ``path:line: what`` and exits 1 when there is one. It finds:
   one above it) defines ``_attr``: in its class body, its ``__slots__``, or as ``self._attr`` in
   its source.
 
+- ``getattr``, ``setattr``, ``hasattr`` and ``delattr`` with a private name written as a string
+  (``getattr(self, "_messages")``), on anything: the string hides the name from SLF001;
+- a class whose base is an alias of another package's class (``Base = web.RequestHandler``).
+
 Dunder names (``__init__``) are public. Our packages are ``sidecar``, ``tests`` and ``bench``.
 """
 
@@ -100,6 +104,7 @@ class _Checker(ast.NodeVisitor):
         self.findings: list[Finding] = []
         self.bindings: dict[str, Binding] = {}
         self.classes: dict[str, list[type]] = {}  # classes defined here: their foreign bases
+        self.aliases: dict[str, ast.expr] = {}  # ``Name = expr`` at any level: what it names
 
     def report(self, node: ast.AST, what: str) -> None:
         self.findings.append(Finding(self.path, getattr(node, "lineno", 0), what))
@@ -140,6 +145,25 @@ class _Checker(ast.NodeVisitor):
             return  # the rest of the chain is checked here, not again
         self.generic_visit(node)
 
+    def visit_Assign(self, node: ast.Assign) -> None:
+        for target in node.targets:
+            if isinstance(target, ast.Name) and isinstance(node.value, (ast.Name, ast.Attribute)):
+                self.aliases[target.id] = node.value
+        self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        func = node.func
+        if (
+            isinstance(func, ast.Name)
+            and func.id in _BY_STRING
+            and len(node.args) >= 2  # the object and the name
+            and isinstance(name := node.args[1], ast.Constant)
+            and isinstance(name.value, str)
+            and private(name.value)
+        ):
+            self.report(node, f"names the private attribute {name.value} in {func.id}()")
+        self.generic_visit(node)
+
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         bases = [base for expr in node.bases for base in self.foreign_bases(expr)]
         self.classes[node.name] = bases
@@ -153,6 +177,12 @@ class _Checker(ast.NodeVisitor):
         """The classes of other packages among ``expr``'s (and its ancestors')."""
         if isinstance(expr, ast.Name) and expr.id in self.classes:
             return self.classes[expr.id]
+        alias = self.aliases.pop(expr.id, None) if isinstance(expr, ast.Name) else None
+        if isinstance(expr, ast.Name) and alias is not None:
+            try:  # out of the table meanwhile: ``A = B; B = A`` ends
+                return self.foreign_bases(alias)
+            finally:
+                self.aliases[expr.id] = alias
         root, chain = _chain(expr) if isinstance(expr, ast.Attribute) else (None, [])
         if isinstance(expr, ast.Name):
             root = expr.id
@@ -165,6 +195,9 @@ class _Checker(ast.NodeVisitor):
         if not isinstance(found, type):
             return []
         return [cls for cls in found.__mro__ if cls is not object and foreign(cls.__module__)]
+
+
+_BY_STRING = frozenset({"getattr", "setattr", "hasattr", "delattr"})
 
 
 def _absolute(module: str, level: int, path: str) -> str:

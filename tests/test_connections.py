@@ -381,10 +381,11 @@ def test_running_out_of_descriptors_logs_one_warning() -> None:
     with running(env=env, fd_limit=256) as service:
         logged_before = service.log.stat().st_size
         try:
-            slow.extend(
-                socket.create_connection(("127.0.0.1", service.port), timeout=5)
-                for _ in range(400)  # those past the limit wait in the backlog
-            )
+            for _ in range(400):  # those past the limit wait in the backlog, or retry their SYN
+                conn = socket.socket()
+                slow.append(conn)
+                conn.setblocking(False)  # not waiting on a full backlog (flaked under load)
+                conn.connect_ex(("127.0.0.1", service.port))
             wait_for(lambda: "cannot accept a connection" in service.logged())
             logged = service.logged()
         finally:
@@ -522,3 +523,45 @@ async def test_a_connection_error_at_accept_leaves_the_accept_loop_running(
         assert status_and_body(await service.exchange(signed_get()))[0] == 404
     assert not failures
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_pipelined_partial_head_is_closed_at_the_read_timeout(served: Serve) -> None:
+    """A request answered, then the start of a second head sent with it and never finished:
+    the connection is closed within the read timeout, as any slow head is."""
+    service = await served(read_timeout=0.3)
+    reader, writer = await asyncio.open_connection("127.0.0.1", service.port)
+    request = signed_get().replace(b"Connection: close", b"Connection: keep-alive")
+    writer.write(request + b"GET /records/A/example.com/www HTTP/1.1\r\nHost: x\r\n")
+    await writer.drain()
+    try:
+        # the answer to the first request, then the server's close: not 75 s of keep-alive
+        reply = await asyncio.wait_for(reader.read(), 3)
+    except TimeoutError:
+        reply = b""
+    finally:
+        writer.close()
+    assert status_and_body(reply)[0] == 404
+    assert service.metric("dns_sidecar_connections_closed_total", reason="slow_head") == 1.0
+
+
+async def test_a_kept_alive_post_with_its_body_in_one_packet_may_idle_after_its_answer(
+    served: Serve,
+) -> None:
+    """A request whose body came with its head is not taken for pipelining: its connection
+    idles past the read timeout after the answer, and its next request is answered."""
+    service = await served(read_timeout=0.3)
+    reader, writer = await asyncio.open_connection("127.0.0.1", service.port)
+    body = b'{"record":{"type":"A","domain":"example.com","subdomain":"www","values":["192.0.2.1"]}'
+    body += b',"operation":"upsert"}'
+    for idle in (0.0, 0.4):
+        await asyncio.sleep(idle)  # after an answer, no deadline runs until the next byte
+        headers = signing.sign(SECRET, Algorithm.SHA256, "POST", "/records", body)
+        lines = ["POST /records HTTP/1.1", "Host: x", f"Content-Length: {len(body)}"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        answer = await asyncio.wait_for(reader.readexactly(length), 10)
+        assert status_and_body(head + answer)[0] == 200
+    writer.close()
+    assert service.metric("dns_sidecar_connections_closed_total", reason="slow_head") == 0.0

@@ -102,3 +102,27 @@ def test_the_command_exits_1_with_each_finding_on_a_line(
         f"{tmp_path / 'before.py'}:22: reaches the private name _Hash (hashlib._Hash)",
     )
     assert (main([str(REPO / "sidecar")]), capsys.readouterr().out) == (0, "")
+
+
+def test_a_private_name_in_a_string_or_behind_an_alias_is_caught() -> None:
+    """What SLF001 cannot see: ``getattr``/``setattr`` with a private name as a string, and a
+    subclass of another package's class reached through a module-level alias."""
+    source = textwrap.dedent(
+        """
+        from aiohttp import web
+
+        Base = web.RequestHandler
+
+        class Handler(Base):
+            def data_received(self, data):
+                count = getattr(self, "_request_count")
+                setattr(self, "_lingering_time", 0.0)
+                return self._messages, getattr(self, "terms", None)
+        """
+    )
+    base = "aiohttp.web_protocol.RequestHandler"
+    assert check_source(source, "alias.py") == [
+        Finding("alias.py", 8, "names the private attribute _request_count in getattr()"),
+        Finding("alias.py", 9, "names the private attribute _lingering_time in setattr()"),
+        Finding("alias.py", 10, f"touches {base}'s private _messages"),
+    ]

@@ -3,8 +3,9 @@
 The protocol port is open to whoever can reach it, so each connection is held on terms:
 
 - Its request head must arrive within ``read_timeout`` of the connection opening (or of the first
-  byte of a later request on a kept-alive connection), and its body within ``read_timeout`` of the
-  head. A slow head is closed without an answer; a slow body is answered 400 and closed.
+  byte of a later request on a kept-alive connection; of the answer before it, once the client was
+  seen pipelining), and its body within ``read_timeout`` of the head. A slow head is closed
+  without an answer; a slow body is answered 400 and closed.
 - At most ``limit`` connections are open (by default below the file-descriptor limit). At the
   limit, a new connection takes the place of the connection waiting longest for a request head
   (slow or idle: nothing is lost by closing it); when every connection is busy with a request,
@@ -221,6 +222,10 @@ class Terms:
         self.body: StreamReader | None = None  # the body being received, while it is
         self.handling = False  # from a request's head to its response
         self.close_after_answer = False  # a slow body: answered, then closed, no lingering
+        # bytes seen past a request's end (a pipelining client): the next head may have begun
+        # before the answer, so its deadline runs from the answer, not from its next byte
+        self.pipelined = False
+        self.chunk = b""  # the bytes last received before a head was taken
 
     def opened(self) -> None:
         self.guard.opened(self.handler)
@@ -239,12 +244,16 @@ class Terms:
             if self.body.is_eof():
                 self.body = None
                 self.due = None
-        elif data and not self.handling and self.due is None:
-            # the first bytes of a request on a kept-alive connection (a head that arrived whole
-            # is disarmed again when aiohttp asks for its request)
-            self.arm(self.head_too_slow)
+        elif self.handling:
+            self.pipelined = self.pipelined or bool(data)  # past a request without a body
+        else:
+            self.chunk = data
+            if data and self.due is None:
+                # the first bytes of a request on a kept-alive connection (a head that arrived
+                # whole is disarmed again when aiohttp asks for its request)
+                self.arm(self.head_too_slow)
 
-    def head_arrived(self, body: StreamReader) -> None:
+    def head_arrived(self, head: RawRequestMessage, body: StreamReader) -> None:
         """aiohttp parsed a request head and builds its request: the body's turn."""
         self.due = None
         self.handling = True
@@ -252,6 +261,12 @@ class Terms:
         if not body.is_eof():
             self.body = body
             self.arm(self.body_too_slow)
+        elif self.chunk and not head.chunked and head.headers.get("Content-Length", "0") == "0":
+            # no body: the last bytes received hold the head's end, and what follows it is the
+            # next request's
+            end = self.chunk.find(b"\r\n\r\n")
+            self.pipelined = self.pipelined or -1 < end < len(self.chunk) - 4
+        self.chunk = b""
 
     def answered(self) -> None:
         """The response is written: idle until the next request (or closed, after a slow body)."""
@@ -262,6 +277,8 @@ class Terms:
             self.handler.force_close()
         else:
             self.guard.busy(self.handler, busy=False)
+            if self.pipelined:  # the next head may be in already, in part
+                self.arm(self.head_too_slow)
 
     def arm(self, callback: Callable[[], None]) -> None:
         """``callback`` at ``read_timeout`` from now, unless disarmed (``due = None``) first."""
@@ -421,7 +438,7 @@ class Listener:
             task: asyncio.Task[None],
         ) -> web.BaseRequest:
             if isinstance(protocol, GuardedHandler):  # always: the listener makes its handlers
-                protocol.terms.head_arrived(payload)
+                protocol.terms.head_arrived(message, payload)
             return made(message, payload, protocol, writer, task)
 
         self.server = web.Server(serve, request_factory=request, loop=loop)
