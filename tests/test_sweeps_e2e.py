@@ -440,3 +440,27 @@ async def test_a_repair_moves_a_wanted_legacy_set_to_the_owner_marker(
         "POST /zones/{zone_id}/dns_records/batch": 1,
     }
     assert (await sweeper(sidecar).sweep(act=True)).findings == []
+
+
+async def test_a_prune_under_ownership_adopt_leaves_foreign_values_at_the_name(
+    kube: RunningKube, start_sidecar: StartSidecar, tmp_path: Path, cf: RunningEmulator
+) -> None:
+    """Under ``ownership: adopt`` (or ``off``) a prune still removes only the orphan's own
+    values: a record a person added beside it at the same name and type stays."""
+    kube.fake.set_dns_class("public", PUBLIC)
+    old = a_record("old", ["192.0.2.1"])
+    kube.fake.set_dns_record("apps", "web", old)
+    clock = FrozenClock()
+    text = table(cf).replace("defaults: {", "defaults: {ownership: adopt, ")
+    sidecar = await start(start_sidecar, kube, tmp_path, text, clock=clock)
+    assert (await send(sidecar, old)).status == 200
+    kube.fake.delete("DNSRecord", "apps", "web")  # its finalizer removed by hand
+    await wanted(sidecar)
+    foreign(cf, "old", "198.51.100.9")
+    assert (await sweeper(sidecar).sweep(act=True)).done == []
+    clock.advance(600)
+    last = await sweeper(sidecar).sweep(act=True)
+    assert [(f.fqdn, what) for f, what in last.done] == [
+        ("old.example.com", "pruned (1 value(s) removed)")
+    ]
+    assert at(cf) == [("A", "old.example.com", "198.51.100.9", 300, None)]
