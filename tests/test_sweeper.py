@@ -456,3 +456,23 @@ def test_status_before_any_sweep_says_whether_sweeps_are_on() -> None:
         "turn": "not taken yet",
         "lastSweep": None,
     }
+
+
+async def test_orphans_are_never_pruned_while_only_some_namespaces_are_read() -> None:
+    """With DNS_SIDECAR_DNSRECORD_NAMESPACES set, a set no DNSRecord of the namespaces read
+    wants may be wanted by one in another namespace (the operator serves them all): it is
+    reported with the reason, and kept past the grace."""
+    provider = MemoryProvider()
+    await put(provider, "other", ["192.0.2.1"])
+    index = DnsRecordIndex()
+    index.serve(["public"], ["apps"])
+    index.replace("apps", [])
+    index.connected("apps")
+    rig = Rig(provider, index, grace=1)
+    for _ in range(3):
+        found = await rig.sweeper.sweep(act=True)
+        rig.clock.advance(10)
+    assert found.done == []
+    assert await names(provider) == [("other.example.com", ("192.0.2.1",), 300)]
+    assert [(f.kind.value, f.fix) for f in found.findings] == [("orphan", None)]
+    assert "only the DNSRecords of namespace(s) apps are read" in found.findings[0].reason

@@ -31,6 +31,13 @@ class DnsRecordView(Protocol):
         """Moves on every relist, resync, disconnect or change of the DNSClasses served."""
         ...
 
+    @property
+    def namespaces(self) -> tuple[str, ...]:
+        """The namespaces whose DNSRecords are read (``DNS_SIDECAR_DNSRECORD_NAMESPACES``);
+        empty: all of them. Read from only some, a set nothing wants here may be wanted by a
+        DNSRecord elsewhere, so a sweep must not prune."""
+        ...
+
     def classes(self) -> frozenset[str]:
         """The DNSClasses served: those the ``{dnsClass}`` clients name."""
         ...

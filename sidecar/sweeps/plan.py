@@ -78,12 +78,14 @@ class Wants:
 
     ``here``: the DNSRecords routed to this zone, of the classes it serves; ``keys``: for every
     class served, each (type, fqdn) it wants anywhere; ``default_ttls``: each class's
-    ``spec.defaultTTL``.
+    ``spec.defaultTTL``; ``namespaces``: those read, when not all (then no orphan is pruned: a
+    DNSRecord in another namespace may want it).
     """
 
     here: Sequence[WantedRecord]
     keys: Mapping[str, frozenset[SetKey]]
     default_ttls: Mapping[str, int | None]
+    namespaces: tuple[str, ...] = ()
 
 
 def plan_zone(
@@ -132,6 +134,14 @@ def _orphan(zone: ZonePolicy, held: HeldSet, wants: Wants, deployment: str) -> F
         )
     if key in wants.keys[served]:
         return None
+    if wants.namespaces:
+        return replace(
+            draft,
+            reason=f"No DNSRecord of DNSClass {served} read here wants it, but only the "
+            f"DNSRecords of namespace(s) {', '.join(wants.namespaces)} are read "
+            "(DNS_SIDECAR_DNSRECORD_NAMESPACES) and one elsewhere may: reported, never pruned.",
+            dns_class=served,
+        )
     return replace(
         draft,
         reason=f"No DNSRecord of DNSClass {served} wants it any more (renamed, retyped, deleted "

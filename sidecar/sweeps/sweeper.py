@@ -157,7 +157,7 @@ class Sweeper:
                 result.zones[-1] = replace(result.zones[-1], error=err.message)
                 log.warning("sweep: could not list zone %s: %s", zone.name, err.message)
                 continue
-            wants = Wants(here.get(_zone_key(route), []), wants_keys, ttls)
+            wants = Wants(here.get(_zone_key(route), []), wants_keys, ttls, view.namespaces)
             found = plan_zone(zone, held, wants, deployment=self.deployment)
             result.findings += [replace(f, account=route.account.name) for f in found]
         result.findings.sort(key=lambda f: (f.zone, f.account, f.fqdn, f.type, f.kind.value))
