@@ -476,3 +476,20 @@ async def test_orphans_are_never_pruned_while_only_some_namespaces_are_read() ->
     assert await names(provider) == [("other.example.com", ("192.0.2.1",), 300)]
     assert [(f.kind.value, f.fix) for f in found.findings] == [("orphan", None)]
     assert "only the DNSRecords of namespace(s) apps are read" in found.findings[0].reason
+
+
+async def test_a_dnsrecord_edited_during_the_sweep_is_not_reverted() -> None:
+    """The operator has upserted an edit the watch delivers only while the zone is listed: the
+    repair planned from the older copy is not made (it would put the old values back)."""
+    provider = CountingProvider(MemoryProvider())
+    await put(provider.inner, "web", ["192.0.2.2"])  # the operator's upsert of the edit
+    index = index_of(dnsrecord("web", "web", ["192.0.2.1"]))  # the watch's older copy
+    rig = Rig(provider, index)
+    provider.during_listing = lambda: index.apply(
+        None, "MODIFIED", dnsrecord("web", "web", ["192.0.2.2"])
+    )
+    done = (await rig.sweeper.sweep(act=True)).done
+    assert [(f.fqdn, what) for f, what in done] == [
+        ("web.example.com", "not done: its DNSRecord changed during the sweep")
+    ]
+    assert await names(provider.inner) == [("web.example.com", ("192.0.2.2",), 300)]

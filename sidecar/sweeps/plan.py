@@ -178,21 +178,21 @@ def _compare(
         records=names,
     )
     try:
-        sets = {_wanted_set(r, zone, wants) for r in records}
+        sets = {wanted_set(r, zone, wants.default_ttls.get(r.dns_class)) for r in records}
     except SidecarError as err:
         return replace(
             draft,
             kind=Kind.DRIFT,
             reason=f"{first.reference} cannot be published: {err.message}",
         )
-    if len({(frozenset(s.values), s.ttl) for s in sets}) > 1:
+    want = next(iter(sets))
+    if any(not same_set(s, want) for s in sets):
         return replace(
             draft,
             kind=Kind.CONFLICT,
             reason=f"DNSRecords {', '.join(names)} of DNSClass {dns_class} want different "
             f"{kind} sets at {fqdn}; make them agree or delete one.",
         )
-    want = next(iter(sets))
     draft = replace(draft, wanted=want)
     strict = zone.ownership is Ownership.STRICT
     owner = Owner(deployment, dns_class)
@@ -236,9 +236,16 @@ def _compare(
     )
 
 
-def _wanted_set(record: WantedRecord, zone: ZonePolicy, wants: Wants) -> RecordSet:
-    ttl = record.ttl or wants.default_ttls.get(record.dns_class) or zone.ttl
+def wanted_set(record: WantedRecord, zone: ZonePolicy, default_ttl: int | None) -> RecordSet:
+    """The set ``record`` wants in ``zone``: TTL ``spec.ttl``, else the DNSClass's
+    ``default_ttl``, else the zone's; ``SidecarError`` when it cannot be published."""
+    ttl = record.ttl or default_ttl or zone.ttl
     return RecordSet.build(record.key, record.full_values(), ttl)
+
+
+def same_set(one: RecordSet, other: RecordSet) -> bool:
+    """The same values (in any order) and TTL."""
+    return (frozenset(one.values), one.ttl) == (frozenset(other.values), other.ttl)
 
 
 def _in_the_way(kind: str, other: str) -> bool:

@@ -32,7 +32,16 @@ from sidecar.records.names import is_within
 from sidecar.routing.table import Route
 from sidecar.settings import SweepSettings
 from sidecar.sweeps.metrics import SweepMetrics
-from sidecar.sweeps.plan import Finding, Fix, Kind, SetKey, Wants, plan_zone
+from sidecar.sweeps.plan import (
+    Finding,
+    Fix,
+    Kind,
+    SetKey,
+    Wants,
+    plan_zone,
+    same_set,
+    wanted_set,
+)
 
 log = logging.getLogger(__name__)
 
@@ -272,6 +281,8 @@ class Sweeper:
         now = [r for r in self.view.wanted(finding.dns_class) if _set_key(r) == _key_of(finding)]
         if not now:
             return "not done: no DNSRecord wants it any more"
+        if not self._still_wanted(finding, route, now):
+            return "not done: its DNSRecord changed during the sweep"
         zone = replace(route.zone, owner=Owner(self.deployment, finding.dns_class))
         outcome = await route.account.provider.upsert(zone, finding.wanted)
         if self.metrics is not None:
@@ -289,6 +300,17 @@ class Sweeper:
             extra={"fields": {"sweep": "repair", "zone": finding.zone, "fqdn": finding.fqdn}},
         )
         return f"repaired ({outcome.outcome.value})"
+
+    def _still_wanted(self, finding: Finding, route: Route, now: Sequence[WantedRecord]) -> bool:
+        """The DNSRecords at the finding's name want, as the watch holds them now, the set the
+        sweep planned (an edit delivered since would otherwise be reverted)."""
+        assert finding.wanted is not None
+        default_ttl = self.view.default_ttl(str(finding.dns_class))
+        try:
+            sets = [wanted_set(record, route.zone, default_ttl) for record in now]
+        except SidecarError:
+            return False
+        return all(same_set(found, finding.wanted) for found in sets)
 
     # --- reporting --------------------------------------------------------------------------
 
