@@ -21,7 +21,7 @@ from sidecar.coordination.local import LocalTurns
 from sidecar.credentials.objects import DNSRecord
 from sidecar.dnsrecords.index import DnsRecordIndex
 from sidecar.errors import ProviderUnavailable
-from sidecar.providers.base import Drift, HeldSet, Orphans, Provider, ZonePolicy
+from sidecar.providers.base import Drift, HeldSet, Orphans, Ownership, Provider, ZonePolicy
 from sidecar.providers.memory import MemoryProvider
 from sidecar.providers.ownership import Owner
 from sidecar.records import RecordKey, RecordSet
@@ -493,3 +493,29 @@ async def test_a_dnsrecord_edited_during_the_sweep_is_not_reverted() -> None:
         ("web.example.com", "not done: its DNSRecord changed during the sweep")
     ]
     assert await names(provider.inner) == [("web.example.com", ("192.0.2.2",), 300)]
+
+
+async def test_the_memory_provider_prunes_only_its_owners_own_set(tmp_path: Path) -> None:
+    """``prune`` under ``ownership: off``: a set of another DNSClass (taken over since the
+    listing) and one under the marker from before owners stay; the owner's own set goes."""
+    snapshot = tmp_path / "records.json"
+    row = {"type": "A", "domain": "example.com", "subdomain": "legacy", "values": ["192.0.2.1"]}
+    snapshot.write_text(json.dumps({"version": 1, "records": [row | {"ttl": 300}]}))
+    provider = MemoryProvider(snapshot=snapshot)
+    await put(provider, "theirs", ["192.0.2.2"], owner=Owner(ME, "internal"))
+    await put(provider, "mine", ["192.0.2.3"])
+    zone = ZonePolicy("example.com", ownership=Ownership.OFF, owner=PUBLIC)
+    results = [
+        await provider.prune(zone, RecordKey.parse("A", "example.com", sub))
+        for sub in ("legacy", "theirs", "mine", "absent")
+    ]
+    assert [(r.removed, r.left) for r in results] == [
+        (0, ("A 192.0.2.1",)),
+        (0, ("A 192.0.2.2",)),
+        (1, ()),
+        (0, ()),
+    ]
+    assert [fqdn for fqdn, _, _ in await names(provider)] == [
+        "legacy.example.com",
+        "theirs.example.com",
+    ]

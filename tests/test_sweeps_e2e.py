@@ -464,3 +464,26 @@ async def test_a_prune_under_ownership_adopt_leaves_foreign_values_at_the_name(
         ("old.example.com", "pruned (1 value(s) removed)")
     ]
     assert at(cf) == [("A", "old.example.com", "198.51.100.9", 300, None)]
+
+
+async def test_a_prune_leaves_a_value_under_the_old_marker_at_the_same_name(
+    kube: RunningKube, start_sidecar: StartSidecar, tmp_path: Path, cf: RunningEmulator
+) -> None:
+    """An orphan of class public shares its name and type with a value under the marker from
+    before owners: the prune removes the orphan's value only (the old marker is never pruned)."""
+    kube.fake.set_dns_class("public", PUBLIC)
+    old = a_record("old", ["192.0.2.1"])
+    kube.fake.set_dns_record("apps", "web", old)
+    clock = FrozenClock()
+    sidecar = await start(start_sidecar, kube, tmp_path, table(cf), clock=clock)
+    assert (await send(sidecar, old)).status == 200
+    kube.fake.delete("DNSRecord", "apps", "web")
+    await wanted(sidecar)
+    foreign(cf, "old", "192.0.2.7", comment="managed by dns-sidecar")
+    assert (await sweeper(sidecar).sweep(act=True)).done == []
+    clock.advance(600)
+    last = await sweeper(sidecar).sweep(act=True)
+    assert [(f.fqdn, what) for f, what in last.done] == [
+        ("old.example.com", "pruned (1 value(s) removed)")
+    ]
+    assert at(cf) == [("A", "old.example.com", "192.0.2.7", 300, "managed by dns-sidecar")]

@@ -149,6 +149,18 @@ class MemoryProvider:
         await self._commit(key, None)
         return DeleteResult(removed=len(removed.record.values))
 
+    async def prune(self, zone: ZonePolicy, key: RecordKey) -> DeleteResult:
+        kept = self._records.get(key.fqdn, {}).get(key.type)
+        if kept is None:
+            return DeleteResult(removed=0)
+        mark = kept.mark(zone)
+        if mark is None or not mark.made_by(zone.owner):
+            return DeleteResult(
+                removed=0, left=tuple(f"{key.type} {v}" for v in kept.record.values)
+            )
+        await self._commit(key, None)
+        return DeleteResult(removed=len(kept.record.values))
+
     async def held(self, zone: ZonePolicy) -> list[HeldSet]:
         found = []
         for fqdn, types in self._records.items():

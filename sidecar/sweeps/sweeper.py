@@ -26,7 +26,7 @@ from sidecar.config.runtime import Runtime
 from sidecar.coordination.base import Turns
 from sidecar.dnsrecords import DnsRecordView, WantedRecord
 from sidecar.errors import SidecarError
-from sidecar.providers.base import Drift, Orphans, Ownership
+from sidecar.providers.base import Drift, Orphans
 from sidecar.providers.ownership import Owner
 from sidecar.records.names import is_within
 from sidecar.routing.table import Route
@@ -252,11 +252,10 @@ class Sweeper:
         key = (finding.type, finding.fqdn)
         if any(_set_key(r) == key for r in self.view.wanted(finding.dns_class)):
             return "not done: a DNSRecord wants it again"
-        # strict whatever the zone says: a prune removes the orphan's own values, never a
-        # foreign one beside it (``adopt`` and ``off`` are for upserts taking a name over)
-        owner = Owner(self.deployment, finding.dns_class)
-        zone = replace(route.zone, owner=owner, ownership=Ownership.STRICT)
-        deleted = await route.account.provider.delete(zone, finding.key())
+        # the orphan's own values only, whatever the zone's ownership mode: never a foreign
+        # value, another owner's, or one under the marker from before owners beside it
+        zone = replace(route.zone, owner=Owner(self.deployment, finding.dns_class))
+        deleted = await route.account.provider.prune(zone, finding.key())
         since = self._since(finding)
         self._seen.pop(finding.identity, None)
         if self.metrics is not None:

@@ -9,6 +9,7 @@ or shared by replicas), and the batch is sent only while the lock's lease covers
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,10 +104,21 @@ class CloudflareProvider:
         return RecordSet(key, values, min(r.ttl for r in found))
 
     async def delete(self, zone: ZonePolicy, key: RecordKey) -> DeleteResult:
+        return await self._remove(zone, key, _split)
+
+    async def prune(self, zone: ZonePolicy, key: RecordKey) -> DeleteResult:
+        return await self._remove(zone, key, _made_by)
+
+    async def _remove(
+        self,
+        zone: ZonePolicy,
+        key: RecordKey,
+        split: Callable[[list[CloudflareRecord], ZonePolicy], _Split],
+    ) -> DeleteResult:
         target = await self.zones.zone_for(zone, key.fqdn)
         async with self._locks.hold((target.id, key.fqdn, key.type)) as lease:
             raw = await self.api.list_records(target.id, name=key.fqdn, kind=key.type)
-            mine, foreign = _split([from_api(r) for r in raw], zone)
+            mine, foreign = split([from_api(r) for r in raw], zone)
             if mine:
                 lease.ensure(self.api.timeout)
                 await self._apply(target, [{"id": r.id} for r in mine], [], [])
@@ -196,9 +208,10 @@ class CloudflareProvider:
         return _AtName(same, way)
 
 
-def _split(
-    records: list[CloudflareRecord], zone: ZonePolicy
-) -> tuple[list[CloudflareRecord], list[CloudflareRecord]]:
+_Split = tuple[list[CloudflareRecord], list[CloudflareRecord]]  # (ours to remove, the rest)
+
+
+def _split(records: list[CloudflareRecord], zone: ZonePolicy) -> _Split:
     """(ours to change, foreign) under the zone's ownership mode: under ``strict``, ours are
     the records this client's owner wrote, and those marked before owners existed."""
     if zone.ownership is not Ownership.STRICT:
@@ -209,6 +222,16 @@ def _split(
         mark = read(record.comment, zone.comment)
         (mine if mark is not None and mark.writable_by(zone.owner) else foreign).append(record)
     return mine, foreign
+
+
+def _made_by(records: list[CloudflareRecord], zone: ZonePolicy) -> _Split:
+    """(those carrying ``zone.owner``'s own marker, the rest), whatever the ownership mode."""
+    mine: list[CloudflareRecord] = []
+    rest: list[CloudflareRecord] = []
+    for record in records:
+        mark = read(record.comment, zone.comment)
+        (mine if mark is not None and mark.made_by(zone.owner) else rest).append(record)
+    return mine, rest
 
 
 def _not_ours(
