@@ -194,39 +194,12 @@ def _compare(
             f"{kind} sets at {fqdn}; make them agree or delete one.",
         )
     draft = replace(draft, wanted=want)
-    strict = zone.ownership is Ownership.STRICT
     owner = Owner(deployment, dns_class)
-    if strict and at is not None and at.foreign:
-        return replace(
-            draft,
-            kind=Kind.CONFLICT,
-            reason=f"{fqdn} holds {kind} records dns-sidecar does not own for this DNSClass "
-            f"({', '.join(at.foreign)}); remove them, or set ownership: adopt for the zone.",
-        )
-    if strict and at is not None and at.mark is not None and not at.mark.writable_by(owner):
-        return replace(
-            draft,
-            kind=Kind.CONFLICT,
-            reason=f"{fqdn} holds a {kind} set written {_by(at.mark)}, not for DNSClass "
-            f"{dns_class} of {deployment}; it is theirs to change.",
-        )
-    blocking = sorted(t for t in types_at.get(fqdn, ()) if _in_the_way(kind, t))
-    if blocking:
-        return replace(
-            draft,
-            kind=Kind.CONFLICT,
-            reason=f"{fqdn} holds {', '.join(blocking)} records, and a "
-            "CNAME cannot share its name with other records.",
-        )
-    if at is None or not (at.values or at.foreign):
-        why = "missing: the provider holds no such set"
-    elif set(shown) != set(want.values):
-        why = f"holds {', '.join(shown)}, wanted {', '.join(want.values)}"
-    elif at.ttl is not None and at.ttl != want.ttl:
-        why = f"holds TTL {at.ttl}, wanted {want.ttl}"
-    elif at.mark is not None and at.mark.legacy and zone.ownership is not Ownership.OFF:
-        why = "its marker is from before owners; a repair writes the DNSClass into it"
-    else:
+    blocked = _blocked(zone, at, types_at.get(fqdn, set()), owner, (kind, fqdn))
+    if blocked is not None:
+        return replace(draft, kind=Kind.CONFLICT, reason=blocked)
+    why = _drift(zone, at, want)
+    if why is None:
         return None
     return replace(
         draft,
@@ -234,6 +207,46 @@ def _compare(
         reason=f"{first.reference} (DNSClass {dns_class}): {why}.",
         fix=Fix.REPAIR,
     )
+
+
+def _blocked(
+    zone: ZonePolicy, at: HeldSet | None, types: set[str], owner: Owner, key: SetKey
+) -> str | None:
+    """Why ``owner`` may not write its set at ``key`` (a conflict), or ``None``; ``types``:
+    the types held at its name."""
+    kind, fqdn = key
+    strict = zone.ownership is Ownership.STRICT
+    if strict and at is not None and at.foreign:
+        return (
+            f"{fqdn} holds {kind} records dns-sidecar does not own for this DNSClass "
+            f"({', '.join(at.foreign)}); remove them, or set ownership: adopt for the zone."
+        )
+    if strict and at is not None and at.mark is not None and not at.mark.writable_by(owner):
+        return (
+            f"{fqdn} holds a {kind} set written {_by(at.mark)}, not for DNSClass "
+            f"{owner.dns_class} of {owner.deployment}; it is theirs to change."
+        )
+    blocking = sorted(t for t in types if _in_the_way(kind, t))
+    if blocking:
+        return (
+            f"{fqdn} holds {', '.join(blocking)} records, and a CNAME cannot share its name "
+            "with other records."
+        )
+    return None
+
+
+def _drift(zone: ZonePolicy, at: HeldSet | None, want: RecordSet) -> str | None:
+    """How the set held differs from the one wanted, or ``None``."""
+    shown = (at.values + at.foreign) if at is not None else ()
+    if at is None or not shown:
+        return "missing: the provider holds no such set"
+    if set(shown) != set(want.values):
+        return f"holds {', '.join(shown)}, wanted {', '.join(want.values)}"
+    if at.ttl is not None and at.ttl != want.ttl:
+        return f"holds TTL {at.ttl}, wanted {want.ttl}"
+    if at.mark is not None and at.mark.legacy and zone.ownership is not Ownership.OFF:
+        return "its marker is from before owners; a repair writes the DNSClass into it"
+    return None
 
 
 def wanted_set(record: WantedRecord, zone: ZonePolicy, default_ttl: int | None) -> RecordSet:
