@@ -487,3 +487,28 @@ async def test_a_prune_leaves_a_value_under_the_old_marker_at_the_same_name(
         ("old.example.com", "pruned (1 value(s) removed)")
     ]
     assert at(cf) == [("A", "old.example.com", "192.0.2.7", 300, "managed by dns-sidecar")]
+
+
+async def test_the_dnsclass_default_ttl_is_wanted_when_a_dnsrecord_has_none(
+    kube: RunningKube, start_sidecar: StartSidecar, tmp_path: Path, cf: RunningEmulator
+) -> None:
+    """A DNSRecord without spec.ttl, its DNSClass with defaultTTL 900 (what the operator sends;
+    the zone's default is 300): the sweep, reading the DNSClass from its watch, finds no drift;
+    once the DNSClass says 1200, the set is drift wanting 1200."""
+    slow = PUBLIC | {"defaultTTL": 900}
+    kube.fake.set_dns_class("public", slow)
+    www = a_record("www", ["192.0.2.1"])
+    kube.fake.set_dns_record("apps", "www", www)
+    sidecar = await start(start_sidecar, kube, tmp_path, table(cf, drift="report"))
+    reply = await sidecar.caller.call("POST", "/records", operator_upsert(www, slow))
+    assert reply.body["record"]["ttl"] == 900
+    assert (await sweeper(sidecar).sweep(act=True)).findings == []
+    kube.fake.set_dns_class("public", PUBLIC | {"defaultTTL": 1200})
+
+    async def drift() -> bool:
+        found = (await sweeper(sidecar).sweep(act=False)).findings
+        return [f.reason for f in found] == [
+            "DNSRecord apps/www (DNSClass public): holds TTL 900, wanted 1200."
+        ]
+
+    await eventually(drift)
