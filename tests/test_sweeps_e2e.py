@@ -494,12 +494,13 @@ async def test_the_dnsclass_default_ttl_is_wanted_when_a_dnsrecord_has_none(
 ) -> None:
     """A DNSRecord without spec.ttl, its DNSClass with defaultTTL 900 (what the operator sends;
     the zone's default is 300): the sweep, reading the DNSClass from its watch, finds no drift;
-    once the DNSClass says 1200, the set is drift wanting 1200."""
+    once the DNSClass says 1200, the set is drift wanting 1200; once the DNSClass is gone, the
+    TTL wanted is unknown: no drift, and no repair to the zone's 300."""
     slow = PUBLIC | {"defaultTTL": 900}
     kube.fake.set_dns_class("public", slow)
     www = a_record("www", ["192.0.2.1"])
     kube.fake.set_dns_record("apps", "www", www)
-    sidecar = await start(start_sidecar, kube, tmp_path, table(cf, drift="report"))
+    sidecar = await start(start_sidecar, kube, tmp_path, table(cf))
     reply = await sidecar.caller.call("POST", "/records", operator_upsert(www, slow))
     assert reply.body["record"]["ttl"] == 900
     assert (await sweeper(sidecar).sweep(act=True)).findings == []
@@ -512,3 +513,10 @@ async def test_the_dnsclass_default_ttl_is_wanted_when_a_dnsrecord_has_none(
         ]
 
     await eventually(drift)
+    kube.fake.delete("DNSClass", "", "public")  # the TTL it wants is now unknown: no drift
+
+    async def quiet() -> bool:
+        return (await sweeper(sidecar).sweep(act=True)).findings == []
+
+    await eventually(quiet)
+    assert at(cf) == [("A", "www.example.com", "192.0.2.1", 900, MARK)]

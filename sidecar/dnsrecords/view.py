@@ -51,7 +51,9 @@ class DnsRecordView(Protocol):
         ...
 
     def default_ttl(self, dns_class: str) -> int | None:
-        """``spec.defaultTTL`` of DNSClass ``dns_class`` (from its watch); ``None`` if unset."""
+        """``spec.defaultTTL`` of DNSClass ``dns_class`` (from its watch); ``None`` if unset;
+        a ``SidecarError`` when the DNSClass cannot be read (deleted, not synced): the TTL the
+        operator would send for a DNSRecord without ``spec.ttl`` is then unknown."""
         ...
 
     def status(self) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from sidecar.dnsrecords import WantedRecord
 from sidecar.errors import SidecarError
@@ -78,14 +78,16 @@ class Wants:
 
     ``here``: the DNSRecords routed to this zone, of the classes it serves; ``keys``: for every
     class served, each (type, fqdn) it wants anywhere; ``default_ttls``: each class's
-    ``spec.defaultTTL``; ``namespaces``: those read, when not all (then no orphan is pruned: a
-    DNSRecord in another namespace may want it).
+    ``spec.defaultTTL`` (``unread``: the classes whose DNSClass cannot be read, so that a
+    DNSRecord without ``spec.ttl`` wants a TTL nobody knows); ``namespaces``: those read, when
+    not all (then no orphan is pruned: a DNSRecord in another namespace may want it).
     """
 
     here: Sequence[WantedRecord]
     keys: Mapping[str, frozenset[SetKey]]
     default_ttls: Mapping[str, int | None]
     namespaces: tuple[str, ...] = ()
+    unread: Mapping[str, str] = field(default_factory=dict)  # class -> why its DNSClass is unread
 
 
 def plan_zone(
@@ -198,9 +200,17 @@ def _compare(
     blocked = _blocked(zone, at, types_at.get(fqdn, set()), owner, (kind, fqdn))
     if blocked is not None:
         return replace(draft, kind=Kind.CONFLICT, reason=blocked)
-    why = _drift(zone, at, want)
+    unknown = wants.unread.get(dns_class) if any(r.ttl is None for r in records) else None
+    why = _drift(zone, at, want, ttl_known=unknown is None)
     if why is None:
         return None
+    if unknown is not None:
+        return replace(
+            draft,
+            kind=Kind.DRIFT,
+            reason=f"{first.reference} (DNSClass {dns_class}): {why}; not repaired: the TTL it "
+            f"wants is unknown while its DNSClass cannot be read ({unknown.rstrip('.')}).",
+        )
     return replace(
         draft,
         kind=Kind.DRIFT,
@@ -235,14 +245,17 @@ def _blocked(
     return None
 
 
-def _drift(zone: ZonePolicy, at: HeldSet | None, want: RecordSet) -> str | None:
-    """How the set held differs from the one wanted, or ``None``."""
+def _drift(
+    zone: ZonePolicy, at: HeldSet | None, want: RecordSet, *, ttl_known: bool = True
+) -> str | None:
+    """How the set held differs from the one wanted, or ``None`` (the TTL compared only when
+    the wanted one is known)."""
     shown = (at.values + at.foreign) if at is not None else ()
     if at is None or not shown:
         return "missing: the provider holds no such set"
     if set(shown) != set(want.values):
         return f"holds {', '.join(shown)}, wanted {', '.join(want.values)}"
-    if at.ttl is not None and at.ttl != want.ttl:
+    if ttl_known and at.ttl is not None and at.ttl != want.ttl:
         return f"holds TTL {at.ttl}, wanted {want.ttl}"
     if at.mark is not None and at.mark.legacy and zone.ownership is not Ownership.OFF:
         return "its marker is from before owners; a repair writes the DNSClass into it"

@@ -155,7 +155,13 @@ class Sweeper:
         classes = sorted(view.classes() & {c.dns_class for c in _class_clients(runtime)})
         wanted = {c: view.wanted(c) for c in classes}
         wants_keys = {c: frozenset((r.key.type, r.key.fqdn) for r in wanted[c]) for c in classes}
-        ttls = {c: view.default_ttl(c) for c in classes}
+        ttls: dict[str, int | None] = {}
+        unread: dict[str, str] = {}
+        for dns_class in classes:
+            try:
+                ttls[dns_class] = view.default_ttl(dns_class)
+            except SidecarError as err:
+                unread[dns_class] = err.message
         here = _by_zone(runtime, wanted)
         for route, served in _swept_routes(runtime, classes):
             zone = route.zone
@@ -166,7 +172,7 @@ class Sweeper:
                 result.zones[-1] = replace(result.zones[-1], error=err.message)
                 log.warning("sweep: could not list zone %s: %s", zone.name, err.message)
                 continue
-            wants = Wants(here.get(_zone_key(route), []), wants_keys, ttls, view.namespaces)
+            wants = Wants(here.get(_zone_key(route), []), wants_keys, ttls, view.namespaces, unread)
             found = plan_zone(zone, held, wants, deployment=self.deployment)
             result.findings += [replace(f, account=route.account.name) for f in found]
         result.findings.sort(key=lambda f: (f.zone, f.account, f.fqdn, f.type, f.kind.value))
@@ -304,8 +310,8 @@ class Sweeper:
         """The DNSRecords at the finding's name want, as the watch holds them now, the set the
         sweep planned (an edit delivered since would otherwise be reverted)."""
         assert finding.wanted is not None
-        default_ttl = self.view.default_ttl(str(finding.dns_class))
         try:
+            default_ttl = self.view.default_ttl(str(finding.dns_class))
             sets = [wanted_set(record, route.zone, default_ttl) for record in now]
         except SidecarError:
             return False
