@@ -11,7 +11,7 @@ RUN python -m venv /opt/dns-sidecar
 COPY pyproject.toml constraints.txt ./
 RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > requirements.txt \
  && /opt/dns-sidecar/bin/pip install --no-cache-dir --no-compile -c constraints.txt -r requirements.txt
-COPY README.md ./
+COPY README.md LICENSE ./
 COPY sidecar ./sidecar
 RUN /opt/dns-sidecar/bin/pip install --no-cache-dir --no-compile --no-deps . \
  && /opt/dns-sidecar/bin/pip uninstall --yes pip setuptools wheel \

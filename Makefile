@@ -2,21 +2,36 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+# make test installs the runtime and the dev toolchain (STAMP); make run the runtime only
+STAMP     := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 
 TOOLS  := redis-server wrk  # Debian packages the tests run: a real Redis, and the bench's load generator
 
-.PHONY: run test lint typecheck unit tools bench bench-quick clean constraints
+.PHONY: run test lint typecheck unit tools bench bench-quick soak clean constraints smoke-floors smoke-newest
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
-	touch $(STAMP)
+	touch $(STAMP) $(RUN_STAMP)
 
-## run: serve on the embedded default (in-memory provider), 127.0.0.1:7100, management :8080
-run: $(STAMP)
+$(RUN_STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e .
+	touch $(RUN_STAMP)
+
+## run: serve on the embedded default (in-memory provider), 127.0.0.1:7100, management :8080;
+##      installs the runtime dependencies only (the dev toolchain comes with make test)
+run: $(RUN_STAMP)
 	$(BIN)/dns-sidecar serve
+
+## demo: the README's five-minute walkthrough: the Cloudflare emulator on :8787 and the sidecar
+##       on config/routing.local.yaml (:7100, management :8080); Ctrl-C stops both
+.PHONY: demo
+demo: $(RUN_STAMP)
+	dev/demo.sh
 
 ## test: lint, type-check, layering contract, and the whole test suite with branch coverage
 test: lint typecheck unit
@@ -56,27 +71,72 @@ bench-quick: $(STAMP)
 	$(BIN)/python -m bench --quick
 	$(BIN)/python -m bench.dnsrecord_sweep --quick
 
+## soak: 3 replicas on a real Redis against the emulator for 180 s of random writes and reads under
+##       Redis restarts, a killed lease holder, 503s and a 429 (5 to 6 minutes); exits 1 on a
+##       violation (SOAK_ARGS="--seconds 600 --replicas 5" for a longer one)
+soak: $(STAMP) tools
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
+
+## smoke-floors: the smoke test (tests/test_smoke.py: serve, signed calls, Redis, Kubernetes, the
+##               Cloudflare SDK) at the lowest versions pyproject.toml allows, resolved by uv
+##               (lowest-direct) in .venv-floors; needs the package registry
+## smoke-newest: the same at the newest releases, without constraints.txt, in .venv-newest
+UV_INDEX   = $(shell $(BIN)/python dev/uv_index_args.py)
+SMOKE_ARGS = -m pytest -m smoke tests/test_smoke.py -q -p no:cacheprovider -p no:anyio
+SMOKE_TOOLS = pytest pytest-asyncio  # what the smoke runs under, newest that fits
+
+smoke-floors: $(STAMP) tools
+	rm -rf .venv-floors && $(PYTHON) -m venv .venv-floors
+	$(BIN)/uv pip compile --quiet --no-header --no-annotate --resolution lowest-direct \
+	  --python .venv-floors/bin/python $(UV_INDEX) pyproject.toml -o .venv-floors/floors.txt
+	$(BIN)/uv pip install --quiet --python .venv-floors/bin/python $(UV_INDEX) \
+	  -r .venv-floors/floors.txt $(SMOKE_TOOLS)
+	$(BIN)/uv pip install --quiet --python .venv-floors/bin/python $(UV_INDEX) --no-deps -e .
+	@echo "floors:" $$(grep -v '^#' .venv-floors/floors.txt | tr '\n' ' ')
+	.venv-floors/bin/python $(SMOKE_ARGS)
+
+smoke-newest: $(STAMP) tools
+	rm -rf .venv-newest && $(PYTHON) -m venv .venv-newest
+	$(BIN)/uv pip install --quiet --python .venv-newest/bin/python $(UV_INDEX) -e . $(SMOKE_TOOLS)
+	@echo "newest:" $$($(BIN)/uv pip freeze --python .venv-newest/bin/python --exclude-editable | tr '\n' ' ')
+	.venv-newest/bin/python $(SMOKE_ARGS)
+
 ## constraints: re-pin every dependency after changing pyproject.toml
 constraints: $(STAMP)
 	$(BIN)/pip freeze --exclude-editable > constraints.txt
 
 clean:
-	rm -rf $(VENV) .coverage .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-floors .venv-newest .coverage .pytest_cache .mypy_cache .ruff_cache
 
 ## image: build the image dns-sidecar:VERSION (VERSION from pyproject.toml); IMAGE=REGISTRY/dns-sidecar:TAG
-## names it otherwise, CONTAINER_ENGINE=podman builds with podman
-VERSION          ?= $(shell $(PYTHON) -c "import tomllib; print(tomllib.load(open('pyproject.toml', 'rb'))['project']['version'])")
-IMAGE            ?= dns-sidecar:$(VERSION)
-CONTAINER_ENGINE ?= docker
-.PHONY: image
+## names it otherwise, CONTAINER_ENGINE=podman builds with podman, IMAGE_BUILD_FLAGS adds flags
+## (a base: --build-arg PYTHON_IMAGE=...; pip settings: $$(python3 dev/build-mounts.py), podman)
+VERSION           ?= $(shell $(PYTHON) -c "import tomllib; print(tomllib.load(open('pyproject.toml', 'rb'))['project']['version'])")
+IMAGE             ?= dns-sidecar:$(VERSION)
+CONTAINER_ENGINE  ?= docker
+IMAGE_BUILD_FLAGS ?=
+.PHONY: image image-test
+# The labels go in twice: as build args for the Dockerfile's LABEL (builds without make), and as
+# --label, since podman reuses a cached LABEL step whose ARG changed (a stale revision).
+SOURCE   = $(shell git config --get remote.origin.url)
+REVISION = $(shell git rev-parse HEAD 2>/dev/null)
 image:
 	$(CONTAINER_ENGINE) build \
 	  --build-arg VERSION=$(VERSION) \
-	  --build-arg SOURCE=$(shell git config --get remote.origin.url) \
-	  --build-arg REVISION=$(shell git rev-parse HEAD 2>/dev/null) \
-	  --tag $(IMAGE) .
+	  --build-arg SOURCE=$(SOURCE) \
+	  --build-arg REVISION=$(REVISION) \
+	  --label org.opencontainers.image.version=$(VERSION) \
+	  --label org.opencontainers.image.source=$(SOURCE) \
+	  --label org.opencontainers.image.revision=$(REVISION) \
+	  $(IMAGE_BUILD_FLAGS) --tag $(IMAGE) .
 
-## settings-table: rewrite the README's settings table from the declarations in sidecar/settings.py
+## image-test: build the image with podman (on a debootstrap stand-in base when no registry is
+##             reachable, with this machine's pip settings) and run it as it ships; needs root,
+##             podman, runc and debootstrap (.ci/run installs them)
+image-test: $(STAMP)
+	$(BIN)/pytest tests/test_image.py -p no:cacheprovider -v $(PYTEST_ARGS)
+
+## settings-table: rewrite the settings table in docs/configuration.md from sidecar/settings.py
 .PHONY: settings-table
 settings-table: $(STAMP)
-	$(BIN)/python -m tests.settings_table --write README.md
+	$(BIN)/python -m tests.settings_table --write docs/configuration.md

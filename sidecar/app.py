@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -135,24 +135,6 @@ def live_certificate(settings: Settings, metrics: Metrics, clock: Clock) -> Live
         raise StartupError(f"Cannot serve HTTPS: {err}.") from err
 
 
-def make_store(settings: Settings, metrics: Metrics) -> CredentialStore:
-    """The credential store, on a Kubernetes client made only once something needs one."""
-    k8s = settings.kubernetes
-
-    def kubernetes() -> KubernetesObjects:
-        from sidecar.credentials.kubernetes import KubernetesObjects  # noqa: PLC0415 - large, lazy
-
-        return KubernetesObjects(
-            kubeconfig=k8s.kubeconfig,
-            namespace=k8s.namespace,
-            in_cluster=k8s.in_cluster,
-            settings=settings.watch,
-            on_change=lambda kind: metrics.kubernetes_changes.labels(kind).inc(),
-        )
-
-    return CredentialStore(kubernetes)
-
-
 def create_app(
     settings: Settings,
     *,
@@ -163,42 +145,44 @@ def create_app(
     """The protocol app; the management app hangs off it under ``MANAGEMENT``."""
     clock = clock or SystemClock()
     metrics = Metrics()
-    k8s = settings.kubernetes
     store = store or make_store(settings, metrics)
     coordination = make_coordination(settings, clock, metrics)
     loaded = Loaded(initial) if initial else load_runtime(settings, store, clock, coordination)
     check_exposure(settings, loaded.runtime)
     config_file = str(settings.table.config) if settings.table.config else None
     live = LiveConfig(loaded.runtime, config_file=config_file)
-    allow_unsigned = is_loopback(settings.server.host) or settings.server.allow_unauthenticated
-    verifier = Verifier(
-        coordination.nonces,
-        clock,
-        VerifyPolicy(skew=settings.auth.timestamp_skew, allow_unsigned=allow_unsigned),
-    )
+    verifier = _verifier(settings, coordination, clock)
     metrics.watch_replay_cache(lambda: len(verifier.replay))
     metrics.config_generation.set_function(lambda: float(live.generation))
     health = HealthCache(clock, settings.server.health_cache_seconds)
-    in_flight = InFlight(metrics.in_flight)
     access = AccessLog()  # after logging is configured: it writes JSON lines itself then
     follower = DnsRecordFollower(
-        store, k8s.dnsrecord_scopes, read_timeout=settings.watch.list_timeout
+        store, settings.kubernetes.dnsrecord_scopes, read_timeout=settings.watch.list_timeout
     )
-    bare_values = BareValues(follower.index, follower.fetch, wait=k8s.dnsrecord_wait)
-    sweeper = Sweeper(
-        live,
-        follower.index,
-        settings.sweeps,
-        deployment=settings.table.owner_id,
-        clock=clock,
-        turns=coordination.turns,
-        metrics=SweepMetrics(metrics.registry),
+    bare_values = BareValues(
+        follower.index, follower.fetch, wait=settings.kubernetes.dnsrecord_wait
     )
-    sweep_tasks = Tasks("sweeps")
-    tls = live_certificate(settings, metrics, clock)
 
     app = web.Application()  # the lifecycle and the shared objects; requests go to SERVE
-    serve = request_path(
+    app[LIVE] = live
+    app[METRICS] = metrics
+    app[VERIFIER] = verifier
+    app[IN_FLIGHT] = in_flight = InFlight(metrics.in_flight)
+    app[STORE] = store
+    app[COORDINATION] = coordination
+    app[DNS_RECORDS] = follower.index
+    app[BARE_VALUES] = bare_values
+    app[SWEEPER] = _sweeper(
+        settings,
+        live,
+        index=follower.index,
+        coordination=coordination,
+        clock=clock,
+        metrics=metrics,
+    )
+    if (tls := live_certificate(settings, metrics, clock)) is not None:
+        app[TLS] = tls
+    app[SERVE] = request_path(  # no route: the protocol port hands every request to it
         endpoints=ProtocolApi(
             health, metrics, clock, coordination.problem, bare_values
         ).endpoints(),
@@ -209,42 +193,10 @@ def create_app(
         access=access,
         max_body=settings.server.max_body_bytes,
     )
-    app[SERVE] = serve  # no route: the protocol port hands every request to it (server.py)
-    app[LIVE] = live
-    app[METRICS] = metrics
-    app[VERIFIER] = verifier
-    app[IN_FLIGHT] = in_flight
-    app[STORE] = store
-    app[COORDINATION] = coordination
-    app[DNS_RECORDS] = follower.index
-    app[BARE_VALUES] = bare_values
-    app[SWEEPER] = sweeper
-    if tls is not None:
-        app[TLS] = tls
-
-    management = web.Application()
-    reloader: Reloader | None = None
-    management_api = ManagementApi(
-        live,
-        health,
-        verifier,
-        metrics,
-        coordination=coordination,
-        loops=lambda: {
-            **(reloader.tasks.status() if reloader else {}),
-            **store.loops(),
-            **sweep_tasks.status(),
-            **(tls.tasks.status() if tls else {}),
-        },
-        dns_records=lambda: follower.index.status() | {"sweeps": sweeper.status()},
-        tls=tls.status if tls else None,
-    )
-    management.add_routes(management_api.routes())
-    app[MANAGEMENT] = management
-    app[MANAGEMENT_API] = management_api
-
+    sweeps = Tasks("sweeps")
+    readiness = _add_management(app, health, sweeps)
     if settings.table.config is not None:
-        reloader = app[RELOADER] = Reloader(
+        app[RELOADER] = Reloader(
             live,
             settings.table.config,
             settings,
@@ -254,18 +206,95 @@ def create_app(
             on_result=lambda result: _reloaded(result, metrics, live, follower),
             coordination=coordination,
         )
-
     _add_lifecycle(
-        app,
-        settings=settings,
-        coordination=coordination,
-        store=store,
-        follower=follower,
-        access=access,
-        readiness=management_api.readiness,
-        sweeps=sweep_tasks,
+        app, settings=settings, follower=follower, sweeps=sweeps, access=access, readiness=readiness
     )
     return app
+
+
+def make_store(settings: Settings, metrics: Metrics) -> CredentialStore:
+    """The credential store, on a Kubernetes client made only once something needs one."""
+    return CredentialStore(_kubernetes(settings, metrics))
+
+
+def _kubernetes(settings: Settings, metrics: Metrics) -> Callable[[], KubernetesObjects]:
+    """How the credential store connects to Kubernetes, once the routing table needs it."""
+    k8s = settings.kubernetes
+
+    def connect() -> KubernetesObjects:
+        from sidecar.credentials.kubernetes import KubernetesObjects  # noqa: PLC0415 - large, lazy
+
+        return KubernetesObjects(
+            kubeconfig=k8s.kubeconfig,
+            namespace=k8s.namespace,
+            in_cluster=k8s.in_cluster,
+            settings=settings.watch,
+            on_change=lambda kind: metrics.kubernetes_changes.labels(kind).inc(),
+        )
+
+    return connect
+
+
+def _verifier(settings: Settings, coordination: Coordination, clock: Clock) -> Verifier:
+    """The HMAC verifier: unsigned requests only on loopback or when explicitly allowed."""
+    server = settings.server
+    allow_unsigned = is_loopback(server.host) or server.allow_unauthenticated
+    return Verifier(
+        coordination.nonces,
+        clock,
+        VerifyPolicy(skew=settings.auth.timestamp_skew, allow_unsigned=allow_unsigned),
+    )
+
+
+def _sweeper(
+    settings: Settings,
+    live: LiveConfig,
+    *,
+    index: DnsRecordIndex,
+    coordination: Coordination,
+    clock: Clock,
+    metrics: Metrics,
+) -> Sweeper:
+    """The sweeps of SPEC section 9 over the DNSRecords read (its loop starts with the app)."""
+    return Sweeper(
+        live,
+        index,
+        settings.sweeps,
+        deployment=settings.table.owner_id,
+        clock=clock,
+        turns=coordination.turns,
+        metrics=SweepMetrics(metrics.registry),
+    )
+
+
+def _add_management(app: web.Application, health: HealthCache, sweeps: Tasks) -> Readiness:
+    """The management app (``MANAGEMENT``) over the objects ``app`` holds; its readiness."""
+    store, sweeper, tls = app[STORE], app[SWEEPER], app.get(TLS)
+
+    def loops() -> dict[str, dict[str, Any]]:
+        reloader = app.get(RELOADER)
+        return {
+            **(reloader.tasks.status() if reloader else {}),
+            **store.loops(),
+            **sweeps.status(),
+            **(tls.tasks.status() if tls else {}),
+        }
+
+    api = ManagementApi(
+        app[LIVE],
+        health,
+        app[VERIFIER],
+        app[METRICS],
+        coordination=app[COORDINATION],
+        loops=loops,
+        dns_records=lambda: app[DNS_RECORDS].status() | {"sweeps": sweeper.status()},
+        tls=tls.status if tls else None,
+    )
+    management = web.Application()
+    management.add_routes(api.routes())
+    app[MANAGEMENT] = management
+    app[MANAGEMENT_API] = api
+    return api.readiness
 
 
 def _reloaded(result: str, metrics: Metrics, live: LiveConfig, follower: DnsRecordFollower) -> None:
@@ -278,16 +307,15 @@ def _add_lifecycle(
     app: web.Application,
     *,
     settings: Settings,
-    coordination: Coordination,
-    store: CredentialStore,
     follower: DnsRecordFollower,
+    sweeps: Tasks,
     access: AccessLog,
     readiness: Readiness,
-    sweeps: Tasks,
 ) -> None:
     """One cleanup context per long-lived resource: aiohttp starts them in this order and
     closes them in the reverse one; a failed start closes those already started. Readiness is
     the last step, so ``/readyz`` turns 200 only once everything before it is up."""
+    coordination, store = app[COORDINATION], app[STORE]
 
     async def shared_state(app: web.Application) -> AsyncIterator[None]:
         await coordination.start()
@@ -309,8 +337,28 @@ def _add_lifecycle(
         yield
         await app[LIVE].current.aclose()  # the table in force at exit, not at start
 
+    async def access_log(app: web.Application) -> AsyncIterator[None]:
+        yield
+        access.flush()  # the last lines buffered
+
+    async def serving(app: web.Application) -> AsyncIterator[None]:
+        readiness.started()  # every step above is up: requests can be served
+        yield
+
+    app.cleanup_ctx.extend((shared_state, credentials, providers))
+    app.cleanup_ctx.extend(_background(app, settings.sweeps.interval, sweeps))
+    app.cleanup_ctx.extend((access_log, serving))
+
+
+Context = Callable[[web.Application], AsyncIterator[None]]
+
+
+def _background(app: web.Application, sweep_interval: float, sweeps: Tasks) -> list[Context]:
+    """The loops that follow the world once the credentials are read: sweeps, the routing
+    table's reloads, the certificate pair's renewals (those configured)."""
+
     async def sweeping(app: web.Application) -> AsyncIterator[None]:
-        if settings.sweeps.interval > 0:  # SPEC section 9: 0 turns sweeps off
+        if sweep_interval > 0:  # SPEC section 9: 0 turns sweeps off
             sweeps.loop("sweeps", app[SWEEPER].run_forever)
         yield
         await sweeps.aclose()
@@ -323,17 +371,9 @@ def _add_lifecycle(
         async with app[TLS].running():
             yield
 
-    async def access_log(app: web.Application) -> AsyncIterator[None]:
-        yield
-        access.flush()  # the last lines buffered
-
-    async def serving(app: web.Application) -> AsyncIterator[None]:
-        readiness.started()  # every step above is up: requests can be served
-        yield
-
-    app.cleanup_ctx.extend((shared_state, credentials, providers, sweeping))
+    contexts: list[Context] = [sweeping]
     if RELOADER in app:
-        app.cleanup_ctx.append(reloading)
+        contexts.append(reloading)
     if TLS in app:
-        app.cleanup_ctx.append(certificate)
-    app.cleanup_ctx.extend((access_log, serving))
+        contexts.append(certificate)
+    return contexts

@@ -10,7 +10,7 @@ import os
 import signal
 import ssl
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from sidecar import __version__
 from sidecar.app import StartupError, create_app
 from sidecar.auth.signing import Algorithm
-from sidecar.config import loader
+from sidecar.config import loader, local_credentials
 from sidecar.errors import ConfigError
 from sidecar.observability.logging import configure
 from sidecar.server import serve
@@ -53,6 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_FAILED
 
 
+AddCommand = Callable[..., argparse.ArgumentParser]  # a subparsers' add_parser
+
+
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(
         prog="dns-sidecar",
@@ -60,8 +63,17 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     )
     parser.add_argument("--version", action="version", version=f"dns-sidecar {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    return parser, {  # in the order --help lists them
+        "serve": _serve_parser(commands.add_parser),
+        "check": _check_parser(commands.add_parser),
+        "audit": _audit_parser(commands.add_parser),
+        "request": _request_parser(commands.add_parser),
+        "cloudflare-emulator": _emulator_parser(commands.add_parser),
+    }
 
-    run = commands.add_parser("serve", help="run the service")
+
+def _serve_parser(add: AddCommand) -> argparse.ArgumentParser:
+    run = add("serve", help="run the service")
     run.add_argument("--config", type=Path, help="routing table YAML (env DNS_SIDECAR_CONFIG)")
     run.add_argument("--host", help="protocol listen address (default 127.0.0.1)")
     run.add_argument("--port", type=int, help="protocol port (default 7100)")
@@ -78,19 +90,33 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         choices=["auto", "json", "console"],
         help="auto: JSON unless stderr is a terminal (default auto; env DNS_SIDECAR_LOG_FORMAT)",
     )
+    return run
 
-    check = commands.add_parser("check", help="validate a routing table; exit 1 on problems")
+
+def _check_parser(add: AddCommand) -> argparse.ArgumentParser:
+    check = add("check", help="validate a routing table; exit 1 on problems")
     check.add_argument("path", type=Path, metavar="PATH", help="the routing table YAML file")
+    check.add_argument(
+        "--strict",
+        action="store_true",
+        help="an unset {env} or a missing {file} credential is an error, not a warning",
+    )
+    return check
 
-    audit = commands.add_parser(
+
+def _audit_parser(add: AddCommand) -> argparse.ArgumentParser:
+    audit = add(
         "audit",
         help="one sweep: compare the DNSRecords with the zones and print the plan; changes "
         "nothing (exit 0 nothing to do, 1 something to do, 2 could not look)",
     )
     audit.add_argument("--config", type=Path, help="routing table YAML (env DNS_SIDECAR_CONFIG)")
     audit.add_argument("--json", action="store_true", help="print the plan as JSON")
+    return audit
 
-    request = commands.add_parser("request", help="send one signed request and print the reply")
+
+def _request_parser(add: AddCommand) -> argparse.ArgumentParser:
+    request = add("request", help="send one signed request and print the reply")
     request.add_argument("method", help="GET, POST or DELETE")
     request.add_argument("path", help="starting with /, for example /records/A/example.com/www")
     request.add_argument("--data", help="JSON body (POST /records)")
@@ -111,8 +137,11 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
         help="PEM CA bundle to verify an https:// server with (default: the system's roots, "
         "or SSL_CERT_FILE)",
     )
+    return request
 
-    emulator = commands.add_parser(
+
+def _emulator_parser(add: AddCommand) -> argparse.ArgumentParser:
+    emulator = add(
         "cloudflare-emulator", help="run the stateful Cloudflare API emulator (development)"
     )
     emulator.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
@@ -131,13 +160,13 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParse
     )
     emulator.add_argument("--api-key", help="an accepted global API key (with --email)")
     emulator.add_argument("--email", help="the email that goes with --api-key")
-    return parser, {
-        "serve": run,
-        "check": check,
-        "audit": audit,
-        "request": request,
-        "cloudflare-emulator": emulator,
-    }
+    emulator.add_argument(
+        "--shutdown-timeout",
+        type=float,
+        default=5.0,
+        help="seconds SIGTERM waits for requests in progress, then cuts them off (default 5)",
+    )
+    return emulator
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -180,9 +209,21 @@ def _check(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(err, file=sys.stderr)  # noqa: T201
         return EXIT_FAILED
+    missing = local_credentials.unresolved(spec)
+    if missing and args.strict:
+        print(f"{args.path}: {len(missing)} problem(s) (--strict)", file=sys.stderr)  # noqa: T201
+        for line in missing:
+            print(f"  - {line}", file=sys.stderr)  # noqa: T201
+        return EXIT_FAILED
+    for line in missing:
+        print(  # noqa: T201
+            f"{args.path}: warning: {line} Requests that need it fail (503) unless it is given "
+            "where the sidecar runs; --strict makes this an error.",
+            file=sys.stderr,
+        )
     print(  # noqa: T201
         f"{args.path}: OK ({len(spec.zones)} zone(s), {len(spec.accounts)} account(s), "
-        f"{len(spec.clients)} client(s))"
+        f"{len(spec.clients)} client(s){f', {len(missing)} warning(s)' if missing else ''})"
     )
     return EXIT_OK
 
@@ -290,7 +331,7 @@ def _emulator(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run(emulator, args.host, args.port, stop)
+        await run(emulator, args.host, args.port, stop, shutdown_timeout=args.shutdown_timeout)
 
     asyncio.run(main())
     return EXIT_OK

@@ -37,9 +37,12 @@ class HealthCache:
         self._checked: dict[str, _Checked] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
-    @property
-    def last(self) -> dict[str, Health]:
-        """The latest result per account, without checking (for ``/status``)."""
+    def last(self, accounts: Mapping[str, Account]) -> dict[str, Health]:
+        """The latest result for each of ``accounts`` (the table in force), without checking
+        (for ``/status``). Verdicts on accounts they no longer have, removed or replaced by a
+        reload, are dropped: they would describe an object nobody uses."""
+        for name in [n for n, c in self._checked.items() if accounts.get(n) is not c.account]:
+            del self._checked[name]
         return {name: checked.health for name, checked in self._checked.items()}
 
     async def check(self, accounts: Mapping[str, Account]) -> dict[str, Health]:

@@ -102,7 +102,7 @@ class ManagementApi:
 
     async def status(self, request: web.Request) -> web.Response:
         runtime = self.live.current
-        health = self.health.last
+        health = self.health.last(runtime.accounts)
         accounts = {
             name: {
                 "provider": account.provider.kind,

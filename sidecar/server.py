@@ -78,22 +78,7 @@ async def serve(
         )
         await stop.wait()
         deadline = loop.time() + server.shutdown_timeout - margin  # margin: the process exit
-        in_flight = app[IN_FLIGHT]
-        log.info(
-            "shutting down: draining in-flight requests",
-            extra={"fields": {"in_flight": in_flight.count}},
-        )
-        app[MANAGEMENT_API].readiness.draining()
-        # keep taking connections while the endpoint removal spreads (a Service still routes
-        # here for a moment after /readyz turns 503), within the budget
-        delay = min(server.drain_delay, max(0.0, deadline - loop.time() - 4 * margin))
-        if delay > 0:
-            await asyncio.sleep(delay)  # a deliberate pause, not a synchronisation
-        await listener.stop()
-        guard.close_waiting()
-        drain = deadline - loop.time() - 3 * margin
-        if in_flight.count and not await in_flight.wait_idle(max(0.0, drain)):
-            log.warning("shutdown timeout: %d request(s) cut off", in_flight.count)
+        await _drain(app, listener, server, deadline, margin)
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
@@ -106,3 +91,27 @@ async def serve(
             log.warning("shutdown timeout: closing the providers was cut off")
         await management.cleanup()
     log.info("stopped")
+
+
+async def _drain(
+    app: web.Application, listener: Listener, server: ServerSettings, deadline: float, margin: float
+) -> None:
+    """After the stop signal: say not ready, keep accepting a moment, stop accepting, and let
+    the requests in progress finish until shortly before ``deadline``."""
+    loop = asyncio.get_running_loop()
+    in_flight = app[IN_FLIGHT]
+    log.info(
+        "shutting down: draining in-flight requests",
+        extra={"fields": {"in_flight": in_flight.count}},
+    )
+    app[MANAGEMENT_API].readiness.draining()
+    # keep taking connections while the endpoint removal spreads (a Service still routes
+    # here for a moment after /readyz turns 503), within the budget
+    delay = min(server.drain_delay, max(0.0, deadline - loop.time() - 4 * margin))
+    if delay > 0:
+        await asyncio.sleep(delay)  # a deliberate pause, not a synchronisation
+    await listener.stop()
+    listener.guard.close_waiting()
+    drain = deadline - loop.time() - 3 * margin
+    if in_flight.count and not await in_flight.wait_idle(max(0.0, drain)):
+        log.warning("shutdown timeout: %d request(s) cut off", in_flight.count)

@@ -395,7 +395,9 @@ class RedisSettings(_Group):
         2.0,
         gt=0,
         validation_alias=_env("REDIS_PING_INTERVAL"),
-        description="Seconds between pings while idle, so readiness reflects Redis's state.",
+        description="Seconds between pings while idle, so readiness reflects Redis's state; plus "
+        "the Redis timeout, the longest any replica serves a set older than an acknowledged "
+        "write, and the longest a retried Redis write waits between attempts.",
     )
 
 
@@ -482,14 +484,15 @@ GROUPS: tuple[type[_Group], ...] = (
 )
 
 
-# --- the reference table in the README, generated from the declarations above ----------------
+# --- the settings table of docs/configuration.md, generated from the declarations above -----
 
 
 def reference_table() -> str:
     """Every setting as a Markdown table: variables, flag, default, and its description.
 
-    The README's settings table is this text (``make settings-table`` rewrites it; a test
-    compares the two), so the documentation cannot drift from the declarations.
+    The settings table of docs/configuration.md is this text (``make settings-table``
+    rewrites it; a test compares the two), so the documentation cannot drift from the
+    declarations.
     """
     rows = ["| variable | flag | default | what it does |", "|---|---|---|---|"]
     for group in GROUPS:

@@ -294,9 +294,12 @@ async def eventually(check: Callable[[], Any], seconds: float = 10.0) -> None:
 
 
 @pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    """A real redis-server on a free loopback port, without persistence; killed afterwards."""
-    server = RedisServer(tmp_path / "redis")
+def redis_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[RedisServer]:
+    """A real redis-server on a free loopback port, killed afterwards; without persistence,
+    unless parametrized indirectly with ``"appendonly"``."""
+    server = RedisServer(
+        tmp_path / "redis", appendonly=getattr(request, "param", "") == "appendonly"
+    )
     server.directory.mkdir()
     server.start()
     yield server

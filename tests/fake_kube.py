@@ -55,6 +55,10 @@ class FakeKube:
     forbidden_scopes: set[str] = field(default_factory=set)  # DNSRecord scopes refused (403)
     held: list[tuple[Key, dict[str, Any]]] | None = None  # DNSRecord events not yet delivered
     get_failure: int | None = None  # the status every DNSRecord get answers, when set
+    held_lists: dict[Key, asyncio.Event] = field(
+        default_factory=dict
+    )  # lists that wait for a release
+    waiting: set[Key] = field(default_factory=set)  # held lists that have arrived
 
     # --- changing the cluster ------------------------------------------------------------
 
@@ -113,6 +117,11 @@ class FakeKube:
         key = (kind, namespace, name)
         obj = self.objects.pop(key)
         self._event("DELETED", key, obj)
+
+    def hold_list(self, kind: str, namespace: str, name: str) -> asyncio.Event:
+        """Make the lists of one object wait until the returned event is set (a slow API server);
+        ``waiting`` shows when one has arrived."""
+        return self.held_lists.setdefault((kind, namespace, name), asyncio.Event())
 
     def compact(self) -> None:
         """Forget history: watches from versions older than the current one get 410 Gone."""
@@ -257,6 +266,9 @@ class FakeKube:
         if request.query.get("watch") in ("true", "1", "True"):
             return await self._watch(request, key)
         self.lists += 1
+        if key in self.held_lists:
+            self.waiting.add(key)
+            await self.held_lists[key].wait()
         items = [self.objects[key]] if key in self.objects else []
         return web.json_response(
             {

@@ -1,11 +1,15 @@
 """A real ``redis-server`` on a free loopback port, for the tests of shared state.
 
-No persistence (``--save ""``, no AOF), so a restart loses the data, as a Redis without a
-volume would. ``kill`` is SIGKILL; ``restart`` starts it again on the same port.
+No persistence by default (``--save ""``, no AOF), so a restart loses the data, as a Redis
+without a volume would; ``appendonly=True`` keeps it in an append-only file, as a Redis with a
+volume does (a SIGKILL loses nothing: the file is written before each reply). ``kill`` is
+SIGKILL; ``restart`` starts it again on the same port.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import shutil
 import signal
 import socket
@@ -22,7 +26,7 @@ def redis_server_command() -> str:
     found = shutil.which("redis-server") or "/usr/bin/redis-server"
     if not Path(found).exists():
         raise RuntimeError(
-            "redis-server is not installed: apt-get install redis-server (see the README)"
+            "redis-server is not installed: apt-get install redis-server (see docs/development.md)"
         )
     return found
 
@@ -51,6 +55,7 @@ def command(port: int, *args: str) -> bytes:
 class RedisServer:
     directory: Path
     password: str | None = None
+    appendonly: bool = False
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -64,7 +69,7 @@ class RedisServer:
             "--port", str(self.port),
             "--bind", "127.0.0.1",
             "--save", "",
-            "--appendonly", "no",
+            "--appendonly", "yes" if self.appendonly else "no",
             "--dir", str(self.directory),
             "--logfile", str(self.directory / "redis.log"),
         ]  # fmt: skip
@@ -89,3 +94,45 @@ class RedisServer:
     def restart(self) -> None:
         self.kill()
         self.start()
+
+
+class Partition:
+    """A loopback TCP proxy in front of Redis that the test can cut: its connections are
+    closed and new ones refused (one replica cut off from Redis, the others not), then mended
+    on the same port."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.port = free_port()
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def mend(self) -> None:
+        self._server = await asyncio.start_server(self._pipe, "127.0.0.1", self.port)
+
+    async def cut(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target)
+        self._writers |= {writer, up_writer}
+
+        async def copy(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError):
+                while data := await source.read(65536):
+                    sink.write(data)
+                    await sink.drain()
+            sink.transport.abort()
+
+        await asyncio.gather(copy(reader, up_writer), copy(up_reader, writer))
+        self._writers -= {writer, up_writer}

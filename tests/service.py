@@ -82,7 +82,7 @@ def wait_ready(service: Service, deadline: float = 20.0) -> None:
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass
         time.sleep(0.05)  # polling with a deadline, not synchronising on a guess
-    raise TimeoutError("dns-sidecar did not become ready")
+    raise TimeoutError(f"dns-sidecar did not become ready in {deadline:g} s: {service.logged()}")
 
 
 @dataclass

@@ -1,7 +1,8 @@
-"""The README's settings table, spliced from ``sidecar.settings.reference_table``.
+"""The settings table of docs/configuration.md, spliced from ``sidecar.settings.reference_table``.
 
-``python -m tests.settings_table --write README.md`` rewrites it (``make settings-table``);
-``test_settings`` checks that the README holds exactly what the declarations say.
+``python -m tests.settings_table --write docs/configuration.md`` rewrites it
+(``make settings-table``); ``test_settings`` checks that the page holds exactly what the
+declarations say.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from sidecar.coordination.redis_budget import RedisBudget
 from sidecar.coordination.redis_locks import RedisLocks
 from sidecar.coordination.redis_versions import RedisVersions
 from sidecar.coordination.replay import RedisNonces
+from sidecar.coordination.retries import Retries
 from sidecar.errors import AuthFailed, ProviderUnavailable, RateLimited
 from sidecar.providers.base import ZonePolicy
 from sidecar.providers.cloudflare.auth import Auth
@@ -124,8 +125,8 @@ async def test_a_lock_is_bounded_and_released_only_by_its_holder(
     connect: Connect, redis_server: RedisServer
 ) -> None:
     """A held lock makes another holder give up with a 503 naming it; release is by token."""
-    one = RedisLocks(await connect(), lease=5, wait=0.2)
-    two = RedisLocks(await connect(), lease=5, wait=0.2)
+    one = RedisLocks(await connect(), lease=5, wait=0.2, retries=Retries(1))
+    two = RedisLocks(await connect(), lease=5, wait=0.2, retries=Retries(1))
     key = ("zone", "www.example.com", "A")
     async with one.hold(key):
         with pytest.raises(ProviderUnavailable) as refused:
@@ -145,7 +146,7 @@ async def test_waiting_in_the_local_queue_counts_against_the_lock_wait(
 ) -> None:
     """Lock held; 5 more writers on the same replica: each gets the 503 naming the lock
     within the lock wait, none queues on the in-process lock unbounded."""
-    locks = RedisLocks(await connect(), lease=30, wait=0.3)
+    locks = RedisLocks(await connect(), lease=30, wait=0.3, retries=Retries(1))
     key = ("z", "n", "A")
     held, release = asyncio.Event(), asyncio.Event()
 
@@ -189,8 +190,12 @@ async def test_a_lease_too_short_for_the_write_sends_nothing(
         base_url=cf.base_url,
         timeout=0.5,
     )
-    locks = RedisLocks(conn, lease=1.2, wait=0.2)  # 1.2 s > 0.5 s, < 0.5 s + 1 s
-    provider = CloudflareProvider(api, FrozenClock(), locks=locks, versions=RedisVersions(conn))
+    locks = RedisLocks(
+        conn, lease=1.2, wait=0.2, retries=Retries(1)
+    )  # 1.2 s > 0.5 s, < 0.5 s + 1 s
+    provider = CloudflareProvider(
+        api, FrozenClock(), locks=locks, versions=RedisVersions(conn, Retries(1))
+    )
     zone = ZonePolicy(name="example.com", zone_id="aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")
     record = RecordSet.build(RecordKey.parse("A", "example.com", "www"), ["192.0.2.1"], 300)
     try:
@@ -228,7 +233,10 @@ async def test_the_budget_and_the_429_block_are_shared(connect: Connect) -> None
 
 async def test_a_write_moves_the_zone_version_everywhere(connect: Connect) -> None:
     """A bump through one connection is seen by the others' next read."""
-    one, two = RedisVersions(await connect()), RedisVersions(await connect())
+    one, two = (
+        RedisVersions(await connect(), Retries(1)),
+        RedisVersions(await connect(), Retries(1)),
+    )
     before = await two.current("zone")
     await one.bump("zone")
     after = await two.current("zone")
@@ -334,7 +342,9 @@ async def test_health_readiness_and_status_say_why_while_redis_is_down(
         redis_server.url,
         True,
     )
-    assert shown["loops"] == {"ping": {"running": True, "restarts": 0, "lastError": None}}
+    running = {"running": True, "restarts": 0, "lastError": None}
+    assert shown["loops"] == {"ping": running, "delayed writes": running}
+    assert shown["delayedWrites"] == 0
     assert sorted((await status())["loops"]) == ["recheck_forever", "sweeps", "watch_forever"]
 
     redis_server.kill()
@@ -388,3 +398,80 @@ async def test_no_write_is_sent_without_its_lock(
     assert refused.body["error"]["details"] == {"coordination": "redis", "operation": "lock"}
     assert cf.calls() == {}
     assert [r["content"] for r in cf.records("example.com")] == ["192.0.2.1"]
+
+
+@pytest.mark.parametrize("redis_server", ["appendonly"], indirect=True)
+async def test_a_version_move_redis_does_not_take_is_retried(
+    connect: Connect, redis_server: RedisServer
+) -> None:
+    """A bump during an outage does not raise, lands once Redis is back; versions moved."""
+    retries = Retries(0.05)
+    writer = RedisVersions(await connect(), retries)
+    reader = RedisVersions(await connect(), Retries(1))
+    await writer.bump("zone")
+    before = await reader.current("zone")
+    redis_server.kill()
+    await writer.bump("zone")  # answered, not raised
+    assert len(retries) == 1
+    with pytest.raises(ProviderUnavailable):
+        await reader.current("zone")
+    assert await retries.run_once() is False  # still down: kept
+    redis_server.start()
+    assert await retries.run_once() is True
+    assert len(retries) == 0
+    assert command(redis_server.port, "GET", "t:zone:zone") == b"$1\r\n2\r\n"  # kept, then moved
+    after = await reader.current("zone")
+    assert after.split(":")[0] == before.split(":")[0]  # Redis kept its data: the same sentinel
+    assert after.split(":")[1:] != before.split(":")[1:]
+
+
+async def test_the_retry_loop_runs_when_a_write_is_handed_over() -> None:
+    """Handed-over writes are retried until they succeed; an expired one is never tried."""
+    retries = Retries(0.05)
+    attempts: list[int] = []
+    done = asyncio.Event()
+
+    async def flaky() -> None:
+        attempts.append(len(attempts))
+        if len(attempts) < 3:
+            raise ProviderUnavailable("down")
+        done.set()
+
+    async def never() -> None:
+        raise AssertionError("an expired write is not tried")
+
+    loop = asyncio.get_running_loop()
+    retries.add("late", never, until=loop.time() - 1)
+    runner = asyncio.create_task(retries.run_forever())
+    retries.add("flaky", flaky)
+    await asyncio.wait_for(done.wait(), 5)
+    await eventually(lambda: len(retries) == 0)
+    runner.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await runner
+    assert attempts == [0, 1, 2]
+
+
+async def test_a_lock_release_redis_does_not_take_is_retried_while_the_lease_lasts(
+    connect: Connect, redis_server: RedisServer
+) -> None:
+    """A release Redis does not take raises nothing and is retried in the background."""
+    retries = Retries(0.05)
+    locks = RedisLocks(await connect(), lease=30, wait=0.2, retries=retries)
+    async with locks.hold(("z", "n.example.com", "A")):
+        redis_server.kill()
+    assert len(retries) == 1
+    redis_server.start()
+    assert await retries.run_once() is True
+
+
+async def test_a_429_is_kept_by_the_replica_when_redis_cannot_share_it(
+    connect: Connect, redis_server: RedisServer
+) -> None:
+    """A 429 while Redis is down: the wait is answered and this replica keeps the block."""
+    budget = RedisBudget(await connect(), "acct", 10, 300)
+    redis_server.kill()
+    assert await budget.block(9) == 9
+    with pytest.raises(RateLimited) as refused:
+        await budget.spend()
+    assert refused.value.retry_after == 9

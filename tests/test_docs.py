@@ -1,4 +1,6 @@
-"""The value formats the README and the OpenAPI document give are the ones the server takes."""
+"""The docs hold: the value formats the README and the OpenAPI document give are the ones the
+server takes; every relative link and repository path named in the README and docs/ exists; the
+README stays short."""
 
 from __future__ import annotations
 
@@ -10,7 +12,13 @@ import yaml
 
 from tests.conftest import StartSidecar
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+REPO = Path(__file__).resolve().parent.parent
+README = REPO / "README.md"
+PAGES = [README, REPO / "CHANGELOG.md", *sorted((REPO / "docs").glob("*.md"))]
+README_MAX_LINES = 250
+# the operator's kustomize tree (config/default, config/crd/bases, config/rbac/...), named where
+# the docs say what is taken from the operator's repository: not paths of this one
+OPERATOR_PATHS = re.compile(r"^config/(crd|default|rbac|certmanager|webhook|manager|samples)\b")
 
 
 def readme_examples() -> dict[str, str]:
@@ -44,3 +52,40 @@ async def test_readme_examples_are_accepted_and_read_back_unchanged(
         reply = await caller.call("GET", f"/records/{kind}/example.com/{sub}")
         got[kind] = reply.body["record"]["values"]
     assert got == {kind: [value] for kind, value in readme_examples().items()}
+
+
+def test_every_relative_link_resolves() -> None:
+    """Every Markdown link in the README, CHANGELOG and docs/ that is not a URL points at a
+    file or directory that exists (anchors aside)."""
+    broken = []
+    for page in PAGES:
+        for target in re.findall(r"\]\(([^)\s]+)\)", page.read_text(encoding="utf-8")):
+            if re.match(r"^[a-z]+:", target) or target.startswith("#"):
+                continue
+            if not (page.parent / target.split("#", 1)[0]).exists():
+                broken.append(f"{page.relative_to(REPO)}: {target}")
+    assert broken == []
+
+
+def test_every_repository_path_named_exists() -> None:
+    """Every path into this repository the README and docs/ name (manifests/..., dev/...,
+    config/..., tests/..., ...) exists, so a reader can follow each one."""
+    pattern = re.compile(
+        r"(?<![\w/.-])((?:manifests|dev|config|docs|tests|sidecar|bench|\.ci)/[\w./-]*[\w])"
+    )
+    missing = sorted(
+        f"{page.relative_to(REPO)}: {path}"
+        for page in PAGES
+        for path in set(pattern.findall(page.read_text(encoding="utf-8")))
+        if not OPERATOR_PATHS.match(path) and not (REPO / path).exists()
+    )
+    assert missing == []
+
+
+def test_readme_is_short_and_links_every_docs_page() -> None:
+    """The README stays at or under 250 lines, and links every page in docs/ (an index)."""
+    text = README.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= README_MAX_LINES
+    pages = {p.name for p in (REPO / "docs").glob("*.md")} - {"README.md"}
+    linked = set(re.findall(r"\(docs/([\w.-]+\.md)\)", text))
+    assert pages - linked == set()

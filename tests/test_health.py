@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sidecar.app import LIVE
 from sidecar.auth.clients import Client, ClientAuth
 from sidecar.auth.signing import Algorithm
 from sidecar.clock import FrozenClock
@@ -14,7 +15,7 @@ from sidecar.providers.memory import MemoryProvider
 from sidecar.providers.ownership import Owner
 from sidecar.routing.table import Account, Route, RoutingTable
 from tests.builders import make_runtime
-from tests.conftest import SECRET, StartSidecar
+from tests.conftest import SECRET, StartManagement, StartSidecar
 
 HOME_SECRET = b"home-secret"
 
@@ -120,3 +121,21 @@ def test_accounts_for_follows_the_routes_open_to_the_client() -> None:
     assert list(accounts_for(table, ("example.com",), "pub")) == ["public"]
     assert list(accounts_for(table, None, "int")) == ["home"]
     assert list(accounts_for(table, None, None)) == []
+
+
+async def test_status_drops_the_verdict_on_a_replaced_account(
+    start_sidecar: StartSidecar, start_management: StartManagement
+) -> None:
+    """A reload replaces a failing account: /status no longer shows the old account's verdict
+    (it says "not checked yet" until the new one is checked)."""
+    runtime, _ = _with_two_sick_accounts(CLOUDFLARE)
+    sidecar = await start_sidecar(runtime=runtime, secret=SECRET)
+    assert (await sidecar.caller.call("GET", "/health")).status == 503  # personal: checked
+    management = await start_management(sidecar)
+    before = (await management.call("GET", "/status")).body["accounts"]["personal"]
+    assert (before["healthy"], before["message"]) == (False, "token expired")
+    sidecar.app[LIVE].swap(
+        make_runtime({"personal": MemoryProvider()}, [("example.com", "personal")])
+    )
+    after = (await management.call("GET", "/status")).body["accounts"]["personal"]
+    assert (after["healthy"], after["message"]) == (None, "not checked yet")

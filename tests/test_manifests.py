@@ -24,8 +24,11 @@ import starlark as sl
 import yaml
 
 from sidecar.config import loader
+from sidecar.coordination.metrics import CoordinationMetrics
 from sidecar.credentials import dnsclass
 from sidecar.credentials.sources import FromSecret
+from sidecar.observability.metrics import Metrics
+from sidecar.records.values import canonical_values
 
 REPO = Path(__file__).resolve().parent.parent
 MANIFESTS = REPO / "manifests"
@@ -36,7 +39,14 @@ BUILDS = [*OVERLAYS, HELM]
 WITHOUT_WORKLOADS = {"sidecar"}  # objects to apply beside an operator you run; no Deployment
 WITH_WORKLOADS = [b for b in BUILDS if b not in WITHOUT_WORKLOADS]
 # CRDs: no schema ships with kubernetes-validate
-CUSTOM_KINDS = {"DNSClass", "ServiceMonitor", "Certificate", "ClusterIssuer", "Issuer"}
+CUSTOM_KINDS = {
+    "DNSClass",
+    "ServiceMonitor",
+    "PrometheusRule",
+    "Certificate",
+    "ClusterIssuer",
+    "Issuer",
+}
 SCHEMA_VERSIONS = ["1.30.0", kubernetes_validate.latest_version()]  # native sidecars: 1.29+
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet", "Job"}
 MAX_MEMORY_MI = 128
@@ -393,10 +403,44 @@ def _referenced_by_pods(docs: tuple[dict[str, Any], ...]) -> set[tuple[str, str,
     return found
 
 
+def created_by_docs() -> set[tuple[str, str, str]]:
+    """The Secrets docs/deploy.md tells users to create: ("Secret", namespace, name)."""
+    text = (REPO / "docs" / "deploy.md").read_text(encoding="utf-8")
+    made = re.findall(r"kubectl -n ([\w-]+) create secret generic ([\w-]+)", text)
+    return {("Secret", namespace, name) for namespace, name in made}
+
+
+NOT_DEV = [b for b in BUILDS if b != "dev"]
+
+
+@pytest.mark.parametrize("build", NOT_DEV)
+def test_no_overlay_but_dev_renders_a_secret(build: str) -> None:
+    """Outside dev no render holds a Secret (nor a generator's), so `kubectl apply -k` of it
+    creates or replaces no Secret: the values users created stay theirs."""
+    docs = render(build)
+    assert [d["metadata"]["name"] for d in of_kind(docs, "Secret")] == []
+
+
+def test_no_secret_is_written_anywhere_but_dev() -> None:
+    """No manifest outside overlays/dev declares a Secret or an active secretGenerator, so no
+    overlay built on them (or on a file not listed yet) can overwrite an existing Secret's data
+    with a placeholder when applied."""
+    dev = MANIFESTS / "overlays" / "dev"
+    found = [
+        str(path.relative_to(REPO))
+        for path in sorted(MANIFESTS.rglob("*.yaml"))
+        if dev not in path.parents
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8"))
+        if isinstance(doc, dict) and (doc.get("kind") == "Secret" or "secretGenerator" in doc)
+    ]
+    assert found == []
+
+
 @pytest.mark.parametrize("build", BUILDS)
 def test_everything_referenced_exists(build: str) -> None:
-    """Secrets, ConfigMaps, ServiceAccounts and DNSClasses named anywhere exist in the overlay,
-    and the Roles grant exactly the Secrets and DNSClasses the sidecar reads."""
+    """ConfigMaps, ServiceAccounts and DNSClasses named anywhere exist in the overlay, Secrets in
+    dev or as a command in docs/deploy.md, and the Roles grant exactly the Secrets and
+    DNSClasses the sidecar reads."""
     docs = render(build)
     names = {(d["kind"], d["metadata"].get("namespace", ""), d["metadata"]["name"]) for d in docs}
     names |= {  # the Secrets cert-manager writes for the overlay's Certificates
@@ -405,9 +449,16 @@ def test_everything_referenced_exists(build: str) -> None:
     }
     secrets, classes = _read_by_sidecar(docs)
     assert {("DNSClass", "", name) for name in classes} <= names
-    if build != HELM:  # Helm users create their Secrets themselves (README)
-        assert {("Secret", ns, name) for ns, name in secrets} <= names
-        assert _referenced_by_pods(docs) <= names
+    wanted_secrets = {("Secret", ns, name) for ns, name in secrets}
+    # the chart's own pod mounts its webhook certificate, which cert-manager makes
+    by_pods = _referenced_by_pods(docs) if build != HELM else set()
+    if build == "dev":  # the one overlay that carries its (development) Secrets
+        assert wanted_secrets | by_pods <= names
+    else:  # users create them with the commands docs/deploy.md gives
+        assert {r for r in by_pods if r[0] != "Secret"} <= names
+        wanted = {r for r in wanted_secrets | by_pods if r[0] == "Secret"}
+        missing = wanted - names - created_by_docs()  # names: what cert-manager writes
+        assert missing == set()
     granted_secrets = {
         (r["metadata"]["namespace"], n)
         for r in of_kind(docs, "Role")
@@ -748,9 +799,10 @@ def test_kustomize_edit_set_image_reaches_every_container(overlay: str, tmp_path
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_no_overlay_but_dev_ships_an_operator(overlay: str) -> None:
-    """Only dev renders an operator Deployment or the operator's Namespace; the sidecar overlay
-    renders the objects a native sidecar needs, and no workload at all."""
+def test_no_overlay_ships_an_operator(overlay: str) -> None:
+    """No overlay renders an operator Deployment or the operator's Namespace (dev runs the real
+    operator from its own repository, dev/operator); the sidecar overlay renders the objects a
+    native sidecar needs, and no workload at all."""
     docs = render(overlay)
     operators = [
         d["metadata"]["name"]
@@ -759,13 +811,7 @@ def test_no_overlay_but_dev_ships_an_operator(overlay: str) -> None:
         == OPERATOR["podName"]
     ]
     namespaces = [d["metadata"]["name"] for d in of_kind(docs, "Namespace")]
-    if overlay == "dev":
-        assert (operators, OPERATOR["namespace"] in namespaces) == (
-            ["dns-operator-controller-manager"],
-            True,
-        )
-    else:
-        assert (operators, OPERATOR["namespace"] in namespaces) == ([], False)
+    assert (operators, OPERATOR["namespace"] in namespaces) == ([], False)
     if overlay in WITHOUT_WORKLOADS:
         assert sorted((d["kind"], d["metadata"]["name"]) for d in docs) == [
             ("ClusterRole", "dns-sidecar-dnsclass-home"),
@@ -774,8 +820,6 @@ def test_no_overlay_but_dev_ships_an_operator(overlay: str) -> None:
             ("DNSClass", "home"),
             ("Role", "dns-sidecar"),
             ("RoleBinding", "dns-sidecar"),
-            ("Secret", "cloudflare-api-token"),
-            ("Secret", "home-dns-hmac"),
         ]
         cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "DNSClass"}
         assert {d["metadata"]["namespace"] for d in docs if d["kind"] not in cluster_scoped} == {
@@ -794,7 +838,7 @@ def _native_sidecar(docs: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], d
     return pod, sidecar
 
 
-@pytest.mark.parametrize("build", ["dev", HELM])
+@pytest.mark.parametrize("build", [HELM])
 def test_native_sidecar_listens_on_localhost(build: str) -> None:
     """The component adds an init container with restartPolicy Always on loopback, its volumes,
     and a DNSClass whose server is that loopback."""
@@ -854,9 +898,10 @@ def test_kubectl_patch_route_names_the_operators_deployment() -> None:
     assert sidecar["image"] == f"dns-sidecar:{VERSION}"
 
 
-def test_readme_deploy_steps_name_real_paths_and_overlays() -> None:
-    """Every repository path and overlay the README's deploy text names exists."""
-    readme = (REPO / "README.md").read_text()
+def test_deploy_steps_name_real_paths_and_overlays() -> None:
+    """Every repository path and overlay docs/deploy.md names exists, and its overlay table
+    lists every overlay."""
+    readme = (REPO / "docs" / "deploy.md").read_text()
     paths = set(re.findall(r"(?<![\w/.-])((?:manifests|dev|tests/data)/[\w./-]*[\w])", readme))
     assert {p for p in paths if not (REPO / p).exists()} == set()
     applied = set(re.findall(r"kubectl apply -k manifests/overlays/([\w-]+)", readme))
@@ -867,7 +912,7 @@ def test_readme_deploy_steps_name_real_paths_and_overlays() -> None:
 
 
 def test_dev_overlay_runs_the_emulator_for_the_demo_zones() -> None:
-    """The dev overlay runs the emulator and routes both demo zones to it with the dev token."""
+    """The dev overlay runs the emulator and routes the demo zone to it with the dev token."""
     docs = render("dev")
     emulator = named(docs, "Deployment", "cloudflare-emulator")
     command = emulator["spec"]["template"]["spec"]["containers"][0]["command"]
@@ -880,7 +925,7 @@ def test_dev_overlay_runs_the_emulator_for_the_demo_zones() -> None:
             account = next(a for a in table.accounts if a.name == zone.account)
             if str(getattr(account, "base_url", "")).startswith("http://cloudflare-emulator."):
                 routed.add(zone.name)
-    assert (served, routed) == ({"demo.example", "home.example.com"}, served)
+    assert (served, routed) == ({"demo.example"}, served)
 
 
 class _Tilt:
@@ -890,6 +935,10 @@ class _Tilt:
         self.paths: list[str] = []
         self.resources: list[str] = []
         self.images: list[str] = []
+        self.commands: list[str] = []
+        self.kustomized: list[str] = []
+        self.deps: dict[str, list[str]] = {}
+        self.objects: list[str] = []
 
     def module(self) -> sl.Module:
         module = sl.Module()
@@ -902,6 +951,7 @@ class _Tilt:
         module.add_callable("local_resource", self._local_resource)
         module.add_callable("fall_back_on", self._fall_back_on)
         module.add_callable("sync", self._sync)
+        module.add_callable("local", self._local)
         return module
 
     def ext(self, name: str) -> sl.FrozenModule:
@@ -920,13 +970,22 @@ class _Tilt:
 
     def _kustomize(self, path: str) -> str:
         self.paths.append(path)
+        self.kustomized.append(path)
         return f"<kustomize {path}>"
 
     def _k8s_resource(self, name: str, **kw: Any) -> None:
         self.resources.append(name)
+        self.objects += kw.get("objects", [])
+        self.deps[name] = list(kw.get("resource_deps", []))
 
     def _local_resource(self, name: str, cmd: str, **kw: Any) -> None:
         self.paths += kw.get("deps", [])
+        self.commands.append(cmd)
+        self.deps[name] = list(kw.get("resource_deps", []))
+
+    def _local(self, cmd: str) -> str:
+        self.commands.append(cmd)
+        return ""
 
     def _fall_back_on(self, paths: list[str]) -> str:
         self.paths += paths
@@ -938,17 +997,160 @@ class _Tilt:
 
 
 def test_tiltfile_evaluates_and_names_real_things() -> None:
-    """The Tiltfile is valid Starlark; its paths exist and its resources are in the dev overlay."""
+    """The Tiltfile is valid Starlark; the paths and scripts it names exist; its resources are
+    the dev overlay's workloads and the real operator's Deployment, whose Issuer/Certificates
+    and the DNSClass wait for cert-manager and the operator's webhook."""
     tilt = _Tilt()
     ast = sl.parse("Tiltfile", (REPO / "Tiltfile").read_text())
     sl.eval(tilt.module(), ast, sl.Globals.standard(), sl.FileLoader(tilt.ext))
-    for path in tilt.paths:
+    named_in_commands = {
+        p
+        for cmd in tilt.commands
+        for p in re.findall(r"(?<![\w/.-])((?:dev|\.venv)/[\w./-]+)", cmd)
+    }
+    for path in [*tilt.paths, *(p for p in named_in_commands if not p.startswith(".venv"))]:
         assert (REPO / path).exists(), path
+    operator = "dns-operator-controller-manager"  # config/default's name (namePrefix dns-operator-)
     workloads = {d["metadata"]["name"] for d in of_kind(render("dev"), *WORKLOADS)}
-    assert set(tilt.resources) <= workloads
+    assert set(tilt.resources) == workloads | {operator}
+    assert tilt.kustomized == ["manifests/overlays/dev", "dev/operator"]
     assert tilt.images == ["dns-sidecar"]
+    assert "dev/operator-source.sh" in tilt.commands
+    assert (tilt.deps[operator], tilt.deps["dns-sidecar-cloudflare"]) == (
+        ["cert-manager"],
+        ["cloudflare-emulator", operator],
+    )
+    assert "cloudflare:dnsclass" in tilt.objects
     cluster = list(yaml.safe_load_all((REPO / "dev" / "ctlptl.yaml").read_text()))
     assert {doc["kind"] for doc in cluster} == {"Registry", "Cluster"}
+
+
+def test_dev_runs_the_real_operator_from_its_repository() -> None:
+    """dev/operator builds the operator's own config/default (its CRDs from config/crd/bases,
+    webhook, cert-manager Issuer) from the clone dev/operator-source.sh makes, with the image
+    its release workflow publishes; nothing of the operator is copied here."""
+    spec = yaml.safe_load((REPO / "dev" / "operator" / "kustomization.yaml").read_text())
+    (resource,) = spec["resources"]
+    clone = (REPO / "dev" / "operator" / resource).resolve()
+    script = (REPO / "dev" / "operator-source.sh").read_text()
+    assert clone == REPO / ".dev" / "homelab-dns-operator" / "config" / "default"
+    assert "target=.dev/homelab-dns-operator" in script
+    assert "https://github.com/morten-olsen/homelab-dns-operator" in script
+    assert spec["images"] == [
+        {
+            "name": "controller",
+            "newName": "ghcr.io/morten-olsen/homelab-dns-operator",
+            "newTag": "main",
+        }
+    ]
+    assert ".dev/" in (REPO / ".gitignore").read_text().splitlines()
+
+
+@pytest.mark.skipif(
+    not (REPO / ".dev" / "homelab-dns-operator" / "config" / "default").is_dir(),
+    reason="no clone of the operator in .dev/ (dev/operator-source.sh makes one; needs network)",
+)
+def test_dev_operator_renders_what_the_tiltfile_names() -> None:
+    """With the clone present, dev/operator renders the operator's Deployment, CRDs, webhooks
+    and the Issuer/Certificates the Tiltfile groups with it, in the namespace and with the pod
+    label manifests/operator/operator.yaml names."""
+    docs = kustomize(REPO / "dev" / "operator")
+    tilt = _Tilt()
+    sl.eval(
+        tilt.module(),
+        sl.parse("Tiltfile", (REPO / "Tiltfile").read_text()),
+        sl.Globals.standard(),
+        sl.FileLoader(tilt.ext),
+    )
+    present = {f"{d['metadata']['name']}:{d['kind'].lower()}" for d in docs}
+    assert {o for o in tilt.objects if o != "cloudflare:dnsclass"} <= present
+    deployment = named(docs, "Deployment", "dns-operator-controller-manager")
+    assert deployment["metadata"]["namespace"] == OPERATOR["namespace"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert labels["app.kubernetes.io/name"] == OPERATOR["podName"]
+    crds = {d["metadata"]["name"] for d in of_kind(docs, "CustomResourceDefinition")}
+    assert crds == {
+        "dnsclasses.dns.homelab.mortenolsen.pro",
+        "dnsrecords.dns.homelab.mortenolsen.pro",
+    }
+    assert of_kind(docs, "ValidatingWebhookConfiguration")
+
+
+# SPEC section 9: the sweeps over the operator's DNSRecords export these (docs/dnsrecords.md)
+SWEEP_METRICS = {
+    "dns_sidecar_orphaned_record_sets",
+    "dns_sidecar_drifted_records",
+    "dns_sidecar_record_conflicts",
+}
+
+
+def _exported_metrics() -> set[str]:
+    """Every sample name the sidecar's registry can expose (counters with _total)."""
+    metrics = Metrics()
+    CoordinationMetrics(metrics.registry)
+    names = set()
+    for family in metrics.registry.collect():
+        names.add(family.name)
+        if family.type == "counter":
+            names.add(f"{family.name}_total")
+    return names
+
+
+def test_suggested_alerts_name_metrics_the_sidecar_exports() -> None:
+    """standalone-monitored ships a PrometheusRule; every dns_sidecar_* metric its alerts use
+    is one the sidecar exports (or one of SPEC section 9's sweep gauges), and each alert the
+    docs promise is there: unhealthy accounts, Redis down, reload failures, orphans and drift."""
+    (rule,) = of_kind(render("standalone-monitored"), "PrometheusRule")
+    rules = [r for group in rule["spec"]["groups"] for r in group["rules"]]
+    used = {m for r in rules for m in re.findall(r"dns_sidecar_[a-z_]+", r["expr"])}
+    assert used - _exported_metrics() - SWEEP_METRICS == set()
+    assert used >= SWEEP_METRICS
+    assert {
+        "DnsSidecarAccountUnhealthy",
+        "DnsSidecarRedisDown",
+        "DnsSidecarReloadFailed",
+        "DnsSidecarOrphanedRecords",
+        "DnsSidecarDrift",
+        "DnsSidecarRecordConflicts",
+    } <= {r["alert"] for r in rules}
+    assert all(r["labels"]["severity"] in ("critical", "warning", "info") for r in rules)
+
+
+CRD_TYPES = ["A", "AAAA", "CNAME", "TXT", "MX", "SRV", "NS"]  # the operator's DNSRecord enum
+
+
+def test_sample_dnsrecords_cover_every_type_as_the_webhook_admits_them() -> None:
+    """dev/samples holds one DNSRecord per type of the operator's CRD, for the dev DNSClass, in
+    a zone the dev table routes to the emulator; MX and SRV as bare hosts with spec.metadata
+    (priority; weight and port) as the webhook demands; every value valid for the sidecar."""
+    samples = list(yaml.safe_load_all((REPO / "dev" / "samples" / "dnsrecords.yaml").read_text()))
+    docs = render("dev")
+    classes = {d["metadata"]["name"] for d in of_kind(docs, "DNSClass")}
+    ((_, table),) = _routing_tables(docs)
+    zones = {z.name for z in table.zones}
+    assert sorted(s["spec"]["type"] for s in samples) == sorted(CRD_TYPES)
+    for sample in samples:
+        spec = sample["spec"]
+        assert sample["apiVersion"] == "dns.homelab.mortenolsen.pro/v1alpha1"
+        assert set(spec) <= {
+            "type", "domain", "subdomain", "values", "ttl", "dnsClassRef", "metadata",
+        }  # fmt: skip
+        assert (spec["dnsClassRef"]["name"] in classes, spec["domain"] in zones) == (True, True)
+        meta = spec.get("metadata", {})
+        if spec["type"] == "MX":
+            assert set(meta) == {"priority"}
+            values = [f"{meta['priority']} {v}" for v in spec["values"]]
+        elif spec["type"] == "SRV":
+            assert set(meta) == {"priority", "weight", "port"}
+            values = [
+                f"{meta['priority']} {meta['weight']} {meta['port']} {v}" for v in spec["values"]
+            ]
+        else:
+            assert meta == {}
+            values = spec["values"]
+        if spec["type"] in ("MX", "SRV"):
+            assert all(" " not in v for v in spec["values"])  # the webhook wants a bare host
+        assert canonical_values(spec["type"], values)
 
 
 def test_dockerfile_passes_hadolint_and_runs_as_non_root() -> None:
@@ -968,7 +1170,7 @@ def test_dockerfile_passes_hadolint_and_runs_as_non_root() -> None:
     assert "PYTHONDONTWRITEBYTECODE=1" in dockerfile
     assert "-c constraints.txt" in dockerfile  # the pins the tests ran with
     ignored = (REPO / ".dockerignore").read_text().splitlines()
-    for copied in ("pyproject.toml", "constraints.txt", "README.md", "sidecar/"):
+    for copied in ("pyproject.toml", "constraints.txt", "README.md", "LICENSE", "sidecar/"):
         assert f"!{copied}" in ignored
 
 

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from pathlib import Path
 
+import pytest
+
+from sidecar.errors import ProviderUnavailable
 from sidecar.providers.base import ZonePolicy
 from sidecar.providers.memory import MemoryProvider
 from sidecar.records import RecordKey, RecordSet
@@ -71,3 +76,49 @@ async def test_carried_over_without_a_file_or_with_one_that_cannot_be_written(
     )
     assert await contents(stuck) == await contents(live)
     assert (await stuck.health()).healthy is False
+
+
+async def test_an_upsert_never_answers_from_a_change_still_being_written(tmp_path: Path) -> None:
+    """Two identical upserts of a new name while the snapshot cannot be written: the second
+    waits for the first instead of answering "unchanged" from a change that is then undone;
+    both are refused and nothing is stored."""
+    directory = tmp_path / "state"
+    provider = MemoryProvider(snapshot=directory / "records.json")
+    directory.write_text("not a directory")
+    key = RecordKey.parse("A", "example.com", "www")
+    results = await asyncio.gather(
+        provider.upsert(ZONE, RecordSet.build(key, ["192.0.2.1"], 300)),
+        provider.upsert(ZONE, RecordSet.build(key, ["192.0.2.1"], 300)),
+        return_exceptions=True,
+    )
+    assert [type(r) for r in results] == [ProviderUnavailable, ProviderUnavailable]
+    assert await provider.get(ZONE, key) is None
+
+
+async def test_a_failed_snapshot_write_is_logged_once_naming_the_file(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Changes refused because the snapshot cannot be written: one warning naming the file and
+    the error (not one per refused change), and one line when it can be written again."""
+    caplog.set_level(logging.INFO, logger="sidecar.providers.memory")
+    directory = tmp_path / "state"
+    provider = MemoryProvider(snapshot=directory / "records.json")
+    directory.write_text("not a directory")
+    for n in range(3):
+        key = RecordKey.parse("A", "example.com", f"host{n}")
+        with pytest.raises(ProviderUnavailable):
+            await provider.upsert(ZONE, RecordSet.build(key, ["192.0.2.1"], 300))
+    directory.unlink()
+    await provider.upsert(
+        ZONE, RecordSet.build(RecordKey.parse("A", "example.com", "ok"), ["192.0.2.1"], 300)
+    )
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        (
+            "WARNING",
+            (
+                f"memory provider cannot write its snapshot {directory / 'records.json'}: File "
+                "exists; changes are refused until it can"
+            ),
+        ),
+        ("INFO", f"memory provider writes its snapshot {directory / 'records.json'} again"),
+    ]

@@ -6,14 +6,24 @@ import asyncio
 import itertools
 import logging
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from sidecar.app import LIVE, METRICS, RELOADER
-from tests.builders import make_runtime
+from sidecar.auth.signing import Algorithm
+from sidecar.clock import SystemClock
+from sidecar.config import loader, runtime
+from sidecar.config.live import LiveConfig
+from sidecar.config.reload import Reloader
+from sidecar.credentials.sources import Credential
+from sidecar.credentials.store import CredentialStore
+from tests.builders import local, make_runtime
 from tests.conftest import (
     RunningEmulator,
+    RunningKube,
     Sidecar,
     StartManagement,
     StartSidecar,
@@ -295,3 +305,114 @@ async def test_a_file_changing_beside_the_table_causes_no_reload_and_no_log(
     await eventually(lambda: sidecar.app[LIVE].generation == 2)
     assert reloads == [True]
     assert [r.getMessage() for r in caplog.records if r.name.startswith("watchfiles")] == []
+
+
+def signed_table(*secrets: str) -> str:
+    refs = "".join(f"      - secretRef: {{name: {name}, key: hmac}}\n" for name in secrets)
+    return (
+        "version: 1\nclients:\n  - name: operator\n    algorithm: SHA512\n    secrets:\n"
+        f"{refs}accounts: [{{name: m, provider: memory}}]\n"
+        "zones: [{name: example.com, account: m}]\n"
+    )
+
+
+async def test_a_reload_waits_for_the_first_read_of_its_new_secrets(
+    kube: RunningKube, start_sidecar: StartSidecar, configmap: ConfigMapDir
+) -> None:
+    """A reload that adds a secretRef swaps the table in only once that Secret has been read,
+    so the first request signed with it is accepted (not 401 while the watch starts)."""
+    kube.fake.set_secret("dns-system", "hmac-old", {"hmac": "old"})
+    kube.fake.set_secret("dns-system", "hmac-new", {"hmac": "new"})
+    configmap.publish(signed_table("hmac-old"))
+    settings = make_settings(
+        table={"config": configmap.path, "reload_debounce_ms": 20},
+        kubernetes={"kubeconfig": kube.kubeconfig},
+    )
+    sidecar = await start_sidecar(settings, algorithm=Algorithm.SHA512)
+    release = kube.fake.hold_list("Secret", "dns-system", "hmac-new")
+    configmap.publish(signed_table("hmac-old", "hmac-new"))
+    await eventually(lambda: ("Secret", "dns-system", "hmac-new") in kube.fake.waiting)
+    live = sidecar.app[LIVE]
+    assert live.generation == 1  # the new Secret is not read yet: the old table serves
+    assert (await sidecar.caller.call("GET", "/health", secret=b"old")).status == 200
+    release.set()
+    await eventually(lambda: live.generation == 2)
+    assert (await sidecar.caller.call("GET", "/health", secret=b"new")).status == 200
+
+
+async def test_a_reload_whose_secrets_cannot_be_followed_is_rejected_and_cleaned_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If following the new table's Secrets raises, the old table keeps serving, the reload is
+    counted as failed with its reason, and the new table's own providers are closed."""
+
+    class BrokenStore(CredentialStore):
+        async def track(
+            self, credentials: Iterable[Credential], dns_classes: Iterable[str] = ()
+        ) -> None:
+            raise RuntimeError("the Kubernetes client cannot be created")
+
+    closed: list[str] = []
+    build = runtime.build
+
+    def built_and_watched(*args: Any, **kwargs: Any) -> runtime.Runtime:
+        made = build(*args, **kwargs)
+        for account in made.accounts.values():
+
+            async def aclose(name: str = account.name) -> None:
+                closed.append(name)
+
+            account.provider.aclose = aclose  # type: ignore[method-assign]
+        return made
+
+    path = tmp_path / "routing.yaml"
+    path.write_text(table(("example.com", "a")))
+    settings = make_settings(table={"config": path})
+    first = loader.read(path)
+    live = LiveConfig(runtime.build(first.spec, settings, source="test", coordination=local()))
+    served = live.current
+    results: list[str] = []
+    reloader = Reloader(
+        live,
+        path,
+        settings,
+        BrokenStore(),
+        SystemClock(),
+        loaded_digest=first.digest,
+        on_result=results.append,
+        coordination=local(),
+    )
+    path.write_text(
+        table(("example.com", "a"), ("example.org", "c")).replace("{name: b,", "{name: c,")
+    )
+    monkeypatch.setattr(runtime, "build", built_and_watched)
+    assert await reloader.reload_once() is False
+    assert (live.current, results, closed) == (served, ["failure"], ["c"])  # a is shared
+    assert live.last_error == (
+        "cannot follow the Secrets and DNSClasses it names: "
+        "RuntimeError('the Kubernetes client cannot be created')"
+    )
+
+
+async def test_reverting_to_the_served_table_clears_the_reload_error(
+    start_sidecar: StartSidecar, configmap: ConfigMapDir, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A broken edit then a revert to the exact content served: the error leaves /status and
+    one line says the table on disk is good again."""
+    caplog.set_level(logging.INFO, logger="sidecar.config.reload")
+    good = table(("example.com", "a"))
+    configmap.publish(good)
+    sidecar = await start(start_sidecar, configmap)
+    live = sidecar.app[LIVE]
+    configmap.publish(table(("example.org", "missing-account")))
+    await eventually(lambda: live.failed_reloads == 1)
+    configmap.publish(good)
+    await eventually(lambda: live.last_error is None)
+    assert live.generation == 1
+    logged = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert logged == [
+        (
+            "the routing table on disk is good again (the one being served); "
+            "the last reload error is cleared"
+        )
+    ]

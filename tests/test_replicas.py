@@ -18,7 +18,7 @@ import pytest
 
 from sidecar.auth.signing import format_timestamp
 from tests.conftest import SECRET, Caller, ProtocolReply, RunningEmulator, eventually
-from tests.redis_server import RedisServer, command
+from tests.redis_server import Partition, RedisServer, command
 from tests.service import REPO, Service, clean_env, free_port
 from tests.service import command as sidecar_command
 
@@ -304,3 +304,138 @@ async def test_a_killed_lock_holder_frees_the_name_after_its_lease(
     assert contents(cf, "held.example.com") == ["192.0.2.2"]
     with pytest.raises(aiohttp.ClientError):
         await stuck
+
+
+# --- Redis dies while a batch is at the provider (issue 25) ---------------------------------
+
+PERSISTENT = pytest.mark.parametrize("redis_server", ["appendonly"], indirect=True)
+CACHED = "    readCacheSeconds: 3600"
+
+
+async def _get(replica: Replica, sub: str) -> list[str] | int | None:
+    """The values a GET shows (``None``: 404), or the status of a 503 (Redis not back yet)."""
+    reply = await replica.caller.call("GET", f"/records/A/{DOMAIN}/{sub}")
+    if reply.status in (404, 503):
+        return None if reply.status == 404 else reply.status
+    assert reply.status == 200, reply
+    return list(reply.body["record"]["values"])
+
+
+async def _kill_redis_under_a_batch(
+    writer: Replica, cf: RunningEmulator, redis_server: RedisServer, sub: str, values: list[str]
+) -> ProtocolReply:
+    """An upsert through ``writer`` whose batch the emulator applies and then holds for a
+    second; Redis is SIGKILLed in that second. The answer, once the batch returns."""
+    cf.emulator.delay(1.0, path="/batch")
+    answer = asyncio.create_task(writer.caller.upsert("A", DOMAIN, sub, values))
+    await eventually(lambda: contents(cf, f"{sub}.example.com") == values)  # applied, held
+    redis_server.kill()
+    assert not answer.done()
+    return await answer
+
+
+async def _seen_within(replica: Replica, sub: str, want: list[str], bound: float) -> float:
+    """Seconds until a GET through ``replica`` shows ``want``; fails past ``bound``."""
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    seen: list[list[str] | int | None] = []
+
+    async def fresh() -> bool:
+        seen.append(await _get(replica, sub))
+        return seen[-1] == want
+
+    try:
+        await eventually(fresh, bound)
+    except AssertionError:
+        raise AssertionError(f"still {seen[-1]} after {bound} s, want {want}") from None
+    return loop.time() - start
+
+
+@PERSISTENT
+async def test_a_batch_applied_before_redis_died_is_answered_as_applied(
+    start_replicas: StartReplicas, cf: RunningEmulator, redis_server: RedisServer
+) -> None:
+    """Redis killed while an applied batch is held: 200 with the outcome, not "not served"."""
+    (writer,) = await start_replicas(1, account_extra=CACHED)
+    assert (await writer.caller.upsert("A", DOMAIN, "kept", ["192.0.2.1"])).status == 200
+    reply = await _kill_redis_under_a_batch(writer, cf, redis_server, "kept", ["192.0.2.2"])
+    assert (reply.status, reply.body) == (
+        200,
+        {
+            "success": True,
+            "record": {
+                "type": "A",
+                "domain": DOMAIN,
+                "subdomain": "kept",
+                "fqdn": "kept.example.com",
+                "values": ["192.0.2.2"],
+                "ttl": 300,
+            },
+            "message": "Record updated successfully",
+        },
+    )
+
+
+@PERSISTENT
+async def test_a_reader_drops_its_cache_when_its_own_call_fails(
+    start_replicas: StartReplicas, cf: RunningEmulator, redis_server: RedisServer
+) -> None:
+    """Redis restarted with its data: an idle reader's first call fails, its cache goes."""
+    (writer,) = await start_replicas(1, account_extra=CACHED)
+    (reader,) = await start_replicas(
+        1, account_extra=CACHED, env={"DNS_SIDECAR_REDIS_PING_INTERVAL": "60"}
+    )
+    assert (await writer.caller.upsert("A", DOMAIN, "moved", ["192.0.2.1"])).status == 200
+    assert await _get(reader, "moved") == ["192.0.2.1"]  # now cached for an hour
+    await _kill_redis_under_a_batch(writer, cf, redis_server, "moved", ["192.0.2.2"])
+    writer.kill()  # its retried version move dies with it
+    redis_server.start()
+    await _seen_within(reader, "moved", ["192.0.2.2"], bound=3.0)
+
+
+async def test_a_lost_version_move_is_retried_until_redis_takes_it(
+    start_replicas: StartReplicas, cf: RunningEmulator, redis_server: RedisServer
+) -> None:
+    """Only the writer is cut off from Redis: its retried version move ends reader caches."""
+    partition = Partition(redis_server.port)
+    await partition.mend()
+    (writer,) = await start_replicas(
+        1,
+        account_extra=CACHED,
+        env={
+            "DNS_SIDECAR_REDIS_URL": partition.url,
+            "DNS_SIDECAR_REDIS_PING_INTERVAL": "1",
+            "DNS_SIDECAR_REDIS_TIMEOUT": "2",
+        },
+    )
+    (reader,) = await start_replicas(
+        1, account_extra=CACHED, env={"DNS_SIDECAR_REDIS_PING_INTERVAL": "60"}
+    )
+    try:
+        assert (await writer.caller.upsert("A", DOMAIN, "cut", ["192.0.2.1"])).status == 200
+        assert await _get(reader, "cut") == ["192.0.2.1"]  # now cached for an hour
+        cf.emulator.delay(1.0, path="/batch")
+        answer = asyncio.create_task(writer.caller.upsert("A", DOMAIN, "cut", ["192.0.2.2"]))
+        await eventually(lambda: contents(cf, "cut.example.com") == ["192.0.2.2"])
+        await partition.cut()
+        assert (await answer).status == 200
+        assert await _get(reader, "cut") == ["192.0.2.1"]  # it cannot know yet
+        await partition.mend()
+        await _seen_within(reader, "cut", ["192.0.2.2"], bound=1 + 2)  # writer's ping + timeout
+    finally:
+        await partition.cut()
+
+
+@PERSISTENT
+async def test_a_reader_learns_of_an_outage_through_its_ping_loop(
+    start_replicas: StartReplicas, cf: RunningEmulator, redis_server: RedisServer
+) -> None:
+    """The writer dies before its retry; the idle reader's ping loop drops its cache in time."""
+    timing = {"DNS_SIDECAR_REDIS_PING_INTERVAL": "1", "DNS_SIDECAR_REDIS_TIMEOUT": "2"}
+    writer, reader = await start_replicas(2, account_extra=CACHED, env=timing)
+    assert (await writer.caller.upsert("A", DOMAIN, "pinged", ["192.0.2.1"])).status == 200
+    assert await _get(reader, "pinged") == ["192.0.2.1"]
+    await _kill_redis_under_a_batch(writer, cf, redis_server, "pinged", ["192.0.2.2"])
+    writer.kill()  # its retried version move dies with it
+    redis_server.start()
+    await _seen_within(reader, "pinged", ["192.0.2.2"], bound=1 + 2)

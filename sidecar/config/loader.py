@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from sidecar.config import schema
+from sidecar.config.limits import ttl_findings
 from sidecar.config.schema import RoutingTableSpec, cross_check
 from sidecar.errors import ConfigError
 
@@ -69,7 +70,8 @@ def parse(text: str, source: str) -> RoutingTableSpec:
         for error in err.errors():
             where = _where(data, error["loc"], missing=error["type"] == "missing")
             problems.append(f"{_describe(where, lines)}: {_message(error)}")
-    problems += [f"{_describe(where, lines)}: {why}" for where, why in cross_check(data)]
+    findings = [*cross_check(data), *ttl_findings(data)]
+    problems += [f"{_describe(where, lines)}: {why}" for where, why in findings]
     if problems or spec is None:
         raise ConfigError(source, sorted(problems, key=_line))
     return spec

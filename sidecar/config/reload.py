@@ -55,11 +55,13 @@ class Reloader:
         self._lock = asyncio.Lock()
 
     async def reload_once(self) -> bool:
-        """Re-read the file; swap in a new table if it changed and is valid."""
+        """Re-read the file; swap in a new table if it changed and is valid, once the Secrets
+        and DNSClasses it names have been read (as at start-up)."""
         async with self._lock:
             try:
                 table = loader.read(self.path)
                 if table.digest == self.loaded_digest:
+                    self._good_again()
                     return False
                 new = runtime.build(
                     table.spec,
@@ -72,9 +74,11 @@ class Reloader:
                 )
             except (ConfigError, ValueError) as err:
                 return self._rejected(str(err))
+            if not await self._read_credentials(new):
+                return False
             old = self.live.swap(new)
             self.loaded_digest = table.digest
-            await self.store.track(new.credentials, new.dns_classes)
+            self.store.narrow(new.credentials, new.dns_classes)
             self._retire(old)
         log.info(
             "routing table reloaded",
@@ -82,6 +86,44 @@ class Reloader:
         )
         self.on_result("success")
         return True
+
+    async def _read_credentials(self, new: runtime.Runtime) -> bool:
+        """Follow what ``new`` names beside what the table in force names, and wait (bounded)
+        for the first read of each, so that ``new`` serves its first request with them. If
+        that fails, the reload is rejected and ``new``'s own providers are closed."""
+        current = self.live.current
+        try:
+            await self.store.track(
+                (*current.credentials, *new.credentials),
+                (*current.dns_classes, *new.dns_classes),
+            )
+            await self.store.wait_synced(self.settings.kubernetes.sync_timeout)
+        except Exception as err:  # noqa: BLE001 - any failure rejects the reload, logged below
+            self.store.narrow(current.credentials, current.dns_classes)
+            await self._discard(new)
+            return self._rejected(f"cannot follow the Secrets and DNSClasses it names: {err!r}")
+        return True
+
+    async def _discard(self, new: runtime.Runtime) -> None:
+        """Close the providers of a table that never went in force (not those it shares)."""
+        keep = {id(account.provider) for account in self.live.current.accounts.values()}
+        for account in new.accounts.values():
+            if id(account.provider) not in keep:
+                try:
+                    await account.provider.aclose()
+                except Exception:
+                    log.exception("closing the provider of account %s failed", account.name)
+
+    def _good_again(self) -> None:
+        """The file holds the table being served again, after a rejected edit: clear the error."""
+        if self.live.last_error is None:
+            return
+        self.live.last_error = None
+        log.info(
+            "the routing table on disk is good again (the one being served); "
+            "the last reload error is cleared",
+            extra={"fields": {"file": str(self.path), "generation": self.live.generation}},
+        )
 
     def _rejected(self, error: str) -> bool:
         if error != self.live.last_error:

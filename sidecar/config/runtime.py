@@ -78,13 +78,14 @@ def build(
                 ownership=zone.ownership or defaults.ownership,
                 comment=defaults.comment if zone.comment is None else zone.comment,
                 zone_id=zone.zone_id,
+                ttl_source=f"zones[{index}].ttl" if zone.ttl is not None else "defaults.ttl",
                 orphans=zone.orphans or defaults.orphans,
                 drift=zone.drift or defaults.drift,
             ),
             accounts[zone.account],
             frozenset(zone.clients) if zone.clients is not None else None,
         )
-        for zone in spec.zones
+        for index, zone in enumerate(spec.zones)
     ]
     owners = {client.name: Owner(deployment, client.dns_class) for client in clients}
     credentials = [c for client in spec.clients for c in client.secrets or []]

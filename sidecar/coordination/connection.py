@@ -9,6 +9,13 @@ Data loss: a sentinel key holds ``ID:TIME``, written once (``SET NX``) by the fi
 find it missing. Every nonce write reads it in the same round trip; a sentinel that vanished or
 changed means Redis lost what it held (restart without persistence, failover), and TIME is the
 moment from which the nonces in Redis are complete: ``lost_at``.
+
+Disruptions: ``disruptions`` counts the times this replica found its view of Redis broken (a
+call or a ping that failed, a connection lost, a sentinel that changed). A write that happened
+meanwhile may have been applied without its bookkeeping (the zone version it should have
+moved), so the read caches are keyed on this count as well: they drop what they hold after any
+disruption, also one seen only by the ping loop (a restart breaks the pooled connections, so the
+first ping after it fails).
 """
 
 from __future__ import annotations
@@ -70,6 +77,7 @@ class RedisConnection:
         self.connected: bool | None = None  # None: not tried yet
         self.last_error: str | None = None
         self.lost_at: float | None = None  # nonces in Redis are complete from this moment on
+        self.disruptions = 0  # failed calls and pings, changed sentinels: caches drop their data
         self._sentinel: str | None = None
         self._clock = clock
         self._client = _client(url, timeout, password_file)
@@ -97,6 +105,7 @@ class RedisConnection:
                 result = await work(self._client)
         except (RedisError, OSError, TimeoutError) as err:
             self.metrics.errors.labels(operation).inc()
+            self.disruptions += 1
             why = (
                 f"no answer within {self.timeout:g} s"
                 if isinstance(err, TimeoutError)
@@ -123,9 +132,13 @@ class RedisConnection:
         created, sentinel = await self.call(
             "set_once", lambda client: self._set_once(keys=keys, args=[ttl_ms], client=client)
         )
-        if sentinel is None or _text(sentinel) != self._sentinel:
-            await self.adopt_sentinel()
+        await self.check_sentinel(sentinel)
         return bool(created), self.lost_at
+
+    async def check_sentinel(self, found: Any) -> None:
+        """``found`` is the sentinel as just read: adopt it when it vanished or changed."""
+        if found is None or _text(found) != self._sentinel:
+            await self.adopt_sentinel()
 
     async def adopt_sentinel(self) -> None:
         """Read the sentinel, writing a new one when it is missing (Redis lost its data)."""
@@ -142,6 +155,7 @@ class RedisConnection:
         if value == self._sentinel:
             return
         if self._sentinel is not None:
+            self.disruptions += 1
             self.metrics.state_losses.inc()
             log.warning(
                 "Redis at %s lost the shared state (its sentinel changed): requests signed "

@@ -17,7 +17,8 @@ class CoordinationMetrics:
         )
         self.errors = Counter(
             "dns_sidecar_redis_errors",
-            "Failed or timed-out calls to Redis, by operation (the request was refused).",
+            "Failed or timed-out calls to Redis, by operation (before a provider call the request "
+            "was refused; after one, the write is retried in the background).",
             ["operation"],
             registry=registry,
         )

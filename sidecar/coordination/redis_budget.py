@@ -1,15 +1,22 @@
 """An account's request budget shared by replicas: one sliding window in Redis, and the block
-after Cloudflare's 429, checked and spent in one script (atomic), on Redis's clock."""
+after Cloudflare's 429, checked and spent in one script (atomic), on Redis's clock.
+
+The block is also kept in this process: a 429 is answered as a 429 when Redis cannot record
+it, and this replica sends nothing into the block either way."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 from itertools import count
 
 from sidecar.coordination.base import BudgetState
 from sidecar.coordination.budget import blocked, spent
 from sidecar.coordination.connection import RedisConnection
+from sidecar.errors import ProviderUnavailable
+
+log = logging.getLogger(__name__)
 
 SPEND = """
 local t = redis.call('TIME')
@@ -58,6 +65,9 @@ class RedisBudget:
         return BudgetState(self.requests, self.per_seconds, self._remaining, left)
 
     async def spend(self) -> None:
+        left = self._blocked_until - asyncio.get_running_loop().time()
+        if left > 0:
+            raise blocked(self.account, left)
         member = f"{self._me}:{next(self._ids)}"
         window_ms = round(self.per_seconds * 1000)
         verdict, wait_ms, used = await self._redis.call(
@@ -78,11 +88,18 @@ class RedisBudget:
 
     async def block(self, seconds: float) -> float:
         wait = max(1.0, seconds)
-        self._blocked_until = asyncio.get_running_loop().time() + wait
-        await self._redis.call(
-            "block",
-            lambda client: self._block_script(
-                keys=[self._block], args=[round(wait * 1000)], client=client
-            ),
-        )
+        until = asyncio.get_running_loop().time() + wait
+        self._blocked_until = max(self._blocked_until, until)
+        try:
+            await self._redis.call(
+                "block",
+                lambda client: self._block_script(
+                    keys=[self._block], args=[round(wait * 1000)], client=client
+                ),
+            )
+        except ProviderUnavailable:
+            log.warning(
+                "could not share the 429 block of account %s in Redis; this replica keeps it",
+                self.account,
+            )
         return wait

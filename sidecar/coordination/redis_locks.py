@@ -6,7 +6,9 @@ an in-process lock first, so only one of them at a time polls Redis. Waiting is 
 the local queue and on Redis together: past it the write is refused with a retryable 503 that
 names the lock. The lease outlasts the work: before its one write call the holder checks that
 the lease still covers that call as a whole (its budget spend in Redis, then the provider call,
-each bounded by its timeout).
+each bounded by its timeout). A release that Redis does not take is retried in the background
+(``retries``) while the lease lasts, so a blip of Redis neither fails the answer nor blocks the
+name for the whole lease.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from sidecar.coordination.connection import RedisConnection
 from sidecar.coordination.locks import KeyedLocks
+from sidecar.coordination.retries import Retries
 from sidecar.errors import ProviderUnavailable
 
 log = logging.getLogger(__name__)
@@ -53,8 +56,11 @@ class RedisLease:
 
 
 class RedisLocks:
-    def __init__(self, redis: RedisConnection, *, lease: float, wait: float) -> None:
+    def __init__(
+        self, redis: RedisConnection, *, lease: float, wait: float, retries: Retries
+    ) -> None:
         self._redis = redis
+        self._retries = retries
         self.lease = lease
         self.wait = wait
         self._local = KeyedLocks()
@@ -79,7 +85,7 @@ class RedisLocks:
             try:
                 yield lease
             finally:
-                await self._release(name, token)
+                await self._release(name, token, lease.expires)
 
     async def _acquire(self, name: str, token: str, started: float, deadline: float) -> RedisLease:
         loop = asyncio.get_running_loop()
@@ -107,11 +113,19 @@ class RedisLocks:
             details={"lock": name},
         )
 
-    async def _release(self, name: str, token: str) -> None:
-        try:
+    async def _release(self, name: str, token: str, expires: float) -> None:
+        async def release() -> None:
             await self._redis.call(
                 "unlock",
                 lambda client: self._release_script(keys=[name], args=[token], client=client),
             )
+
+        try:
+            await release()
         except ProviderUnavailable:
-            log.warning("could not release the write lock %s; its lease will expire", name)
+            log.warning(
+                "could not release the write lock %s; retrying until Redis takes it or its "
+                "lease expires",
+                name,
+            )
+            self._retries.add(f"unlock {name} {token}", release, until=expires)

@@ -15,6 +15,7 @@ from sidecar.coordination.redis_locks import RedisLocks
 from sidecar.coordination.redis_turns import RedisTurns
 from sidecar.coordination.redis_versions import RedisVersions
 from sidecar.coordination.replay import RedisNonces
+from sidecar.coordination.retries import Retries
 from sidecar.settings import RedisSettings
 from sidecar.tasks import Tasks
 
@@ -39,11 +40,14 @@ class RedisCoordination:
             password_file=settings.password_file,
         )
         self.nonces = RedisNonces(self.redis)
+        self.retries = Retries(settings.ping_interval)
         # a write holds its lock for a read and a batch, each a budget spend in Redis then a
         # provider call, each bounded: the lease outlasts both, and a second to release it
         lease = max(settings.lock_lease, 2 * (provider_timeout + settings.timeout) + 1)
-        self.locks = RedisLocks(self.redis, lease=lease, wait=settings.lock_wait)
-        self.versions = RedisVersions(self.redis)
+        self.locks = RedisLocks(
+            self.redis, lease=lease, wait=settings.lock_wait, retries=self.retries
+        )
+        self.versions = RedisVersions(self.redis, self.retries)
         self.turns = RedisTurns(self.redis)
         self.tasks = Tasks("redis")
 
@@ -61,11 +65,13 @@ class RedisCoordination:
             **self.redis.status(),
             "lockLeaseSeconds": self.locks.lease,
             "lockWaitSeconds": self.locks.wait,
+            "delayedWrites": len(self.retries),
             "loops": self.tasks.status(),
         }
 
     async def start(self) -> None:
         self.tasks.loop("ping", lambda: self.redis.ping_forever(self.settings.ping_interval))
+        self.tasks.loop("delayed writes", self.retries.run_forever)
 
     async def aclose(self) -> None:
         await self.tasks.aclose()

@@ -85,6 +85,14 @@ class CredentialStore:
             )  # a DNSClass may name a new Secret
         self._follow()
 
+    def narrow(self, credentials: Iterable[Credential], dns_classes: Iterable[str] = ()) -> None:
+        """Follow only these, a subset of what ``track`` was last given (nothing new starts;
+        the watches no longer needed stop)."""
+        self._wanted = list(credentials)
+        self._dns_classes = list(dns_classes)
+        if self._started:
+            self._follow()
+
     def _follow(self) -> None:
         if self.kubernetes is None:
             return

@@ -3,8 +3,10 @@
 Serves ``/client/v4/...`` like Cloudflare, plus ``/__emulator/...`` for tests and developers:
 ``GET /__emulator/stats`` (requests per endpoint), ``DELETE /__emulator/stats`` (reset),
 ``POST /__emulator/faults`` (``{"status": 429, "retryAfter": 5, "times": 1}``,
-``{"status": 503}``, ``{"latency": 0.05}``), ``DELETE /__emulator/faults``,
-``POST /__emulator/zones`` (``{"name": "example.com"}``) and ``GET /__emulator/zones``.
+``{"status": 503}``, ``{"status": 404, "code": 81044, "path": "batch"}``,
+``{"latency": 0.05}``), ``DELETE /__emulator/faults``,
+``POST /__emulator/zones`` (``{"name": "example.com"}``), ``GET /__emulator/zones``, and
+``GET /__emulator/history?since=SEQ`` (every state each record set passed through: ``history``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import json
 from collections import Counter
 from collections.abc import Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +23,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from sidecar.emulator.errors import CloudflareError
-from sidecar.emulator.payloads import Envelope, ResultInfo
+from sidecar.emulator.payloads import ApiEnvelope, PageInfo
 from sidecar.emulator.query import matches, paginate
 from sidecar.emulator.state import State, Zone
 
@@ -40,7 +43,9 @@ class Principal:
         return self.zones is None or zone.name in self.zones
 
 
-_PRINCIPAL = web.RequestKey("principal", Principal)
+# who calls, for the handlers of the request being served: each request runs in its own task, so
+# a context variable is per request (and needs nothing of aiohttp newer than the floor)
+_principal: ContextVar[Principal] = ContextVar("principal")
 
 
 @dataclass
@@ -50,6 +55,8 @@ class Fault:
     times: int | None = 1  # None: until cleared
     path: str = ""  # only requests whose path contains this
     latency: float = 0.0  # seconds before failing, or before answering once served
+    code: int | str | None = None  # the error code in the body (None: Cloudflare's usual one)
+    message: str = ""  # the error message in the body (empty: a generic one)
 
 
 @dataclass
@@ -77,9 +84,18 @@ class Emulator:
         self.keys[(email.lower(), key)] = Principal(f"key:{email}")
 
     def fail(
-        self, status: int, *, times: int | None = 1, retry_after: int = 1, path: str = ""
+        self,
+        status: int,
+        *,
+        times: int | None = 1,
+        retry_after: int = 1,
+        path: str = "",
+        code: int | str | None = None,
+        message: str = "",
     ) -> None:
-        self.faults.append(Fault(status, retry_after, times, path))
+        """Answer matching requests ``status`` with error ``code`` (default: Cloudflare's for
+        that status) instead of serving them."""
+        self.faults.append(Fault(status, retry_after, times, path, code=code, message=message))
 
     def delay(self, seconds: float, *, times: int | None = 1, path: str = "") -> None:
         """Serve matching requests, then answer ``seconds`` late: the work is done even when
@@ -109,6 +125,7 @@ class Emulator:
                 web.delete(f"{CONTROL}/faults", self._clear_faults),
                 web.get(f"{CONTROL}/zones", self._list_zones),
                 web.post(f"{CONTROL}/zones", self._add_zone),
+                web.get(f"{CONTROL}/history", self._history),
             ]
         )
         return app
@@ -135,7 +152,7 @@ class Emulator:
 
     async def _serve(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         try:
-            request[_PRINCIPAL] = self._authenticate(request)
+            _principal.set(self._authenticate(request))
             if request.match_info.http_exception is not None:
                 raise request.match_info.http_exception
             return await handler(request)
@@ -175,20 +192,20 @@ class Emulator:
 
     def _zone_for(self, request: web.Request) -> Zone:
         zone = self.state.zone(request.match_info["zone_id"])
-        if not request[_PRINCIPAL].sees(zone):
+        if not _principal.get().sees(zone):
             raise CloudflareError(403, 9109, "Unauthorized to access requested resource")
         return zone
 
     # --- API ------------------------------------------------------------------------------
 
     async def _verify(self, request: web.Request) -> web.Response:
-        principal = request[_PRINCIPAL]
+        principal = _principal.get()
         if not principal.name.startswith("token:"):
             raise CloudflareError(400, 6003, "Invalid request headers: not a token")
         return _ok({"id": "emulated-token", "status": "active"})
 
     async def _zones(self, request: web.Request) -> web.Response:
-        principal = request[_PRINCIPAL]
+        principal = _principal.get()
         if not principal.can_list_zones:
             raise CloudflareError(403, 9109, "Unauthorized to access requested resource")
         name = request.query.get("name", "").lower().rstrip(".")
@@ -270,6 +287,8 @@ class Emulator:
                 times=spec.get("times", 1),
                 retry_after=int(spec.get("retryAfter", 1)),
                 path=str(spec.get("path", "")),
+                code=spec.get("code"),
+                message=str(spec.get("message", "")),
             )
         return web.json_response({"faults": len(self.faults), "latency": self.latency})
 
@@ -280,6 +299,13 @@ class Emulator:
 
     async def _list_zones(self, request: web.Request) -> web.Response:
         return web.json_response([z.as_json() for z in self.state.zones.values()])
+
+    async def _history(self, request: web.Request) -> web.Response:
+        try:
+            since = int(request.query.get("since", "0"))
+        except ValueError:
+            return web.json_response({"error": "since must be a sequence number"}, status=400)
+        return web.json_response(self.state.history.page(since))
 
     async def _add_zone(self, request: web.Request) -> web.Response:
         spec = await request.json()
@@ -306,15 +332,15 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return body
 
 
-def _ok(result: object, info: ResultInfo | None = None) -> web.Response:
-    body: Envelope = {"success": True, "errors": [], "messages": [], "result": result}
+def _ok(result: object, info: PageInfo | None = None) -> web.Response:
+    body: ApiEnvelope = {"success": True, "errors": [], "messages": [], "result": result}
     if info is not None:
         body["result_info"] = info
     return web.Response(text=json.dumps(body), content_type="application/json")
 
 
-def _error(status: int, code: int, message: str) -> web.Response:
-    body: Envelope = {
+def _error(status: int, code: int | str, message: str) -> web.Response:
+    body: ApiEnvelope = {
         "success": False,
         "errors": [{"code": code, "message": message}],
         "messages": [],
@@ -329,13 +355,22 @@ def _fault_response(fault: Fault) -> web.Response:
         response = _error(429, 971, "Please wait and consider throttling your request speed")
         response.headers["Retry-After"] = str(fault.retry_after)
         return response
-    return _error(status, 10001, f"Injected fault: HTTP {status}")
+    code = 10001 if fault.code is None else fault.code
+    return _error(status, code, fault.message or f"Injected fault: HTTP {status}")
 
 
-async def run(emulator: Emulator, host: str, port: int, stop: asyncio.Event | None = None) -> None:
-    """Serve ``emulator`` until ``stop`` is set (the CLI sets it on SIGTERM / SIGINT)."""
+async def run(
+    emulator: Emulator,
+    host: str,
+    port: int,
+    stop: asyncio.Event | None = None,
+    *,
+    shutdown_timeout: float = 5.0,
+) -> None:
+    """Serve ``emulator`` until ``stop`` is set (the CLI sets it on SIGTERM / SIGINT); requests
+    still in progress then (a slowed one) get ``shutdown_timeout`` seconds, then are cancelled."""
     stop = stop or asyncio.Event()
-    runner = web.AppRunner(emulator.app(), access_log=None)
+    runner = web.AppRunner(emulator.app(), access_log=None, shutdown_timeout=shutdown_timeout)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from sidecar.emulator.errors import invalid
-from sidecar.emulator.payloads import RecordData, RecordExtras
+from sidecar.emulator.payloads import RecordExtras, StructuredData
 
 SUPPORTED = ("A", "AAAA", "CNAME", "TXT", "MX", "SRV", "CAA", "NS")
 PROXIABLE = ("A", "AAAA", "CNAME")
@@ -74,7 +74,7 @@ def content(kind: str, body: Mapping[str, Any]) -> tuple[str, RecordExtras]:
             for key in ("priority", "weight", "port")
         }
         target = "." if str(data.get("target")).strip() == "." else _host(data.get("target"), "SRV")
-        srv_data: RecordData = {
+        srv_data: StructuredData = {
             "priority": numbers["priority"],
             "weight": numbers["weight"],
             "port": numbers["port"],

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, NotRequired, TypedDict
 
 
-class RecordData(TypedDict, total=False):
+class StructuredData(TypedDict, total=False):
     """Structured ``data``: SRV (priority, weight, port, target) or CAA (flags, tag, value)."""
 
     priority: int
@@ -28,7 +28,7 @@ class RecordExtras(TypedDict, total=False):
     ``data``."""
 
     priority: int
-    data: RecordData
+    data: StructuredData
 
 
 class StoredRecord(TypedDict):
@@ -50,7 +50,7 @@ class StoredRecord(TypedDict):
     created_on: str
     modified_on: str
     priority: NotRequired[int]
-    data: NotRequired[RecordData]
+    data: NotRequired[StructuredData]
 
 
 class DeletedRecord(TypedDict):
@@ -66,7 +66,7 @@ class BatchResult(TypedDict):
     posts: list[StoredRecord]
 
 
-class Account(TypedDict):
+class EmulatedAccount(TypedDict):
     id: str
     name: str
 
@@ -79,11 +79,11 @@ class ZoneJson(TypedDict):
     status: str
     paused: bool
     type: str
-    account: Account
+    account: EmulatedAccount
     name_servers: list[str]
 
 
-class ResultInfo(TypedDict):
+class PageInfo(TypedDict):
     page: int
     per_page: int
     count: int
@@ -92,15 +92,15 @@ class ResultInfo(TypedDict):
 
 
 class Message(TypedDict):
-    code: int
+    code: int | str  # Cloudflare's are numbers; a fault may inject anything
     message: str
 
 
-class Envelope(TypedDict):
+class ApiEnvelope(TypedDict):
     """Every API answer, success or failure."""
 
     success: bool
     errors: list[Message]
     messages: list[Message]
     result: object
-    result_info: NotRequired[ResultInfo]
+    result_info: NotRequired[PageInfo]

@@ -6,7 +6,7 @@ import itertools
 from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
-from sidecar.emulator.payloads import ResultInfo, StoredRecord
+from sidecar.emulator.payloads import PageInfo, StoredRecord
 
 T = TypeVar("T")
 
@@ -47,7 +47,7 @@ def _compare(have: str, wanted: str, op: str, field_name: str) -> bool:
     return True
 
 
-def paginate(items: list[T], page: int, per_page: int) -> tuple[list[T], ResultInfo]:
+def paginate(items: list[T], page: int, per_page: int) -> tuple[list[T], PageInfo]:
     total = len(items)
     start = (page - 1) * per_page
     chunk = list(itertools.islice(items, start, start + per_page)) if start < total else []

@@ -19,6 +19,7 @@ import idna
 
 from sidecar.emulator import fields
 from sidecar.emulator.errors import CloudflareError, invalid
+from sidecar.emulator.history import History
 from sidecar.emulator.payloads import BatchResult, DeletedRecord, StoredRecord, ZoneJson
 
 
@@ -72,6 +73,15 @@ def _new_id() -> str:
 class State:
     def __init__(self) -> None:
         self.zones: dict[str, Zone] = {}
+        self.history = History()
+        self._batch: set[tuple[str, str]] | None = None  # keys a running batch touched
+
+    def _changed(self, zone: Zone, *records: StoredRecord) -> None:
+        keys = {(r["name"], r["type"]) for r in records}
+        if self._batch is None:
+            self.history.record(zone, keys)
+        else:
+            self._batch |= keys
 
     def add_zone(self, name: str, zone_id: str | None = None) -> Zone:
         """A new zone; a Unicode name is stored in IDNA (``xn--``) form, as Cloudflare does."""
@@ -90,6 +100,7 @@ class State:
     def create(self, zone: Zone, body: Mapping[str, Any]) -> StoredRecord:
         record = self._validated(zone, dict(body), existing=None)
         zone.put(record)
+        self._changed(zone, record)
         return copy.deepcopy(record)
 
     def update(
@@ -99,11 +110,14 @@ class State:
         merged = {**_input_view(current), **body} if partial else dict(body)
         record = self._validated(zone, merged, existing=current)
         zone.put(record)
+        self._changed(zone, current, record)
         return copy.deepcopy(record)
 
     def delete(self, zone: Zone, record_id: str) -> DeletedRecord:
         self._record(zone, record_id)
-        return {"id": zone.remove(record_id)["id"]}
+        removed = zone.remove(record_id)
+        self._changed(zone, removed)
+        return {"id": removed["id"]}
 
     def get(self, zone: Zone, record_id: str) -> StoredRecord:
         return copy.deepcopy(self._record(zone, record_id))
@@ -117,6 +131,7 @@ class State:
         }
         before = set(zone.records)
         result: BatchResult = {"deletes": [], "patches": [], "puts": [], "posts": []}
+        self._batch = set()
         try:
             for item in _items(body, "deletes"):
                 result["deletes"].append(self.get(zone, _id_of(item)))
@@ -134,6 +149,10 @@ class State:
                 if old is not None:
                     zone.put(old)
             raise
+        else:
+            self.history.record(zone, self._batch)
+        finally:
+            self._batch = None
         return result
 
     def _record(self, zone: Zone, record_id: str) -> StoredRecord:

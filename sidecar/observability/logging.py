@@ -56,3 +56,5 @@ def configure(settings: LogSettings, stream: TextIO | None = None) -> None:
     root.handlers[:] = [handler]
     root.setLevel(settings.level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # we write our own line
+    # the SDK's HTTP client logs a line per Cloudflare call at INFO: the access line counts them
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -107,6 +107,12 @@ class PlainHistogram(Collector):
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._add_request_metrics()
+        self._add_config_metrics()
+        self._add_connection_metrics()
+
+    def _add_request_metrics(self) -> None:
+        """Requests, their outcome and what they changed."""
         # counted once per request (or record change): plain numbers, see PlainCounter
         self.requests = PlainCounter(
             "dns_sidecar_requests",
@@ -137,11 +143,6 @@ class Metrics:
             "Nonces held in the replay cache.",
             registry=self.registry,
         )
-        self.config_generation = Gauge(
-            "dns_sidecar_config_generation",
-            "Generation of the routing table in force (1 at start, +1 per successful reload).",
-            registry=self.registry,
-        )
         self.record_changes = PlainCounter(
             "dns_sidecar_record_changes",
             "Upserts and deletes by account and outcome.",
@@ -149,6 +150,13 @@ class Metrics:
             self.registry,
         )
 
+    def _add_config_metrics(self) -> None:
+        """The routing table and the Kubernetes objects it reads."""
+        self.config_generation = Gauge(
+            "dns_sidecar_config_generation",
+            "Generation of the routing table in force (1 at start, +1 per successful reload).",
+            registry=self.registry,
+        )
         self.reloads = Counter(
             "dns_sidecar_config_reloads",
             "Routing-table reloads by result (a failure keeps the old table serving).",
@@ -162,7 +170,8 @@ class Metrics:
             registry=self.registry,
         )
 
-        # connections on the protocol port (sidecar.protocol.connections)
+    def _add_connection_metrics(self) -> None:
+        """Connections on the protocol port (sidecar.protocol.connections)."""
         self.connections_closed = Counter(
             "dns_sidecar_connections_closed",
             "Connections closed by the sidecar, by reason: slow_head, slow_body, or limit "

@@ -409,9 +409,10 @@ class Listener:
                 for conn in accepted:
                     self.tls.start(conn, self._handler, self._tasks)
                 continue
-            await asyncio.gather(
-                *(loop.connect_accepted_socket(self._handler, conn) for conn in accepted)
-            )
+            set_up = (loop.connect_accepted_socket(self._handler, conn) for conn in accepted)
+            done = await asyncio.gather(*set_up, return_exceptions=True)  # one failing: not all
+            for conn, failed in zip(accepted, done, strict=True):
+                conn.close() if isinstance(failed, Exception) else None
 
     def _backlog(self, listening: socket.socket) -> list[socket.socket]:
         """The connections already waiting in the kernel's queue, as many as there is room

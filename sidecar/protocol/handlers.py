@@ -14,14 +14,14 @@ from sidecar.auth.signing import HEADER_SIGNATURE
 from sidecar.clock import Clock
 from sidecar.dnsrecords.metadata import BareValues
 from sidecar.dnsrecords.wanted import WITH_METADATA
-from sidecar.errors import DomainNotAllowed, RecordNotFound
+from sidecar.errors import DomainNotAllowed, InvalidRecord, RecordNotFound
 from sidecar.health import HealthCache, accounts_for, verdict
 from sidecar.observability.metrics import Metrics
 from sidecar.protocol import wire
 from sidecar.protocol.call import Call
 from sidecar.protocol.endpoints import Endpoints
 from sidecar.protocol.json import JsonAnswer, json_response, record_response
-from sidecar.providers.base import Outcome
+from sidecar.providers.base import Outcome, ZonePolicy
 from sidecar.records import RecordKey, RecordSet
 from sidecar.routing.table import Route
 
@@ -89,7 +89,12 @@ class ProtocolApi:
                 values,
             )
         record = RecordSet.build(parsed.key, values, ttl)
-        result = await route.account.provider.upsert(route.zone, record)
+        try:
+            result = await route.account.provider.upsert(route.zone, record)
+        except InvalidRecord as err:
+            if err.details.get("field") != "ttl":
+                raise
+            raise _ttl_origin(err, route.zone, from_request=parsed.ttl is not None) from err
         self.metrics.count_change(route.account.name, result.outcome.value)
         return record_response(result.record, UPSERT_MESSAGES[result.outcome])
 
@@ -142,3 +147,17 @@ class ProtocolApi:
 def _path_key(call: Call) -> RecordKey:
     params = call.params
     return RecordKey.parse(params["type"], params["domain"], params["subdomain"])
+
+
+def _ttl_origin(err: InvalidRecord, zone: ZonePolicy, *, from_request: bool) -> InvalidRecord:
+    """The provider's TTL refusal, saying where the TTL came from and so what to fix."""
+    if from_request:
+        origin, fix = "the request's ttl", "send a TTL the provider takes"
+        source = "request"
+    else:
+        origin = f"the default of zone {zone.name!r}, from the routing table's {zone.ttl_source}"
+        fix = f"fix {zone.ttl_source} (dns-sidecar check finds it), or send a ttl"
+        source = zone.ttl_source
+    return InvalidRecord(
+        f"{err.message} This TTL is {origin}: {fix}.", details={**err.details, "source": source}
+    )

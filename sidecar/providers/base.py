@@ -48,6 +48,7 @@ class ZonePolicy:
 
     name: str
     ttl: int = 300
+    ttl_source: str = "defaults.ttl"  # the routing table key ``ttl`` came from (for messages)
     proxied: bool = False
     ownership: Ownership = Ownership.STRICT
     comment: str = OWNERSHIP_MARKER

@@ -1,11 +1,13 @@
 """The in-memory provider: the embedded default, and the twin the tests and demos run on.
 
 Same semantics as the Cloudflare provider: record sets keyed by (FQDN, type), a CNAME cannot
-share its name with other records, and an unchanged upsert writes nothing. There is no comment
-field, so each set keeps its ownership marker beside it (``providers.ownership``): under
-``strict`` a set another DNSClass or deployment wrote is not changed (409) nor deleted (left in
-place), and a set from before owners (no marker kept: an older snapshot) is ours, rewritten with
-the marker by its next upsert. With ``snapshot`` set, every change is persisted as a JSON
+share its name with other records, an unchanged upsert writes nothing, and writes to one name
+are serialised (read, compare, write as one step, as on Cloudflare), so two concurrent upserts of
+a new set are one "created" and one "updated" or "unchanged". There is no comment field, so each
+set keeps its ownership marker beside it (``providers.ownership``): under ``strict`` a set
+another DNSClass or deployment wrote is not changed (409) nor deleted (left in place), and a set
+from before owners (no marker kept: an older snapshot) is ours, rewritten with the marker by its
+next upsert. With ``snapshot`` set, every change is persisted as a JSON
 file written atomically (temporary file, fsync, rename), and loaded again at start; temporary
 files that a killed process left behind are removed then. While the snapshot cannot be written,
 changes are refused and ``health`` says so (and tries again). An account edited by a reload
@@ -20,10 +22,12 @@ import logging
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from sidecar.coordination.locks import KeyedLocks
 from sidecar.errors import ProviderUnavailable, RecordConflict, SidecarError
 from sidecar.providers.base import (
     ROOT,
@@ -54,6 +58,11 @@ class _Kept:
     def mark(self, zone: ZonePolicy) -> Mark | None:
         return Mark() if self.marker is None else read(self.marker, zone.comment)
 
+    def made_by(self, zone: ZonePolicy) -> bool:
+        """``zone.owner`` wrote it (its own marker; never the one from before owners)."""
+        mark = self.mark(zone)
+        return mark is not None and mark.made_by(zone.owner)
+
     def writable(self, zone: ZonePolicy) -> bool:
         if zone.ownership is not Ownership.STRICT:
             return True
@@ -73,7 +82,8 @@ class MemoryProvider:
     def __init__(self, *, snapshot: Path | None = None) -> None:
         self._snapshot = snapshot
         self._records: _Store = {}
-        self._write_lock = asyncio.Lock()
+        self._write_lock = asyncio.Lock()  # one snapshot write at a time
+        self._names = KeyedLocks()  # one change per name at a time (a CNAME excludes others)
         self._write_error: str | None = None  # why the last snapshot write failed
         self._written = False  # a snapshot write succeeded (health tries one until then)
         if snapshot is not None:
@@ -109,6 +119,10 @@ class MemoryProvider:
         return f"carried {held} record set(s) over and wrote them to {self._snapshot}{instead}"
 
     async def upsert(self, zone: ZonePolicy, record: RecordSet) -> UpsertResult:
+        async with self._names.hold(record.key.fqdn):
+            return await self._upsert(zone, record)
+
+    async def _upsert(self, zone: ZonePolicy, record: RecordSet) -> UpsertResult:
         at_name = self._records.get(record.key.fqdn, {})
         blocking = _cname_conflict(record.key.type, at_name)
         if blocking:
@@ -139,27 +153,23 @@ class MemoryProvider:
         return RecordSet(key, stored.record.values, stored.record.ttl)
 
     async def delete(self, zone: ZonePolicy, key: RecordKey) -> DeleteResult:
+        async with self._names.hold(key.fqdn):
+            return await self._delete(key, lambda kept: kept.writable(zone))
+
+    async def prune(self, zone: ZonePolicy, key: RecordKey) -> DeleteResult:
+        async with self._names.hold(key.fqdn):
+            return await self._delete(key, lambda kept: kept.made_by(zone))
+
+    async def _delete(self, key: RecordKey, ours: Callable[[_Kept], bool]) -> DeleteResult:
         removed = self._records.get(key.fqdn, {}).get(key.type)
         if removed is None:
             return DeleteResult(removed=0)
-        if not removed.writable(zone):
+        if not ours(removed):
             return DeleteResult(
                 removed=0, left=tuple(f"{key.type} {v}" for v in removed.record.values)
             )
         await self._commit(key, None)
         return DeleteResult(removed=len(removed.record.values))
-
-    async def prune(self, zone: ZonePolicy, key: RecordKey) -> DeleteResult:
-        kept = self._records.get(key.fqdn, {}).get(key.type)
-        if kept is None:
-            return DeleteResult(removed=0)
-        mark = kept.mark(zone)
-        if mark is None or not mark.made_by(zone.owner):
-            return DeleteResult(
-                removed=0, left=tuple(f"{key.type} {v}" for v in kept.record.values)
-            )
-        await self._commit(key, None)
-        return DeleteResult(removed=len(kept.record.values))
 
     async def held(self, zone: ZonePolicy) -> list[HeldSet]:
         found = []
@@ -238,8 +248,18 @@ class MemoryProvider:
         try:
             await asyncio.to_thread(_atomic_write, self._snapshot, _encode(self._records))
         except OSError as err:
-            self._write_error = str(err.strerror or err)
+            error = str(err.strerror or err)
+            if error != self._write_error:  # once per failure, not once per refused change
+                log.warning(
+                    "memory provider cannot write its snapshot %s: %s; changes are refused "
+                    "until it can",
+                    self._snapshot,
+                    error,
+                )
+            self._write_error = error
             raise
+        if self._write_error is not None:
+            log.info("memory provider writes its snapshot %s again", self._snapshot)
         self._write_error = None
         self._written = True
 

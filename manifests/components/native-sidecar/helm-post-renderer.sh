@@ -1,8 +1,9 @@
 #!/bin/sh
 # Helm post-renderer: the DNS operator's chart, with dns-sidecar added as a native sidecar.
-#   helm upgrade --install dns-operator dns-operator/dns-operator \
-#     --namespace dns-operator-system --create-namespace \
+#   helm upgrade --install dns-operator ../homelab-dns-operator/charts/dns-operator \
+#     --namespace dns-operator-system --create-namespace --set namespace.create=false ... \
 #     --post-renderer manifests/components/native-sidecar/helm-post-renderer.sh
+# (the whole command, with the image and issuer settings: docs/deploy.md)
 # Helm writes the rendered chart to stdin; this prints it back with this directory's component
 # applied by `kubectl kustomize` (the same patch, RBAC, routing ConfigMap and DNSClass as the
 # kustomize route), using manifests/operator for where the operator runs.

@@ -17,6 +17,9 @@ One place for the SDK's pitfalls:
 
 Every call spends the account's budget, counts as a provider call in the request's log line,
 and has a timeout; every failure is classified into the sidecar's error tree in ``_classify``.
+Two answers the provider recovers from get their own classes: :class:`ZoneGone` (the zone id is
+unknown: the zone was deleted, perhaps re-created under a new id) and :class:`RecordGone` (a
+record the batch names was removed since it was read).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import itertools
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
@@ -59,7 +63,20 @@ ZONES_PAGE = 50  # Cloudflare's largest page of zones
 AUTH_CODES = frozenset({6003, 6111, 9103, 9106, 9109, 10000, 10001})
 RECORD_CODES = frozenset({1004, 9000, 9004, 9005, 9006, 9007, 9021, 9101, 9207})
 CONFLICT_CODES = frozenset({81053, 81054, 81057, 81058})
+UNKNOWN_ZONE = 7003  # "Could not route to /zones/...": no zone has that id
+RECORD_MISSING = 81044  # "Record does not exist."
 BATCH = "apply the DNS record batch"
+
+
+class ZoneGone(ProviderError):
+    """Cloudflare knows no zone by the id used (7003 / 404): it was deleted, perhaps re-created
+    under a new id. The provider looks the id up again once."""
+
+
+class RecordGone(ProviderUnavailable):
+    """A record the batch names no longer exists (81044): someone removed it between our read
+    and our batch. The provider reads again and retries once; if it recurs, the operator's
+    retry of this 503 will."""
 
 
 class CloudflareApi:
@@ -113,7 +130,7 @@ class CloudflareApi:
             # a whole, so a write never outlives the lock lease that was checked before it
             async with asyncio.timeout(self.timeout):
                 response = await call(client)
-                body: object = await response.json()
+                raw: bytes = await response.read()
         except TimeoutError as err:
             raise self._too_late(what) from err
         except cloudflare.APIError as err:
@@ -126,8 +143,13 @@ class CloudflareApi:
                     details={"account": self.account},
                 ) from err
             raise self._classify(err, what) from err
-        except ValueError as err:
-            raise ProviderError(f"Cloudflare account {self.account!r}: {what}: not JSON.") from err
+        try:
+            body: object = json.loads(raw)
+        except ValueError as err:  # only the parse: a ValueError of the SDK is a bug, not this
+            raise ProviderError(
+                f"Cloudflare account {self.account!r}: the answer when asked to {what} was not "
+                "JSON."
+            ) from err
         return cast("Envelope", body) if isinstance(body, dict) else Envelope()
 
     # --- the calls --------------------------------------------------------------------------
@@ -225,10 +247,20 @@ class CloudflareApi:
         if not isinstance(err, cloudflare.APIStatusError):
             return ProviderError(f"{where} failed to {what}: {err}.")
         status = err.status_code
-        codes, message = _errors_of(err)
-        said = f"{message} (code {', '.join(map(str, codes))})" if codes else message
+        codes, shown, message = _errors_of(err)
+        said = f"{message} (code {', '.join(shown)})" if shown else message
         if status >= 500:
             return ProviderUnavailable(f"{where}: Cloudflare failed to {what} (HTTP {status}).")
+        if RECORD_MISSING in codes:
+            return RecordGone(
+                f"{where}: a record to change was removed at Cloudflare while the change was "
+                f"being made ({said}); retry the request (it reads the name again)."
+            )
+        if UNKNOWN_ZONE in codes or status == 404:
+            return ZoneGone(
+                f"{where}: Cloudflare knows no zone by the id used ({said}); if the zone was "
+                "re-created, check or remove its zoneId in the routing table."
+            )
         if codes & CONFLICT_CODES:
             return RecordConflict(f"Cloudflare refused the change: {said}.")
         if codes & RECORD_CODES:
@@ -302,13 +334,16 @@ def _number(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _errors_of(err: cloudflare.APIStatusError) -> tuple[set[int], str]:
+def _errors_of(err: cloudflare.APIStatusError) -> tuple[set[int], list[str], str]:
+    """The numeric error codes of an error body (to classify it), every code as shown, and
+    the messages; a code that is not a number is shown, never raised on."""
     body = err.body if isinstance(err.body, dict) else {}
     listed = body.get("errors")
-    errors: list[Any] = listed if isinstance(listed, list) else []
-    codes = {int(e["code"]) for e in errors if isinstance(e, dict) and "code" in e}
-    messages = [str(e.get("message")) for e in errors if isinstance(e, dict) and e.get("message")]
-    return codes, "; ".join(messages) or str(err.message)
+    errors = [e for e in (listed if isinstance(listed, list) else []) if isinstance(e, dict)]
+    shown = [str(e["code"]) for e in errors if e.get("code") not in (None, "")]
+    codes = {int(code) for code in shown if code.isascii() and code.isdigit()}
+    messages = [str(e.get("message")) for e in errors if e.get("message")]
+    return codes, shown, "; ".join(messages) or str(err.message)
 
 
 def _retry_after(response: httpx.Response) -> float:

@@ -128,9 +128,16 @@ def effective(kind: str, ttl: int, zone_proxied: bool) -> tuple[int, bool]:
     proxied = zone_proxied and kind in PROXIABLE
     if proxied:
         return AUTO_TTL, True
-    if ttl != AUTO_TTL and not 60 <= ttl <= 86400:
+    if not ttl_accepted(ttl):
         raise InvalidRecord(
-            f"Invalid TTL {ttl} for Cloudflare: use 1 (automatic) or 60 to 86400 seconds.",
-            details={"field": "ttl"},
+            f"Invalid TTL {ttl} for Cloudflare: use {TTL_RANGE}.", details={"field": "ttl"}
         )
     return ttl, False
+
+
+TTL_RANGE = "1 (automatic) or 60 to 86400 seconds"
+
+
+def ttl_accepted(ttl: int) -> bool:
+    """Whether Cloudflare takes ``ttl`` for a record that is not proxied."""
+    return ttl == AUTO_TTL or 60 <= ttl <= 86400

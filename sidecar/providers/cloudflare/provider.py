@@ -5,16 +5,20 @@ plans the difference and applies it in one ``dns_records/batch`` call: 2 calls f
 1 and no write for an unchanged set. A delete removes only what it may, in one batch. Writes to
 the same name and type are serialised under the write lock its ``coordination`` gives (in-process,
 or shared by replicas), and the batch is sent only while the lock's lease covers it.
+
+Two answers are recovered from once: a zone id Cloudflare no longer knows is looked up again
+(the zone was re-created), and a batch naming a record removed meanwhile is planned again from a
+fresh read (still under the lock); a second such answer goes to the caller.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from sidecar.clock import Clock
-from sidecar.coordination.base import WriteLocks, ZoneVersions
+from sidecar.coordination.base import Lease, WriteLocks, ZoneVersions
 from sidecar.errors import RecordConflict
 from sidecar.providers.base import (
     ROOT,
@@ -27,7 +31,7 @@ from sidecar.providers.base import (
     ZonePolicy,
 )
 from sidecar.providers.cloudflare import diff
-from sidecar.providers.cloudflare.client import CloudflareApi
+from sidecar.providers.cloudflare.client import CloudflareApi, RecordGone, ZoneGone
 from sidecar.providers.cloudflare.mapping import CloudflareRecord, effective, from_api
 from sidecar.providers.cloudflare.payloads import RecordBody, RecordId, RecordPatch
 from sidecar.providers.cloudflare.readcache import Index, ZoneReadCache
@@ -35,6 +39,8 @@ from sidecar.providers.cloudflare.zones import CloudflareZone, ZoneDirectory
 from sidecar.providers.ownership import Mark, read
 from sidecar.records import RecordKey, RecordSet
 from sidecar.records.names import is_within
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,68 +67,100 @@ class CloudflareProvider:
         self._locks = locks
 
     async def upsert(self, zone: ZonePolicy, record: RecordSet) -> UpsertResult:
+        async def upsert_in(target: CloudflareZone) -> UpsertResult:
+            key = (target.id, record.key.fqdn, record.key.type)
+            async with self._locks.hold(key) as lease:
+                return await _once_more_if_gone(lambda: self._write(target, zone, record, lease))
+
+        return await self._in_zone(zone, record.key.fqdn, upsert_in)
+
+    async def _write(
+        self, target: CloudflareZone, zone: ZonePolicy, record: RecordSet, lease: Lease
+    ) -> UpsertResult:
+        """Read the name, check ownership, plan and apply the difference (under the lock)."""
         kind, fqdn = record.key.type, record.key.fqdn
         ttl, proxied = effective(kind, record.ttl, zone.proxied)
-        target = await self.zones.zone_for(zone, fqdn)
-        async with self._locks.hold((target.id, fqdn, kind)) as lease:
-            at_name = await self._read_name(target, kind, fqdn)
-            if at_name.in_the_way:
-                raise _in_the_way(fqdn, kind, at_name.in_the_way)
-            mine, foreign = _split(at_name.same_type, zone)
-            if foreign:
-                raise _not_ours(fqdn, kind, foreign, zone)
-            want = diff.Desired(
-                kind,
-                fqdn,
-                record.values,
-                ttl,
-                proxied,
-                zone.owner.marker(zone.comment),
-                # ours (strict: legacy markers move to the owner's) or adopted; off: left as is
-                mark_existing=zone.ownership is not Ownership.OFF,
-            )
-            plan = diff.plan(mine, want)
-            result = RecordSet(record.key, record.values, ttl)
-            if plan.empty:
-                return UpsertResult(Outcome.UNCHANGED, result)
-            lease.ensure(self.api.timeout)
-            await self._apply(target, plan.deletes, plan.patches, plan.posts)
-            return UpsertResult(Outcome.UPDATED if mine else Outcome.CREATED, result)
+        at_name = await self._read_name(target, kind, fqdn)
+        if at_name.in_the_way:
+            raise _in_the_way(fqdn, kind, at_name.in_the_way)
+        mine, foreign = _split(at_name.same_type, zone)
+        if foreign:
+            raise _not_ours(fqdn, kind, foreign, zone)
+        want = diff.Desired(
+            kind,
+            fqdn,
+            record.values,
+            ttl,
+            proxied,
+            zone.owner.marker(zone.comment),
+            # ours (strict: legacy markers move to the owner's) or adopted; off: left as is
+            mark_existing=zone.ownership is not Ownership.OFF,
+        )
+        plan = diff.plan(mine, want)
+        result = RecordSet(record.key, record.values, ttl)
+        if plan.empty:
+            return UpsertResult(Outcome.UNCHANGED, result)
+        lease.ensure(self.api.timeout)
+        await self._apply(target, plan.deletes, plan.patches, plan.posts)
+        return UpsertResult(Outcome.UPDATED if mine else Outcome.CREATED, result)
 
     async def get(self, zone: ZonePolicy, key: RecordKey) -> RecordSet | None:
-        target = await self.zones.zone_for(zone, key.fqdn)
-        found: list[CloudflareRecord]
-        if self.read_cache.enabled:
-            index = await self.read_cache.records(target.id, lambda: self._zone_index(target))
-            found = index.get((key.fqdn, key.type), [])
-        else:
+        async def get_in(target: CloudflareZone) -> list[CloudflareRecord]:
+            if self.read_cache.enabled:
+                index = await self.read_cache.records(target.id, lambda: self._zone_index(target))
+                return index.get((key.fqdn, key.type), [])
             raw = await self.api.list_records(target.id, name=key.fqdn, kind=key.type)
-            found = [from_api(r) for r in raw]
+            return [from_api(r) for r in raw]
+
+        found = await self._in_zone(zone, key.fqdn, get_in)
         if not found:
             return None
         values = tuple(dict.fromkeys(r.value for r in found))
         return RecordSet(key, values, min(r.ttl for r in found))
 
     async def delete(self, zone: ZonePolicy, key: RecordKey) -> DeleteResult:
-        return await self._remove(zone, key, _split)
+        return await self._remove_in(zone, key, _split)
 
     async def prune(self, zone: ZonePolicy, key: RecordKey) -> DeleteResult:
-        return await self._remove(zone, key, _made_by)
+        return await self._remove_in(zone, key, _made_by)
+
+    async def _remove_in(self, zone: ZonePolicy, key: RecordKey, split: _Splitter) -> DeleteResult:
+        async def delete_in(target: CloudflareZone) -> DeleteResult:
+            async with self._locks.hold((target.id, key.fqdn, key.type)) as lease:
+                return await _once_more_if_gone(
+                    lambda: self._remove(target, zone, key, lease, split)
+                )
+
+        return await self._in_zone(zone, key.fqdn, delete_in)
 
     async def _remove(
         self,
+        target: CloudflareZone,
         zone: ZonePolicy,
         key: RecordKey,
-        split: Callable[[list[CloudflareRecord], ZonePolicy], _Split],
+        lease: Lease,
+        split: _Splitter,
     ) -> DeleteResult:
-        target = await self.zones.zone_for(zone, key.fqdn)
-        async with self._locks.hold((target.id, key.fqdn, key.type)) as lease:
-            raw = await self.api.list_records(target.id, name=key.fqdn, kind=key.type)
-            mine, foreign = split([from_api(r) for r in raw], zone)
-            if mine:
-                lease.ensure(self.api.timeout)
-                await self._apply(target, [{"id": r.id} for r in mine], [], [])
-            return DeleteResult(removed=len(mine), left=tuple(r.describe() for r in foreign))
+        """Read the name and remove what ``split`` says is ours to remove (under the lock)."""
+        raw = await self.api.list_records(target.id, name=key.fqdn, kind=key.type)
+        mine, foreign = split([from_api(r) for r in raw], zone)
+        if mine:
+            lease.ensure(self.api.timeout)
+            await self._apply(target, [{"id": r.id} for r in mine], [], [])
+        return DeleteResult(removed=len(mine), left=tuple(r.describe() for r in foreign))
+
+    async def _in_zone(
+        self, zone: ZonePolicy, fqdn: str, step: Callable[[CloudflareZone], Awaitable[T]]
+    ) -> T:
+        """``step`` in the zone that covers ``fqdn``; once more with the id looked up again if
+        Cloudflare no longer knows the cached one."""
+        target = await self.zones.zone_for(zone, fqdn)
+        try:
+            return await step(target)
+        except ZoneGone:
+            if not self.zones.forget(zone, target):
+                raise
+        return await step(await self.zones.zone_for(zone, fqdn))
 
     async def held(self, zone: ZonePolicy) -> list[HeldSet]:
         """One listing of the zone (all pages); with a zone named ``.``, one per zone the
@@ -208,7 +246,17 @@ class CloudflareProvider:
         return _AtName(same, way)
 
 
+async def _once_more_if_gone(step: Callable[[], Awaitable[T]]) -> T:
+    """``step``, and once more (a fresh read, a new plan) if its batch named a record that was
+    removed meanwhile; a second time, the 503 goes to the caller, whose retry will do."""
+    try:
+        return await step()
+    except RecordGone:
+        return await step()
+
+
 _Split = tuple[list[CloudflareRecord], list[CloudflareRecord]]  # (ours to remove, the rest)
+_Splitter = Callable[[list[CloudflareRecord], ZonePolicy], _Split]
 
 
 def _split(records: list[CloudflareRecord], zone: ZonePolicy) -> _Split:

@@ -4,7 +4,10 @@ costs one listing per zone per period instead of one call per record.
 Only reads use it; writes always read the name fresh, and every write of ours moves the zone's
 version (``coordination.ZoneVersions``: in-process, or in Redis so that a write on any replica
 counts), so the next read lists the zone again. A listing is kept under the version read before
-it started: one that raced a write is never served after the write was acknowledged.
+it started: one that raced a write is never served after the write was acknowledged. Moving the
+version never fails the write (with Redis, a move Redis does not take is retried until it
+does), and a Redis version also changes whenever this replica saw Redis fail, so a listing
+never outlives a lost move by more than the ping interval plus the Redis timeout.
 """
 
 from __future__ import annotations
@@ -52,7 +55,8 @@ class ZoneReadCache:
         return index
 
     async def invalidate(self, zone_id: str) -> None:
-        """A write changed the zone: move its version (on every replica, with Redis)."""
+        """A write changed the zone: move its version (on every replica, with Redis). Never
+        raises: the write's answer stands whatever happens to the bookkeeping."""
         self._zones.pop(zone_id, None)
         if self.enabled:
             await self._versions.bump(zone_id)

@@ -1,4 +1,5 @@
-"""Zone ids: from the routing table, else looked up once by name and cached.
+"""Zone ids: from the routing table, else looked up once by name and cached (until Cloudflare
+says it knows no zone by that id: :meth:`ZoneDirectory.forget`, then looked up again).
 
 With a zone named ``.`` (seed-compatible mode: one account serving every zone it can see) the
 account's zones are listed, cached for a while, and a name goes to the longest matching one.
@@ -51,6 +52,19 @@ class ZoneDirectory:
     async def every_zone(self) -> list[CloudflareZone]:
         """Every zone the account holds (listed at most every few minutes)."""
         return list(await self._all())
+
+    def forget(self, policy: ZonePolicy, zone: CloudflareZone) -> bool:
+        """Drop ``zone``'s id, which Cloudflare no longer knows (the zone was deleted, perhaps
+        re-created under a new id): the next request looks it up again. False when the id comes
+        from the routing table (nothing to look up)."""
+        if policy.zone_id:
+            return False
+        if policy.name != ROOT:
+            if self._by_name.get(policy.name) == zone:
+                del self._by_name[policy.name]
+        elif self._listing is not None and zone in self._listing:
+            self._listing = None
+        return True
 
     async def _shared(self, name: str) -> CloudflareZone:
         """Looked up once and kept; concurrent first requests share one lookup, and a failed

@@ -1,0 +1,73 @@
+"""Redis writes that must happen even though the request that wanted them has been answered.
+
+Once a batch has reached the provider, the request's answer tells what the provider did; the
+Redis bookkeeping that follows (moving the zone's read-cache version, releasing the write
+lock) must not turn it into "not served" when Redis fails. Such a write is handed over here
+and retried in the background until Redis takes it, or until it no longer matters (a lock's
+lease that has run out by itself). Retries start quickly and back off to ``interval`` (the ping
+interval): once Redis is back, each pending write lands within ``interval`` plus one Redis
+call's timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from sidecar.errors import ProviderUnavailable
+
+log = logging.getLogger(__name__)
+
+FIRST_RETRY = 0.05
+
+
+@dataclass
+class _Pending:
+    work: Callable[[], Awaitable[object]]
+    until: float | None  # event-loop time after which it no longer matters; None: never
+
+
+class Retries:
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._pending: dict[str, _Pending] = {}
+        self._wake = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    def add(
+        self, key: str, work: Callable[[], Awaitable[object]], *, until: float | None = None
+    ) -> None:
+        """Retry ``work`` (one bounded Redis call) until it succeeds; a later ``add`` of the same
+        ``key`` replaces it (moving one version twice is moving it once)."""
+        self._pending[key] = _Pending(work, until)
+        self._wake.set()
+
+    async def run_once(self) -> bool:
+        """Try every pending write once; whether none is left."""
+        now = asyncio.get_running_loop().time()
+        for key, pending in list(self._pending.items()):
+            if pending.until is not None and now >= pending.until:
+                del self._pending[key]
+                continue
+            try:
+                await pending.work()
+            except ProviderUnavailable:
+                continue  # recorded by the connection; tried again after the backoff
+            if self._pending.get(key) is pending:
+                del self._pending[key]
+                log.info("Redis took the delayed write %s", key)
+        return not self._pending
+
+    async def run_forever(self) -> None:
+        """Wait for pending writes and retry them, backing off up to ``interval``."""
+        while True:
+            await self._wake.wait()
+            delay = FIRST_RETRY
+            while not await self.run_once():
+                await asyncio.sleep(delay)  # the backoff between attempts, not a synchronisation
+                delay = min(delay * 2, self.interval)
+            self._wake.clear()
