@@ -8,7 +8,7 @@ RUN_STAMP := $(VENV)/.installed-run
 
 TOOLS  := redis-server wrk  # Debian packages the tests run: a real Redis, and the bench's load generator
 
-.PHONY: run test lint typecheck unit tools bench bench-quick soak clean constraints smoke-floors smoke-newest
+.PHONY: run test lint typecheck unit tools bench bench-quick bench-compare soak clean constraints smoke-floors smoke-newest
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -100,6 +100,11 @@ smoke-newest: $(STAMP) tools
 	$(BIN)/uv pip install --quiet --python .venv-newest/bin/python $(UV_INDEX) -e . $(SMOKE_TOOLS)
 	@echo "newest:" $$($(BIN)/uv pip freeze --python .venv-newest/bin/python --exclude-editable | tr '\n' ' ')
 	.venv-newest/bin/python $(SMOKE_ARGS)
+
+## bench-compare: the sidecar at git revision REV (default main) against the working tree, beside
+##                the bare handler, in one run (ratios round by round); REV may be a directory
+bench-compare: $(STAMP)
+	$(BIN)/python -m bench.compare $(or $(REV),main)
 
 ## constraints: re-pin every dependency after changing pyproject.toml
 constraints: $(STAMP)

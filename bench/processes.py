@@ -100,9 +100,10 @@ def _env(extra: dict[str, str] | None) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def sidecar(*args: str, env: dict[str, str] | None = None) -> Iterator[Proc]:
+def sidecar(*args: str, env: dict[str, str] | None = None, source: Path = REPO) -> Iterator[Proc]:
     """``dns-sidecar serve`` as it ships; its output (the access log) goes to a file on disk,
-    as a container runtime writes a pod's stdout and stderr to a file."""
+    as a container runtime writes a pod's stdout and stderr to a file. ``source``: the tree
+    whose ``sidecar`` package runs (``python -m`` imports it from there)."""
     port, management = free_port(), free_port()
     command = [
         sys.executable,
@@ -119,7 +120,7 @@ def sidecar(*args: str, env: dict[str, str] | None = None) -> Iterator[Proc]:
         log = Path(tmp) / "sidecar.log"
         started = time.perf_counter()
         with log.open("wb") as out:
-            process = subprocess.Popen(command, env=_env(env), cwd=REPO, stdout=out, stderr=out)
+            process = subprocess.Popen(command, env=_env(env), cwd=source, stdout=out, stderr=out)
         proc = Proc(process, port, management, log=log)
         try:
             wait_http(f"http://127.0.0.1:{management}/readyz")

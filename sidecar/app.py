@@ -156,12 +156,6 @@ def create_app(
     metrics.config_generation.set_function(lambda: float(live.generation))
     health = HealthCache(clock, settings.server.health_cache_seconds)
     access = AccessLog()  # after logging is configured: it writes JSON lines itself then
-    follower = DnsRecordFollower(
-        store, settings.kubernetes.dnsrecord_scopes, read_timeout=settings.watch.list_timeout
-    )
-    bare_values = BareValues(
-        follower.index, follower.fetch, wait=settings.kubernetes.dnsrecord_wait
-    )
 
     app = web.Application()  # the lifecycle and the shared objects; requests go to SERVE
     app[LIVE] = live
@@ -170,21 +164,12 @@ def create_app(
     app[IN_FLIGHT] = in_flight = InFlight(metrics.in_flight)
     app[STORE] = store
     app[COORDINATION] = coordination
-    app[DNS_RECORDS] = follower.index
-    app[BARE_VALUES] = bare_values
-    app[SWEEPER] = _sweeper(
-        settings,
-        live,
-        index=follower.index,
-        coordination=coordination,
-        clock=clock,
-        metrics=metrics,
-    )
+    follower = _add_dns_records(app, settings, clock)
     if (tls := live_certificate(settings, metrics, clock)) is not None:
         app[TLS] = tls
     app[SERVE] = request_path(  # no route: the protocol port hands every request to it
         endpoints=ProtocolApi(
-            health, metrics, clock, coordination.problem, bare_values
+            health, metrics, clock, coordination.problem, app[BARE_VALUES]
         ).endpoints(),
         verifier=verifier,
         live=live,
@@ -246,25 +231,25 @@ def _verifier(settings: Settings, coordination: Coordination, clock: Clock) -> V
     )
 
 
-def _sweeper(
-    settings: Settings,
-    live: LiveConfig,
-    *,
-    index: DnsRecordIndex,
-    coordination: Coordination,
-    clock: Clock,
-    metrics: Metrics,
-) -> Sweeper:
-    """The sweeps of SPEC section 9 over the DNSRecords read (its loop starts with the app)."""
-    return Sweeper(
-        live,
-        index,
+def _add_dns_records(app: web.Application, settings: Settings, clock: Clock) -> DnsRecordFollower:
+    """The operator's DNSRecords (SPEC section 9): their read (``DNS_RECORDS``), the numbers of
+    bare MX and SRV values (``BARE_VALUES``) and the sweeps (``SWEEPER``, looping with the app)."""
+    k8s = settings.kubernetes
+    follower = DnsRecordFollower(
+        app[STORE], k8s.dnsrecord_scopes, read_timeout=settings.watch.list_timeout
+    )
+    app[DNS_RECORDS] = follower.index
+    app[BARE_VALUES] = BareValues(follower.index, follower.fetch, wait=k8s.dnsrecord_wait)
+    app[SWEEPER] = Sweeper(
+        app[LIVE],
+        follower.index,
         settings.sweeps,
         deployment=settings.table.owner_id,
         clock=clock,
-        turns=coordination.turns,
-        metrics=SweepMetrics(metrics.registry),
+        turns=app[COORDINATION].turns,
+        metrics=SweepMetrics(app[METRICS].registry),
     )
+    return follower
 
 
 def _add_management(app: web.Application, health: HealthCache, sweeps: Tasks) -> Readiness:

@@ -16,7 +16,7 @@ import signal
 from aiohttp import web
 
 from sidecar.app import IN_FLIGHT, MANAGEMENT, MANAGEMENT_API, METRICS, SERVE, TLS
-from sidecar.protocol.connections import Guard, Listener, default_limit
+from sidecar.protocol.connections import Guard, Listener, default_limit, management_limit
 from sidecar.protocol.handshakes import Handshakes
 from sidecar.settings import ServerSettings, Settings
 
@@ -34,6 +34,19 @@ def protocol_listener(app: web.Application, server: ServerSettings) -> Listener:
         tls=Handshakes(tls, guard, app[METRICS], server.read_timeout) if tls else None,
         access_log=None,
         lingering_time=server.read_timeout,
+    )
+
+
+def management_listener(
+    app: web.Application, management: web.AppRunner, server: ServerSettings
+) -> Listener:
+    """The management port: the management app (set up by ``management``), within the same
+    terms as the protocol port (read deadlines; a cap of its own out of the descriptors the
+    protocol port's default cap keeps back; parser errors answered, one warning a minute)."""
+    assert management.server is not None, "set up the runner first"
+    guard = Guard(management_limit(), server.read_timeout, app[METRICS], port="management")
+    return Listener.for_app(
+        management.server, guard, access_log=None, lingering_time=server.read_timeout
     )
 
 
@@ -56,15 +69,23 @@ async def serve(
     margin = grace(server.shutdown_timeout)
     protocol = web.AppRunner(app, handle_signals=False)  # the app's lifecycle (cleanup_ctx)
     management = web.AppRunner(app[MANAGEMENT], access_log=None, handle_signals=False)
-    await protocol.setup()
-    await management.setup()
     listener = protocol_listener(app, server)
+    # bound before the app starts: a connection made meanwhile (the app may be ready before
+    # the accept loop runs) waits in the kernel's backlog instead of being refused
+    await listener.bind(server.host, server.port)
+    try:
+        await protocol.setup()
+        await management.setup()
+    except BaseException:
+        await listener.stop()
+        raise
     guard = listener.guard
+    management_port = management_listener(app, management, server)
     deadline: float | None = None  # set at the stop signal
     try:
         # the protocol port first: /readyz is reachable only once requests can be taken
         await listener.start(server.host, server.port)
-        await web.TCPSite(management, server.management_host, server.management_port).start()
+        await management_port.start(server.management_host, server.management_port)
         log.info(
             "dns-sidecar serving",
             extra={
@@ -89,6 +110,7 @@ async def serve(
                 await protocol.cleanup()
         except TimeoutError:
             log.warning("shutdown timeout: closing the providers was cut off")
+        await management_port.close(margin / 4)  # its requests are quick: idle ones close at once
         await management.cleanup()
     log.info("stopped")
 

@@ -136,3 +136,90 @@ class Partition:
 
         await asyncio.gather(copy(reader, up_writer), copy(up_reader, writer))
         self._writers -= {writer, up_writer}
+
+
+class Relay:
+    """A loopback TCP proxy in front of Redis whose client connections outlive a Redis
+    restart, as a Redis proxy's do in a failover: the test ``hold``s it (client bytes wait),
+    restarts Redis, and ``resume``s it; each client connection's next bytes then go to Redis
+    on a fresh connection. A replica behind it sees no failed call across the restart."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.port = free_port()
+        self.generation = 0  # moved by ``resume``: connections to Redis from before are stale
+        self._open = asyncio.Event()
+        self._open.set()
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    def hold(self) -> None:
+        self._open.clear()
+
+    def resume(self) -> None:
+        self.generation += 1
+        self._open.set()
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            for writer in list(self._writers):
+                writer.close()
+            await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        up: asyncio.StreamWriter | None = None
+        back: asyncio.Task[None] | None = None
+        generation = -1
+
+        async def replies(source: asyncio.StreamReader) -> None:
+            with contextlib.suppress(OSError):
+                while data := await source.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+
+        hello = b""  # the client's HELLO (its protocol version), said again to a fresh Redis
+        try:
+            while data := await reader.read(65536):
+                await self._open.wait()
+                if up is None or back is None or generation != self.generation:
+                    if back is not None:
+                        back.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await back
+                    if up is not None:
+                        up.close()
+                    up_reader, up = await asyncio.open_connection("127.0.0.1", self.target)
+                    if generation >= 0 and hello:
+                        await _greet(up_reader, up, hello)
+                    elif data.startswith(b"*2\r\n$5\r\nHELLO\r\n"):
+                        hello = data
+                    back = asyncio.create_task(replies(up_reader))
+                    generation = self.generation
+                up.write(data)
+                await up.drain()
+        except OSError:
+            pass
+        finally:
+            if back is not None:
+                back.cancel()
+            if up is not None:
+                up.close()
+            writer.close()
+            self._writers.discard(writer)
+
+
+async def _greet(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, hello: bytes) -> None:
+    """Say the client's HELLO to a fresh connection, and swallow its answer (up to an ECHO)."""
+    token = b"relay-greeted"
+    writer.write(hello + b"*2\r\n$4\r\nECHO\r\n$%d\r\n%s\r\n" % (len(token), token))
+    await writer.drain()
+    await reader.readuntil(token + b"\r\n")

@@ -47,3 +47,23 @@ def test_quick_dnsrecord_sweep_benchmark_runs() -> None:
     """`python -m bench.dnsrecord_sweep --quick` sweeps 4 zones in one listing each."""
     rows = quick_rows("bench.dnsrecord_sweep")
     assert rows == ["scenario", "7 dnsrecord sweep", "7 dnsrecord sweep", "7 dnsrecord sweep"]
+
+
+def test_compare_runs_a_tree_against_the_working_tree() -> None:
+    """`python -m bench.compare DIR --rounds 1`: one round of each, then both ratios and the
+    change (here the working tree against itself)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.compare", str(REPO), "--rounds", "1", "--count", "100"],
+        cwd=REPO,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    lines = result.stdout.splitlines()
+    assert [line.split()[:3] for line in lines[:3]] == [
+        ["round", "1", name] for name in ("bare", "before", "after")
+    ]
+    assert [line.split(" ", 1)[0] for line in lines[3:]] == ["before", "after", "after"]

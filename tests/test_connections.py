@@ -491,7 +491,8 @@ async def test_a_queued_connections_own_error_ends_the_burst_keeping_the_rest(
     listener = Listener(_never, guard, max_body=1024)
     ours, theirs = socket.socketpair()
     try:
-        accepted = listener._backlog(_Listening(ours, error))  # type: ignore[arg-type]
+        # our own Listener's burst, driven with a fake listening socket
+        accepted = listener._backlog(_Listening(ours, error))  # type: ignore[arg-type]  # noqa: SLF001
         assert accepted == [ours]
         assert ours.fileno() != -1  # still open, to be served
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,6 +22,7 @@ from sidecar.coordination.redis_locks import RedisLocks
 from sidecar.coordination.redis_versions import RedisVersions
 from sidecar.coordination.replay import RedisNonces
 from sidecar.coordination.retries import Retries
+from sidecar.coordination.shared import RedisCoordination
 from sidecar.errors import AuthFailed, ProviderUnavailable, RateLimited
 from sidecar.providers.base import ZonePolicy
 from sidecar.providers.cloudflare.auth import Auth
@@ -94,7 +96,8 @@ async def test_lost_state_refuses_requests_signed_before_it(
     assert "was lost" in refused.value.message
     await nonces.record("after", clock.time(), clock.time() + 300, clock.time())
     assert conn.lost_at == clock.time()
-    assert conn.metrics.state_losses._value.get() == 1
+    samples = conn.metrics.state_losses.collect()[0].samples  # prometheus_client's public API
+    assert [s.value for s in samples if s.name.endswith("_total")] == [1.0]
 
 
 async def test_an_unreachable_redis_fails_closed_and_recovers(
@@ -263,6 +266,39 @@ async def test_the_password_comes_from_a_file(tmp_path: Path) -> None:
         server.kill()
 
 
+async def test_the_ping_loop_works_where_info_is_refused(redis_server: RedisServer) -> None:
+    """A user without INFO (an ACL, a proxy) is pinged with PING, seen up and never disrupted."""
+    command(redis_server.port, "ACL", "SETUSER", "pinger", "on", ">pw", "~*", "+@all", "-info")
+    registry = CollectorRegistry()
+    conn = RedisConnection(
+        f"redis://pinger:pw@127.0.0.1:{redis_server.port}/0",
+        prefix="t",
+        timeout=1.0,
+        clock=FrozenClock(),
+        metrics=CoordinationMetrics(registry),
+    )
+    pinging = asyncio.create_task(conn.ping_forever(0.01))
+    try:
+        await eventually(
+            lambda: (
+                (
+                    registry.get_sample_value(
+                        "dns_sidecar_redis_calls_total", {"operation": "ping"}
+                    )
+                    or 0
+                )
+                >= 3
+            )
+        )
+        assert (conn.connected, conn.disruptions) == (True, 0)
+        assert registry.get_sample_value(
+            "dns_sidecar_redis_errors_total", {"operation": "ping"}
+        ) in (None, 0)
+    finally:
+        pinging.cancel()
+        await conn.aclose()
+
+
 def test_the_url_is_shown_without_its_password() -> None:
     """/status and logs show user, host, port and database, never the password."""
     assert display_url("redis://user:pw@redis.svc:6380/2") == "redis://user@redis.svc:6380/2"
@@ -423,6 +459,41 @@ async def test_a_version_move_redis_does_not_take_is_retried(
     after = await reader.current("zone")
     assert after.split(":")[0] == before.split(":")[0]  # Redis kept its data: the same sentinel
     assert after.split(":")[1:] != before.split(":")[1:]
+
+
+async def test_a_delayed_version_move_is_tried_once_more_at_shutdown(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A version move still pending when the replica stops lands if Redis is back, else it is
+    named in a warning; the shutdown waits one Redis timeout at most."""
+    settings = RedisSettings(url=redis_server.url, timeout=0.5, ping_interval=60)
+    shared = RedisCoordination(
+        settings, provider_timeout=1, clock=FrozenClock(), registry=CollectorRegistry()
+    )
+    redis_server.kill()
+    await shared.versions.bump("zone")
+    assert len(shared.retries) == 1
+    redis_server.start()
+    await shared.aclose()  # never started: only the shutdown can land it
+    assert command(redis_server.port, "GET", "dns-sidecar:zone:zone") == b"$1\r\n1\r\n"
+
+    stuck = RedisCoordination(
+        settings, provider_timeout=1, clock=FrozenClock(), registry=CollectorRegistry()
+    )
+    redis_server.kill()
+    await stuck.versions.bump("other")
+    started = asyncio.get_running_loop().time()
+    with caplog.at_level(logging.WARNING, "sidecar.coordination.retries"):
+        await stuck.aclose()
+    assert asyncio.get_running_loop().time() - started < 0.5 + 0.5
+    warning = (
+        "shutting down with 1 delayed Redis write(s) Redis did not take: bump "
+        "dns-sidecar:zone:other; a replica that saw no Redis failure may serve a read-cached "
+        "listing of those zones until its readCacheSeconds run out"
+    )
+    assert [r.getMessage() for r in caplog.records if "shutting down" in r.getMessage()] == [
+        warning
+    ]
 
 
 async def test_the_retry_loop_runs_when_a_write_is_handed_over() -> None:

@@ -18,7 +18,7 @@ import pytest
 
 from sidecar.auth.signing import format_timestamp
 from tests.conftest import SECRET, Caller, ProtocolReply, RunningEmulator, eventually
-from tests.redis_server import Partition, RedisServer, command
+from tests.redis_server import Partition, RedisServer, Relay, command
 from tests.service import REPO, Service, clean_env, free_port
 from tests.service import command as sidecar_command
 
@@ -439,3 +439,36 @@ async def test_a_reader_learns_of_an_outage_through_its_ping_loop(
     writer.kill()  # its retried version move dies with it
     redis_server.start()
     await _seen_within(reader, "pinged", ["192.0.2.2"], bound=1 + 2)
+
+
+@PERSISTENT
+async def test_a_reader_whose_connection_outlives_a_restart_still_drops_its_cache(
+    start_replicas: StartReplicas, cf: RunningEmulator, redis_server: RedisServer
+) -> None:
+    """Redis restarts with its data behind a proxy the reader never sees fail: its ping
+    loop finds the new run_id and drops the cache within ping interval + timeout."""
+    relay = Relay(redis_server.port)
+    await relay.start()
+    (writer,) = await start_replicas(1, account_extra=CACHED)
+    (reader,) = await start_replicas(
+        1,
+        account_extra=CACHED,
+        env={
+            "DNS_SIDECAR_REDIS_URL": relay.url,
+            "DNS_SIDECAR_REDIS_PING_INTERVAL": "2",
+            "DNS_SIDECAR_REDIS_TIMEOUT": "5",  # longer than the outage: no call of it fails
+        },
+    )
+    try:
+        assert (await writer.caller.upsert("A", DOMAIN, "relayed", ["192.0.2.1"])).status == 200
+        assert await _get(reader, "relayed") == ["192.0.2.1"]  # now cached for an hour
+        relay.hold()  # the proxy queues the reader's calls while Redis is away
+        await _kill_redis_under_a_batch(writer, cf, redis_server, "relayed", ["192.0.2.2"])
+        writer.kill()  # its retried version move dies with it
+        redis_server.start()
+        relay.resume()
+        await _seen_within(reader, "relayed", ["192.0.2.2"], bound=2 + 5)
+        assert "failed" not in reader.service.logged()  # it saw no call fail
+        assert "restarted (its run_id changed)" in reader.service.logged()
+    finally:
+        await relay.close()

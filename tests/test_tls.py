@@ -269,7 +269,8 @@ async def test_a_client_without_the_ca_cannot_verify_the_server(start_https: Sta
 
 
 async def test_only_tls_1_2_and_1_3_with_modern_ciphers(start_https: StartHttps) -> None:
-    """TLS 1.1 and a TLS 1.2 cipher without forward secrecy are refused; 1.2 and 1.3 work."""
+    """TLS 1.1, a TLS 1.2 cipher without forward secrecy and ECDHE with CBC are refused; 1.2
+    and 1.3 work."""
     https = await start_https()
     legacy = https.pki.client_context()
     with warnings.catch_warnings():  # deprecated: the point of the test
@@ -284,6 +285,11 @@ async def test_only_tls_1_2_and_1_3_with_modern_ciphers(start_https: StartHttps)
     static_rsa.set_ciphers("AES128-SHA:AES256-GCM-SHA384")  # no ECDHE
     with pytest.raises((ssl.SSLError, ConnectionError)):
         await https.open(static_rsa)
+    cbc = https.pki.client_context()
+    cbc.maximum_version = ssl.TLSVersion.TLSv1_2
+    cbc.set_ciphers("ECDHE+AES+SHA1:ECDHE+AES+SHA256:ECDHE+AES+SHA384:!AESGCM")  # CBC only
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        await https.open(cbc)
     versions = []
     for highest in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
         context = https.pki.client_context()
@@ -294,7 +300,7 @@ async def test_only_tls_1_2_and_1_3_with_modern_ciphers(start_https: StartHttps)
         await connection.close()
     assert versions == ["TLSv1.2", "TLSv1.3"]
     # refused by the server (a client refusing to send would count as "closed")
-    assert https.metric("dns_sidecar_tls_handshake_failures_total", reason="tls") == 2.0
+    assert https.metric("dns_sidecar_tls_handshake_failures_total", reason="tls") == 3.0
 
 
 async def test_status_and_metrics_show_the_serving_certificate(

@@ -13,6 +13,7 @@ import hashlib
 import re
 import secrets
 from datetime import UTC, datetime
+from typing import Protocol, Self
 
 HEADER_TIMESTAMP = "X-DNS-Timestamp"
 HEADER_NONCE = "X-DNS-Nonce"
@@ -63,12 +64,20 @@ def mac(secret: bytes, algorithm: Algorithm, signed: bytes) -> bytes:
     return outer.digest()
 
 
+class HashState(Protocol):
+    """What HMAC needs of a hash object (``hashlib.sha256()``'s public methods)."""
+
+    def update(self, data: bytes, /) -> None: ...
+    def copy(self) -> Self: ...
+    def digest(self) -> bytes: ...
+
+
 _IPAD = bytes(x ^ 0x36 for x in range(256))  # translation tables: XOR each key byte
 _OPAD = bytes(x ^ 0x5C for x in range(256))
 
 
 @functools.lru_cache(maxsize=64)  # a few clients, a few secrets each (rotation)
-def _keyed(secret: bytes, algorithm: Algorithm) -> tuple[hashlib._Hash, hashlib._Hash]:
+def _keyed(secret: bytes, algorithm: Algorithm) -> tuple[HashState, HashState]:
     """The inner and outer hash states of HMAC keyed with ``secret``, fed nothing else, to copy."""
     new = hashlib.sha256 if algorithm is Algorithm.SHA256 else hashlib.sha512
     block = new().block_size

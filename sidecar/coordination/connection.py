@@ -14,8 +14,9 @@ Disruptions: ``disruptions`` counts the times this replica found its view of Red
 call or a ping that failed, a connection lost, a sentinel that changed). A write that happened
 meanwhile may have been applied without its bookkeeping (the zone version it should have
 moved), so the read caches are keyed on this count as well: they drop what they hold after any
-disruption, also one seen only by the ping loop (a restart breaks the pooled connections, so the
-first ping after it fails).
+disruption, also one seen only by the ping loop: a restart breaks the pooled connections, so the
+first call after it fails; and where a connection outlives it (a proxy in between), the ping
+loop still sees the server's ``run_id`` change.
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ class RedisConnection:
         self.lost_at: float | None = None  # nonces in Redis are complete from this moment on
         self.disruptions = 0  # failed calls and pings, changed sentinels: caches drop their data
         self._sentinel: str | None = None
+        self._run_id: str | None = None  # the server's, from the ping loop: a restart changes it
         self._clock = clock
         self._client = _client(url, timeout, password_file)
         self._set_once = self.script(SET_ONCE)
@@ -169,14 +171,30 @@ class RedisConnection:
             self.lost_at = self._clock.time()
 
     async def ping_forever(self, interval: float) -> None:
-        """Keep ``connected`` current while idle, and notice a lost sentinel early."""
+        """Keep ``connected`` current while idle, and notice a lost sentinel or a restart
+        early."""
         while True:
             try:
-                await self.call("ping", lambda client: client.ping())
+                self.notice_restart(await self.call("ping", _ping))
                 await self.adopt_sentinel()
             except ProviderUnavailable:
                 pass  # already recorded; the next ping tries again
             await asyncio.sleep(interval)
+
+    def notice_restart(self, run_id: str | None) -> None:
+        """``run_id`` is the server's, as a ping just read it (``None``: not told). A new one
+        means Redis restarted, with or without its data: a version move it had taken may be
+        gone, so the read caches drop what they hold, also on a replica whose calls all
+        succeeded (a connection that outlived the restart, as through a proxy)."""
+        if run_id is None:
+            return
+        if self._run_id is not None and run_id != self._run_id:
+            self.disruptions += 1
+            log.warning(
+                "Redis at %s restarted (its run_id changed): read caches drop what they hold",
+                self.url,
+            )
+        self._run_id = run_id
 
     def status(self) -> dict[str, Any]:
         return {
@@ -190,6 +208,20 @@ class RedisConnection:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+async def _ping(client: Redis) -> str | None:
+    """The server's ``run_id`` (``INFO server``, one round trip); a plain ``PING`` where INFO
+    is refused (a proxy, a renamed command), which tells liveness only."""
+    from redis.exceptions import ResponseError  # noqa: PLC0415 - redis only when configured
+
+    try:
+        found = await client.info("server")
+    except ResponseError:
+        await client.ping()
+        return None
+    run_id = found.get("run_id")
+    return str(run_id) if run_id else None
 
 
 def _text(value: Any) -> str:

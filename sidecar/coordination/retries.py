@@ -62,6 +62,25 @@ class Retries:
                 log.info("Redis took the delayed write %s", key)
         return not self._pending
 
+    async def flush(self, seconds: float) -> None:
+        """At shutdown: one last try of every pending write, within ``seconds`` in all; what
+        Redis still does not take is named in a warning (it is lost with this process)."""
+        if not self._pending:
+            return
+        try:
+            async with asyncio.timeout(seconds):
+                await self.run_once()
+        except TimeoutError:
+            pass
+        if self._pending:
+            log.warning(
+                "shutting down with %d delayed Redis write(s) Redis did not take: %s; a replica "
+                "that saw no Redis failure may serve a read-cached listing of those zones until "
+                "its readCacheSeconds run out",
+                len(self._pending),
+                ", ".join(sorted(self._pending)),
+            )
+
     async def run_forever(self) -> None:
         """Wait for pending writes and retry them, backing off up to ``interval``."""
         while True:

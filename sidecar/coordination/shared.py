@@ -75,4 +75,5 @@ class RedisCoordination:
 
     async def aclose(self) -> None:
         await self.tasks.aclose()
+        await self.retries.flush(self.redis.timeout)  # a version move lost here goes unseen
         await self.redis.aclose()

@@ -14,10 +14,11 @@ The protocol port is open to whoever can reach it, so each connection is held on
   bytes) is answered with the protocol's JSON error, logged as one warning line and counted.
 
 :class:`Listener` owns the listening socket and its accept loop; :class:`GuardedHandler` is
-aiohttp's per-connection protocol with these terms added. aiohttp has no hook for either, so the
-handler reads three of ``RequestHandler``'s attributes (``_request_count``, ``_messages``,
-``_lingering_time``); aiohttp is pinned in ``constraints.txt`` and ``tests/test_connections.py``
-exercises each.
+aiohttp's per-connection protocol (``web.RequestHandler``) with these terms added through its
+public methods only (the asyncio protocol callbacks, ``finish_response`` and ``handle_error``):
+no private attribute of aiohttp's is read or set. A request head is known to be complete when
+aiohttp asks the listener's request factory for the request (``web.Server``'s public
+``request_factory``); :class:`Terms` holds one connection's deadline and state.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import resource
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from aiohttp import web
@@ -50,6 +51,19 @@ if TYPE_CHECKING:
     from sidecar.protocol.handshakes import Handshakes
 
 log = logging.getLogger(__name__)
+
+# aiohttp's request factory: the parsed head, the body's stream, the connection, the response's
+# writer, the connection's task
+RequestFactory = Callable[
+    [
+        RawRequestMessage,
+        StreamReader,
+        web.RequestHandler,
+        AbstractStreamWriter,
+        "asyncio.Task[None]",
+    ],
+    web.BaseRequest,
+]
 
 WARN_EVERY = 60.0  # seconds between two warnings about the same condition
 _OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
@@ -70,13 +84,23 @@ _PENDING_CONNECTION_ERRORS = frozenset(
 _RESERVED_FDS = 64  # for the management port, provider connections, files and watches
 
 
+def _soft_fd_limit(given: int | None) -> int:
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0] if given is None else given
+    return 1 << 20 if soft == resource.RLIM_INFINITY or soft > 1 << 20 else soft
+
+
 def default_limit(soft_fd_limit: int | None = None) -> int:
     """A connection cap safely below the process's file-descriptor limit (``RLIMIT_NOFILE``)."""
-    if soft_fd_limit is None:
-        soft_fd_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    if soft_fd_limit == resource.RLIM_INFINITY or soft_fd_limit > 1 << 20:
-        soft_fd_limit = 1 << 20
-    return max(16, soft_fd_limit - max(_RESERVED_FDS, soft_fd_limit // 8))
+    soft = _soft_fd_limit(soft_fd_limit)
+    return max(16, soft - max(_RESERVED_FDS, soft // 8))
+
+
+def management_limit(soft_fd_limit: int | None = None) -> int:
+    """The management port's cap: a quarter of the descriptors ``default_limit`` keeps back,
+    at most 32 (the kubelet's probes and Prometheus' scrapes need a few at a time), so that
+    both ports together stay below the process's limit with room for everything else."""
+    soft = _soft_fd_limit(soft_fd_limit)
+    return max(4, min(32, (soft - default_limit(soft)) // 4))
 
 
 class RateLimitedWarning:
@@ -91,52 +115,65 @@ class RateLimitedWarning:
         self._next = -math.inf
         self._suppressed = 0
 
-    def __call__(self, *args: object) -> None:
+    def __call__(self, *args: object, extra: Mapping[str, object] | None = None) -> None:
         now = self.clock()
-        if now < self._next:
+        if self.every and now < self._next:
             self._suppressed += 1
             return
         if self._suppressed:
-            log.warning(self.message + " (%d more since the last warning)", *args, self._suppressed)
+            message = self.message + " (%d more since the last warning)"
+            log.warning(message, *args, self._suppressed, extra=extra)
         else:
-            log.warning(self.message, *args)
+            log.warning(self.message, *args, extra=extra)
         self._next = now + self.every
         self._suppressed = 0
 
 
-class Held(Protocol):
+class HeldConnection(Protocol):
     """A connection the guard counts: a handler, or a TLS handshake still running."""
 
     def force_close(self) -> None: ...
 
 
 class Guard:
-    """The connections of one port: the count, the cap, and who waits longest for a head."""
+    """The connections of one port: the count, the cap, and who waits longest for a head.
 
-    def __init__(self, limit: int, read_timeout: float, metrics: Metrics) -> None:
+    A request the parser refuses is one warning each on the protocol port (a caller's bug worth
+    its line); on another port (``port``: its name), one a minute at most: that port is not the
+    protocol, and whoever sends it garbage should not fill the log.
+    """
+
+    def __init__(
+        self, limit: int, read_timeout: float, metrics: Metrics, *, port: str = "protocol"
+    ) -> None:
         self.limit = limit
         self.read_timeout = read_timeout
         self.metrics = metrics
-        self.open: set[Held] = set()
-        self.waiting: dict[Held, None] = {}  # waiting for a head, oldest first
+        self.open: set[HeldConnection] = set()
+        self.waiting: dict[HeldConnection, None] = {}  # waiting for a head, oldest first
         self.room = asyncio.Event()
         self.room.set()
+        where = "" if port == "protocol" else f" on the {port} port"
         self.full = RateLimitedWarning(
-            "connection limit of %d reached: idle connections are closed first, "
+            f"connection limit of %d reached{where}: idle connections are closed first, "
             "new connections wait while every connection is busy"
         )
+        self.malformed = RateLimitedWarning(
+            f"malformed HTTP request{where} from %s: %s",
+            every=0.0 if port == "protocol" else WARN_EVERY,
+        )
 
-    def opened(self, handler: Held) -> None:
+    def opened(self, handler: HeldConnection) -> None:
         self.open.add(handler)
         self.waiting[handler] = None
         self._update()
 
-    def closed(self, handler: Held) -> None:
+    def closed(self, handler: HeldConnection) -> None:
         self.open.discard(handler)
         self.waiting.pop(handler, None)
         self._update()
 
-    def busy(self, handler: Held, *, busy: bool) -> None:
+    def busy(self, handler: HeldConnection, *, busy: bool) -> None:
         if busy:
             self.waiting.pop(handler, None)
         elif handler in self.open:
@@ -167,94 +204,93 @@ class Guard:
             self.room.clear()
 
 
-class GuardedHandler(web.RequestHandler):
-    """aiohttp's connection protocol, with read deadlines, the guard's count and JSON errors."""
+class Terms:
+    """One connection's terms: its read deadline, and whether it is inside a request.
 
-    def __init__(self, manager: web.Server, guard: Guard, **kwargs: Any) -> None:
-        super().__init__(manager, **kwargs)
+    One timer per connection, moved on only when it fires: arming and disarming on every request
+    is then a clock reading, not a timer scheduled and cancelled.
+    """
+
+    def __init__(self, handler: GuardedHandler, guard: Guard) -> None:
+        self.handler = handler
         self.guard = guard
-        self._due: float | None = None  # when the head or body must be in (loop time)
-        self._on_due: Callable[[], None] = self._head_too_slow
-        self._deadline: asyncio.TimerHandle | None = None  # fires at or before ``_due``
-        self._body: StreamReader | None = None  # the body being received, while it is
-        self._handling = False  # from a request's head to its response
+        self.loop = asyncio.get_running_loop()
+        self.due: float | None = None  # when the head or body must be in (loop time)
+        self.on_due: Callable[[], None] = self.head_too_slow
+        self.timer: asyncio.TimerHandle | None = None  # fires at or before ``due``
+        self.body: StreamReader | None = None  # the body being received, while it is
+        self.handling = False  # from a request's head to its response
+        self.close_after_answer = False  # a slow body: answered, then closed, no lingering
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        self.guard.opened(self)
-        self._arm(self._head_too_slow)
+    def opened(self) -> None:
+        self.guard.opened(self.handler)
+        self.arm(self.head_too_slow)
 
-    def connection_lost(self, exc: BaseException | None) -> None:
-        self._disarm()
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
-        self.guard.closed(self)
-        super().connection_lost(exc)
+    def closed(self) -> None:
+        self.due = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.guard.closed(self.handler)
 
-    def data_received(self, data: bytes) -> None:
-        heads = self._request_count
-        super().data_received(data)
-        if self._request_count > heads:  # a head arrived: the body's turn
-            self._disarm()
-            self._handling = True
-            self.guard.busy(self, busy=True)
-            body = self._messages[-1][1] if self._messages else None
-            if body is not None and not body.is_eof():
-                self._body = body
-                self._arm(self._body_too_slow)
-        elif self._body is not None and self._body.is_eof():
-            self._body = None
-            self._disarm()
-        elif data and not self._handling and self._due is None:
-            # the first bytes of a request on a kept-alive connection, its head not complete
-            # (a head that arrives whole within these bytes needs no deadline)
-            self._arm(self._head_too_slow)
+    def received(self, data: bytes) -> None:
+        """Bytes arrived (aiohttp has parsed them): a body complete, or a new head begun."""
+        if self.body is not None:
+            if self.body.is_eof():
+                self.body = None
+                self.due = None
+        elif data and not self.handling and self.due is None:
+            # the first bytes of a request on a kept-alive connection (a head that arrived whole
+            # is disarmed again when aiohttp asks for its request)
+            self.arm(self.head_too_slow)
 
-    async def finish_response(
-        self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
-    ) -> tuple[web.StreamResponse, bool]:
-        answered = await super().finish_response(request, resp, start_time)
-        if not self._messages:
-            self._handling = False
-            self._body = None
-            self._disarm()
-            self.guard.busy(self, busy=False)  # idle until the next request
-        return answered
+    def head_arrived(self, body: StreamReader) -> None:
+        """aiohttp parsed a request head and builds its request: the body's turn."""
+        self.due = None
+        self.handling = True
+        self.guard.busy(self.handler, busy=True)
+        if not body.is_eof():
+            self.body = body
+            self.arm(self.body_too_slow)
 
-    def _arm(self, callback: Callable[[], None]) -> None:
-        """``callback`` at ``read_timeout`` from now, unless disarmed first. One timer per
-        connection, moved on only when it fires: arming and disarming on every request is then
-        a clock reading, not a timer scheduled and cancelled."""
-        self._due = self._loop.time() + self.guard.read_timeout
-        self._on_due = callback
-        if self._deadline is None:
-            self._deadline = self._loop.call_at(self._due, self._deadline_reached)
+    def answered(self) -> None:
+        """The response is written: idle until the next request (or closed, after a slow body)."""
+        self.handling = False
+        self.body = None
+        self.due = None
+        if self.close_after_answer:
+            self.handler.force_close()
+        else:
+            self.guard.busy(self.handler, busy=False)
 
-    def _disarm(self) -> None:
-        self._due = None  # a timer still scheduled finds nothing due
+    def arm(self, callback: Callable[[], None]) -> None:
+        """``callback`` at ``read_timeout`` from now, unless disarmed (``due = None``) first."""
+        self.due = self.loop.time() + self.guard.read_timeout
+        self.on_due = callback
+        if self.timer is None:
+            self.timer = self.loop.call_at(self.due, self.deadline_reached)
 
-    def _deadline_reached(self) -> None:
-        self._deadline = None
-        due = self._due
+    def deadline_reached(self) -> None:
+        self.timer = None
+        due = self.due
         if due is None:
             return
-        if due > self._loop.time():  # re-armed since the timer was set: wait for the new one
-            self._deadline = self._loop.call_at(due, self._deadline_reached)
+        if due > self.loop.time():  # re-armed since the timer was set: wait for the new one
+            self.timer = self.loop.call_at(due, self.deadline_reached)
             return
-        self._due = None
-        self._on_due()
+        self.due = None
+        self.on_due()
 
-    def _head_too_slow(self) -> None:
+    def head_too_slow(self) -> None:
         self.guard.metrics.connections_closed.labels("slow_head").inc()
-        self.force_close()
+        self.handler.force_close()
 
-    def _body_too_slow(self) -> None:
-        body, self._body = self._body, None
+    def body_too_slow(self) -> None:
+        body, self.body = self.body, None
         if body is None or body.is_eof():
             return
         self.guard.metrics.connections_closed.labels("slow_body").inc()
-        self._lingering_time = 0.0  # answer, then close: no more waiting for the rest
+        self.close_after_answer = True  # answer, then close: no more waiting for the rest
         seconds = f"{self.guard.read_timeout:g}"
         body.set_exception(
             InvalidRequest(
@@ -262,6 +298,34 @@ class GuardedHandler(web.RequestHandler):
                 details={"readTimeout": self.guard.read_timeout},
             )
         )
+
+
+class GuardedHandler(web.RequestHandler):
+    """aiohttp's connection protocol, with read deadlines, the guard's count and JSON errors,
+    added by overriding public methods only; the state is in ``terms``."""
+
+    def __init__(self, manager: web.Server, guard: Guard, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self.terms = Terms(self, guard)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.terms.opened()
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.terms.closed()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self.terms.received(data)
+
+    async def finish_response(
+        self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
+    ) -> tuple[web.StreamResponse, bool]:
+        answered = await super().finish_response(request, resp, start_time)
+        self.terms.answered()
+        return answered
 
     def handle_error(
         self,
@@ -287,13 +351,12 @@ class GuardedHandler(web.RequestHandler):
                 details={"requestId": request_id},
             )
         else:
-            log.warning(
-                "malformed HTTP request from %s: %s",
+            self.terms.guard.malformed(
                 request.remote,
                 error.message,
                 extra={"fields": {"request_id": request_id, "status": error.status}},
             )
-            self.guard.metrics.http_errors.labels(str(error.status)).inc()
+            self.terms.guard.metrics.http_errors.labels(str(error.status)).inc()
         response = error_response(error)
         response.headers["X-Request-Id"] = request_id
         response.force_close()
@@ -316,22 +379,28 @@ def parse_error(exc: HttpProcessingError) -> SidecarError:
 
 class Listener:
     """Accepts connections on one TCP address within ``guard``'s terms, and hands every request
-    to ``serve`` (aiohttp's low-level server: no router, no application layer, no middleware;
-    the request path matches the protocol's endpoints itself)."""
+    to ``serve``.
+
+    On the protocol port ``serve`` is the request path on aiohttp's low-level server: no router,
+    no application layer, no middleware; the request path matches the protocol's endpoints
+    itself. On the management port it is an application's handler with its request factory
+    (``make_request``), both read from the public attributes of the ``web.Server`` that
+    ``web.AppRunner`` makes (see :func:`for_app`)."""
 
     def __init__(
         self,
         serve: Serve,
         guard: Guard,
         *,
-        max_body: int,
+        max_body: int = 1024**2,
+        make_request: RequestFactory | None = None,
         backlog: int = 128,
         tls: Handshakes | None = None,
         **handler_args: Any,
     ) -> None:
         loop = asyncio.get_running_loop()
 
-        def request(
+        def base_request(
             message: RawRequestMessage,
             payload: StreamReader,
             protocol: web.RequestHandler,
@@ -341,6 +410,19 @@ class Listener:
             return web.BaseRequest(
                 message, payload, protocol, writer, task, loop, client_max_size=max_body
             )
+
+        made = make_request or base_request
+
+        def request(
+            message: RawRequestMessage,
+            payload: StreamReader,
+            protocol: web.RequestHandler,
+            writer: AbstractStreamWriter,
+            task: asyncio.Task[None],
+        ) -> web.BaseRequest:
+            if isinstance(protocol, GuardedHandler):  # always: the listener makes its handlers
+                protocol.terms.head_arrived(payload)
+            return made(message, payload, protocol, writer, task)
 
         self.server = web.Server(serve, request_factory=request, loop=loop)
         self.guard = guard
@@ -354,7 +436,16 @@ class Listener:
             "or raise the file-descriptor limit)"
         )
 
-    async def start(self, host: str, port: int) -> None:
+    @classmethod
+    def for_app(cls, server: web.Server, guard: Guard, **handler_args: Any) -> Listener:
+        """A listener for an application: the handler and request factory of ``server`` (the
+        ``server`` of a ``web.AppRunner`` that was set up), within ``guard``'s terms."""
+        return cls(
+            server.request_handler, guard, make_request=server.request_factory, **handler_args
+        )
+
+    async def bind(self, host: str, port: int) -> None:
+        """Listen on the address; connections wait in the kernel's backlog until :meth:`start`."""
         loop = asyncio.get_running_loop()
         family, _, _, _, address = (
             await loop.getaddrinfo(
@@ -364,7 +455,13 @@ class Listener:
         listening = socket.create_server(address[:2], family=family, backlog=self.backlog)
         listening.setblocking(False)  # noqa: FBT003 - the socket API
         self.socket = listening
-        self._tasks.loop("accept", functools.partial(self._accept_forever, listening))
+
+    async def start(self, host: str, port: int) -> None:
+        """Accept connections on the address (bound now, unless :meth:`bind` was called)."""
+        if self.socket is None:
+            await self.bind(host, port)
+        assert self.socket is not None
+        self._tasks.loop("accept", functools.partial(self._accept_forever, self.socket))
 
     async def stop(self) -> None:
         """Stop accepting; the connections already open are left to the drain."""
