@@ -204,19 +204,12 @@ def _compare(
     why = _drift(zone, at, want, ttl_known=unknown is None)
     if why is None:
         return None
-    if unknown is not None:
-        return replace(
-            draft,
-            kind=Kind.DRIFT,
-            reason=f"{first.reference} (DNSClass {dns_class}): {why}; not repaired: the TTL it "
-            f"wants is unknown while its DNSClass cannot be read ({unknown.rstrip('.')}).",
-        )
-    return replace(
-        draft,
-        kind=Kind.DRIFT,
-        reason=f"{first.reference} (DNSClass {dns_class}): {why}.",
-        fix=Fix.REPAIR,
-    )
+    reason = f"{first.reference} (DNSClass {dns_class}): {why}"
+    if unknown is not None:  # a repair would write a TTL nobody asked for
+        reason += "; not repaired: the TTL it wants is unknown while its DNSClass cannot be read"
+        reason += f" ({unknown.rstrip('.')})"
+    fix = Fix.REPAIR if unknown is None else None
+    return replace(draft, kind=Kind.DRIFT, reason=f"{reason}.", fix=fix)
 
 
 def _blocked(
