@@ -71,6 +71,9 @@ class FailingProvider:
     async def delete(self, zone: ZonePolicy, key: RecordKey) -> DeleteResult:
         raise self.error
 
+    async def prune(self, zone: ZonePolicy, key: RecordKey) -> DeleteResult:
+        raise self.error
+
     async def health(self) -> Health:
         return Health(healthy=False, message=str(self.error))
 

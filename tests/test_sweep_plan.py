@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sidecar.dnsrecords import RecordMetadata, WantedRecord
 from sidecar.providers.base import HeldSet, Ownership, ZonePolicy
 from sidecar.providers.ownership import Mark
@@ -260,3 +262,42 @@ def test_a_finding_knows_its_record_key() -> None:
     wanted = RecordSet.build(RecordKey.parse("A", "example.com", "www"), ["192.0.2.1"], 300)
     drift = Finding(Kind.DRIFT, "example.com", "A", "www.example.com", "", wanted=wanted)
     assert drift.key() == wanted.key
+
+
+def test_an_unread_dnsclass_leaves_the_ttl_unknown_and_nothing_repaired() -> None:
+    """The DNSClass cannot be read (deleted, not synced): for a DNSRecord without spec.ttl the
+    wanted TTL is unknown, so a TTL alone is no drift, and other drift is reported, not
+    repaired (a repair would write the zone's TTL over the operator's); spec.ttl still counts."""
+    found = plan_zone(
+        ZONE,
+        [
+            held("ttl", ("192.0.2.1",), PUBLIC, ttl=900),
+            held("values", ("192.0.2.1",), PUBLIC, ttl=900),
+            held("own", ("192.0.2.1",), PUBLIC, ttl=900),
+        ],
+        replace(
+            wants(
+                want("ttl", ("192.0.2.1",)),
+                want("values", ("192.0.2.2",)),
+                want("own", ("192.0.2.1",), ttl=600),
+            ),
+            unread={"public": "DNSClass public does not exist."},
+        ),
+        deployment=ME,
+    )
+    assert [(f.fqdn, f.fix, f.reason) for f in found] == [
+        (
+            "values.example.com",
+            None,
+            (
+                "DNSRecord apps/values (DNSClass public): holds 192.0.2.1, wanted 192.0.2.2; "
+                "not repaired: the TTL it wants is unknown while its DNSClass cannot be read "
+                "(DNSClass public does not exist)."
+            ),
+        ),
+        (
+            "own.example.com",
+            Fix.REPAIR,
+            "DNSRecord apps/own (DNSClass public): holds TTL 900, wanted 600.",
+        ),
+    ]

@@ -21,7 +21,7 @@ from sidecar.coordination.local import LocalTurns
 from sidecar.credentials.objects import DNSRecord
 from sidecar.dnsrecords.index import DnsRecordIndex
 from sidecar.errors import ProviderUnavailable
-from sidecar.providers.base import Drift, HeldSet, Orphans, Provider, ZonePolicy
+from sidecar.providers.base import Drift, HeldSet, Orphans, Ownership, Provider, ZonePolicy
 from sidecar.providers.memory import MemoryProvider
 from sidecar.providers.ownership import Owner
 from sidecar.records import RecordKey, RecordSet
@@ -456,3 +456,66 @@ def test_status_before_any_sweep_says_whether_sweeps_are_on() -> None:
         "turn": "not taken yet",
         "lastSweep": None,
     }
+
+
+async def test_orphans_are_never_pruned_while_only_some_namespaces_are_read() -> None:
+    """With DNS_SIDECAR_DNSRECORD_NAMESPACES set, a set no DNSRecord of the namespaces read
+    wants may be wanted by one in another namespace (the operator serves them all): it is
+    reported with the reason, and kept past the grace."""
+    provider = MemoryProvider()
+    await put(provider, "other", ["192.0.2.1"])
+    index = DnsRecordIndex()
+    index.serve(["public"], ["apps"])
+    index.replace("apps", [])
+    index.connected("apps")
+    rig = Rig(provider, index, grace=1)
+    for _ in range(3):
+        found = await rig.sweeper.sweep(act=True)
+        rig.clock.advance(10)
+    assert found.done == []
+    assert await names(provider) == [("other.example.com", ("192.0.2.1",), 300)]
+    assert [(f.kind.value, f.fix) for f in found.findings] == [("orphan", None)]
+    assert "only the DNSRecords of namespace(s) apps are read" in found.findings[0].reason
+
+
+async def test_a_dnsrecord_edited_during_the_sweep_is_not_reverted() -> None:
+    """The operator has upserted an edit the watch delivers only while the zone is listed: the
+    repair planned from the older copy is not made (it would put the old values back)."""
+    provider = CountingProvider(MemoryProvider())
+    await put(provider.inner, "web", ["192.0.2.2"])  # the operator's upsert of the edit
+    index = index_of(dnsrecord("web", "web", ["192.0.2.1"]))  # the watch's older copy
+    rig = Rig(provider, index)
+    provider.during_listing = lambda: index.apply(
+        None, "MODIFIED", dnsrecord("web", "web", ["192.0.2.2"])
+    )
+    done = (await rig.sweeper.sweep(act=True)).done
+    assert [(f.fqdn, what) for f, what in done] == [
+        ("web.example.com", "not done: its DNSRecord changed during the sweep")
+    ]
+    assert await names(provider.inner) == [("web.example.com", ("192.0.2.2",), 300)]
+
+
+async def test_the_memory_provider_prunes_only_its_owners_own_set(tmp_path: Path) -> None:
+    """``prune`` under ``ownership: off``: a set of another DNSClass (taken over since the
+    listing) and one under the marker from before owners stay; the owner's own set goes."""
+    snapshot = tmp_path / "records.json"
+    row = {"type": "A", "domain": "example.com", "subdomain": "legacy", "values": ["192.0.2.1"]}
+    snapshot.write_text(json.dumps({"version": 1, "records": [row | {"ttl": 300}]}))
+    provider = MemoryProvider(snapshot=snapshot)
+    await put(provider, "theirs", ["192.0.2.2"], owner=Owner(ME, "internal"))
+    await put(provider, "mine", ["192.0.2.3"])
+    zone = ZonePolicy("example.com", ownership=Ownership.OFF, owner=PUBLIC)
+    results = [
+        await provider.prune(zone, RecordKey.parse("A", "example.com", sub))
+        for sub in ("legacy", "theirs", "mine", "absent")
+    ]
+    assert [(r.removed, r.left) for r in results] == [
+        (0, ("A 192.0.2.1",)),
+        (0, ("A 192.0.2.2",)),
+        (1, ()),
+        (0, ()),
+    ]
+    assert [fqdn for fqdn, _, _ in await names(provider)] == [
+        "legacy.example.com",
+        "theirs.example.com",
+    ]

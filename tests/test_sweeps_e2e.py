@@ -440,3 +440,83 @@ async def test_a_repair_moves_a_wanted_legacy_set_to_the_owner_marker(
         "POST /zones/{zone_id}/dns_records/batch": 1,
     }
     assert (await sweeper(sidecar).sweep(act=True)).findings == []
+
+
+async def test_a_prune_under_ownership_adopt_leaves_foreign_values_at_the_name(
+    kube: RunningKube, start_sidecar: StartSidecar, tmp_path: Path, cf: RunningEmulator
+) -> None:
+    """Under ``ownership: adopt`` (or ``off``) a prune still removes only the orphan's own
+    values: a record a person added beside it at the same name and type stays."""
+    kube.fake.set_dns_class("public", PUBLIC)
+    old = a_record("old", ["192.0.2.1"])
+    kube.fake.set_dns_record("apps", "web", old)
+    clock = FrozenClock()
+    text = table(cf).replace("defaults: {", "defaults: {ownership: adopt, ")
+    sidecar = await start(start_sidecar, kube, tmp_path, text, clock=clock)
+    assert (await send(sidecar, old)).status == 200
+    kube.fake.delete("DNSRecord", "apps", "web")  # its finalizer removed by hand
+    await wanted(sidecar)
+    foreign(cf, "old", "198.51.100.9")
+    assert (await sweeper(sidecar).sweep(act=True)).done == []
+    clock.advance(600)
+    last = await sweeper(sidecar).sweep(act=True)
+    assert [(f.fqdn, what) for f, what in last.done] == [
+        ("old.example.com", "pruned (1 value(s) removed)")
+    ]
+    assert at(cf) == [("A", "old.example.com", "198.51.100.9", 300, None)]
+
+
+async def test_a_prune_leaves_a_value_under_the_old_marker_at_the_same_name(
+    kube: RunningKube, start_sidecar: StartSidecar, tmp_path: Path, cf: RunningEmulator
+) -> None:
+    """An orphan of class public shares its name and type with a value under the marker from
+    before owners: the prune removes the orphan's value only (the old marker is never pruned)."""
+    kube.fake.set_dns_class("public", PUBLIC)
+    old = a_record("old", ["192.0.2.1"])
+    kube.fake.set_dns_record("apps", "web", old)
+    clock = FrozenClock()
+    sidecar = await start(start_sidecar, kube, tmp_path, table(cf), clock=clock)
+    assert (await send(sidecar, old)).status == 200
+    kube.fake.delete("DNSRecord", "apps", "web")
+    await wanted(sidecar)
+    foreign(cf, "old", "192.0.2.7", comment="managed by dns-sidecar")
+    assert (await sweeper(sidecar).sweep(act=True)).done == []
+    clock.advance(600)
+    last = await sweeper(sidecar).sweep(act=True)
+    assert [(f.fqdn, what) for f, what in last.done] == [
+        ("old.example.com", "pruned (1 value(s) removed)")
+    ]
+    assert at(cf) == [("A", "old.example.com", "192.0.2.7", 300, "managed by dns-sidecar")]
+
+
+async def test_the_dnsclass_default_ttl_is_wanted_when_a_dnsrecord_has_none(
+    kube: RunningKube, start_sidecar: StartSidecar, tmp_path: Path, cf: RunningEmulator
+) -> None:
+    """A DNSRecord without spec.ttl, its DNSClass with defaultTTL 900 (what the operator sends;
+    the zone's default is 300): the sweep, reading the DNSClass from its watch, finds no drift;
+    once the DNSClass says 1200, the set is drift wanting 1200; once the DNSClass is gone, the
+    TTL wanted is unknown: no drift, and no repair to the zone's 300."""
+    slow = PUBLIC | {"defaultTTL": 900}
+    kube.fake.set_dns_class("public", slow)
+    www = a_record("www", ["192.0.2.1"])
+    kube.fake.set_dns_record("apps", "www", www)
+    sidecar = await start(start_sidecar, kube, tmp_path, table(cf))
+    reply = await sidecar.caller.call("POST", "/records", operator_upsert(www, slow))
+    assert reply.body["record"]["ttl"] == 900
+    assert (await sweeper(sidecar).sweep(act=True)).findings == []
+    kube.fake.set_dns_class("public", PUBLIC | {"defaultTTL": 1200})
+
+    async def drift() -> bool:
+        found = (await sweeper(sidecar).sweep(act=False)).findings
+        return [f.reason for f in found] == [
+            "DNSRecord apps/www (DNSClass public): holds TTL 900, wanted 1200."
+        ]
+
+    await eventually(drift)
+    kube.fake.delete("DNSClass", "", "public")  # the TTL it wants is now unknown: no drift
+
+    async def quiet() -> bool:
+        return (await sweeper(sidecar).sweep(act=True)).findings == []
+
+    await eventually(quiet)
+    assert at(cf) == [("A", "www.example.com", "192.0.2.1", 900, MARK)]

@@ -9,7 +9,6 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from sidecar.credentials.objects import DNSRecord
-from sidecar.credentials.sources import CredentialUnavailable
 from sidecar.credentials.store import CredentialStore
 from sidecar.dnsrecords.index import DnsRecordIndex
 
@@ -71,11 +70,9 @@ class DnsRecordFollower:
         self._watching = False
 
     def default_ttl(self, dns_class: str) -> int | None:
-        """``spec.defaultTTL`` of the DNSClass, from its watch; ``None`` if unset or unread."""
-        try:
-            return self._store.dns_class(dns_class).default_ttl
-        except CredentialUnavailable:
-            return None
+        """``spec.defaultTTL`` of the DNSClass, from its watch; ``None`` if unset;
+        ``CredentialUnavailable`` when the DNSClass cannot be read (then nobody knows)."""
+        return self._store.dns_class(dns_class).default_ttl
 
     async def fetch(self, namespace: str, name: str) -> DNSRecord | None:
         """DNSRecord ``namespace/name`` read from the API server now."""

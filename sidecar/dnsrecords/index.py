@@ -89,6 +89,10 @@ class DnsRecordIndex:
     def generation(self) -> int:
         return self._generation
 
+    @property
+    def namespaces(self) -> tuple[str, ...]:
+        return tuple(scope for scope in self._scopes if scope is not None)
+
     def classes(self) -> frozenset[str]:
         return self._classes
 

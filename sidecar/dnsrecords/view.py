@@ -31,6 +31,13 @@ class DnsRecordView(Protocol):
         """Moves on every relist, resync, disconnect or change of the DNSClasses served."""
         ...
 
+    @property
+    def namespaces(self) -> tuple[str, ...]:
+        """The namespaces whose DNSRecords are read (``DNS_SIDECAR_DNSRECORD_NAMESPACES``);
+        empty: all of them. Read from only some, a set nothing wants here may be wanted by a
+        DNSRecord elsewhere, so a sweep must not prune."""
+        ...
+
     def classes(self) -> frozenset[str]:
         """The DNSClasses served: those the ``{dnsClass}`` clients name."""
         ...
@@ -44,7 +51,9 @@ class DnsRecordView(Protocol):
         ...
 
     def default_ttl(self, dns_class: str) -> int | None:
-        """``spec.defaultTTL`` of DNSClass ``dns_class`` (from its watch); ``None`` if unset."""
+        """``spec.defaultTTL`` of DNSClass ``dns_class`` (from its watch); ``None`` if unset;
+        a ``SidecarError`` when the DNSClass cannot be read (deleted, not synced): the TTL the
+        operator would send for a DNSRecord without ``spec.ttl`` is then unknown."""
         ...
 
     def status(self) -> dict[str, Any]:

@@ -131,6 +131,12 @@ class Provider(Protocol):
         """Remove the record set at ``key``; removing nothing is not an error."""
         ...
 
+    async def prune(self, zone: ZonePolicy, key: RecordKey) -> DeleteResult:
+        """Remove the values at ``key`` that carry ``zone.owner``'s own marker, whatever
+        ``zone.ownership`` says: never a value under the marker from before owners, another
+        owner's, or none (a sweep's prune of an orphan)."""
+        ...
+
     async def held(self, zone: ZonePolicy) -> Sequence[HeldSet]:
         """Every record set in the zone, read in ONE listing (all its pages), each with its
         marker read against ``zone.comment`` (see :class:`HeldSet`). Sets of other zones that a

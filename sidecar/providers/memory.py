@@ -22,6 +22,7 @@ import logging
 import os
 import re
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,11 @@ class _Kept:
 
     def mark(self, zone: ZonePolicy) -> Mark | None:
         return Mark() if self.marker is None else read(self.marker, zone.comment)
+
+    def made_by(self, zone: ZonePolicy) -> bool:
+        """``zone.owner`` wrote it (its own marker; never the one from before owners)."""
+        mark = self.mark(zone)
+        return mark is not None and mark.made_by(zone.owner)
 
     def writable(self, zone: ZonePolicy) -> bool:
         if zone.ownership is not Ownership.STRICT:
@@ -148,13 +154,17 @@ class MemoryProvider:
 
     async def delete(self, zone: ZonePolicy, key: RecordKey) -> DeleteResult:
         async with self._names.hold(key.fqdn):
-            return await self._delete(zone, key)
+            return await self._delete(key, lambda kept: kept.writable(zone))
 
-    async def _delete(self, zone: ZonePolicy, key: RecordKey) -> DeleteResult:
+    async def prune(self, zone: ZonePolicy, key: RecordKey) -> DeleteResult:
+        async with self._names.hold(key.fqdn):
+            return await self._delete(key, lambda kept: kept.made_by(zone))
+
+    async def _delete(self, key: RecordKey, ours: Callable[[_Kept], bool]) -> DeleteResult:
         removed = self._records.get(key.fqdn, {}).get(key.type)
         if removed is None:
             return DeleteResult(removed=0)
-        if not removed.writable(zone):
+        if not ours(removed):
             return DeleteResult(
                 removed=0, left=tuple(f"{key.type} {v}" for v in removed.record.values)
             )

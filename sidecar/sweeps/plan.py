@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from sidecar.dnsrecords import WantedRecord
 from sidecar.errors import SidecarError
@@ -78,12 +78,16 @@ class Wants:
 
     ``here``: the DNSRecords routed to this zone, of the classes it serves; ``keys``: for every
     class served, each (type, fqdn) it wants anywhere; ``default_ttls``: each class's
-    ``spec.defaultTTL``.
+    ``spec.defaultTTL`` (``unread``: the classes whose DNSClass cannot be read, so that a
+    DNSRecord without ``spec.ttl`` wants a TTL nobody knows); ``namespaces``: those read, when
+    not all (then no orphan is pruned: a DNSRecord in another namespace may want it).
     """
 
     here: Sequence[WantedRecord]
     keys: Mapping[str, frozenset[SetKey]]
     default_ttls: Mapping[str, int | None]
+    namespaces: tuple[str, ...] = ()
+    unread: Mapping[str, str] = field(default_factory=dict)  # class -> why its DNSClass is unread
 
 
 def plan_zone(
@@ -132,6 +136,14 @@ def _orphan(zone: ZonePolicy, held: HeldSet, wants: Wants, deployment: str) -> F
         )
     if key in wants.keys[served]:
         return None
+    if wants.namespaces:
+        return replace(
+            draft,
+            reason=f"No DNSRecord of DNSClass {served} read here wants it, but only the "
+            f"DNSRecords of namespace(s) {', '.join(wants.namespaces)} are read "
+            "(DNS_SIDECAR_DNSRECORD_NAMESPACES) and one elsewhere may: reported, never pruned.",
+            dns_class=served,
+        )
     return replace(
         draft,
         reason=f"No DNSRecord of DNSClass {served} wants it any more (renamed, retyped, deleted "
@@ -168,67 +180,91 @@ def _compare(
         records=names,
     )
     try:
-        sets = {_wanted_set(r, zone, wants) for r in records}
+        sets = {wanted_set(r, zone, wants.default_ttls.get(r.dns_class)) for r in records}
     except SidecarError as err:
         return replace(
             draft,
             kind=Kind.DRIFT,
             reason=f"{first.reference} cannot be published: {err.message}",
         )
-    if len({(frozenset(s.values), s.ttl) for s in sets}) > 1:
+    want = next(iter(sets))
+    if any(not same_set(s, want) for s in sets):
         return replace(
             draft,
             kind=Kind.CONFLICT,
             reason=f"DNSRecords {', '.join(names)} of DNSClass {dns_class} want different "
             f"{kind} sets at {fqdn}; make them agree or delete one.",
         )
-    want = next(iter(sets))
     draft = replace(draft, wanted=want)
-    strict = zone.ownership is Ownership.STRICT
     owner = Owner(deployment, dns_class)
+    blocked = _blocked(zone, at, types_at.get(fqdn, set()), owner, (kind, fqdn))
+    if blocked is not None:
+        return replace(draft, kind=Kind.CONFLICT, reason=blocked)
+    unknown = wants.unread.get(dns_class) if any(r.ttl is None for r in records) else None
+    why = _drift(zone, at, want, ttl_known=unknown is None)
+    if why is None:
+        return None
+    reason = f"{first.reference} (DNSClass {dns_class}): {why}"
+    if unknown is not None:  # a repair would write a TTL nobody asked for
+        reason += "; not repaired: the TTL it wants is unknown while its DNSClass cannot be read"
+        reason += f" ({unknown.rstrip('.')})"
+    fix = Fix.REPAIR if unknown is None else None
+    return replace(draft, kind=Kind.DRIFT, reason=f"{reason}.", fix=fix)
+
+
+def _blocked(
+    zone: ZonePolicy, at: HeldSet | None, types: set[str], owner: Owner, key: SetKey
+) -> str | None:
+    """Why ``owner`` may not write its set at ``key`` (a conflict), or ``None``; ``types``:
+    the types held at its name."""
+    kind, fqdn = key
+    strict = zone.ownership is Ownership.STRICT
     if strict and at is not None and at.foreign:
-        return replace(
-            draft,
-            kind=Kind.CONFLICT,
-            reason=f"{fqdn} holds {kind} records dns-sidecar does not own for this DNSClass "
-            f"({', '.join(at.foreign)}); remove them, or set ownership: adopt for the zone.",
+        return (
+            f"{fqdn} holds {kind} records dns-sidecar does not own for this DNSClass "
+            f"({', '.join(at.foreign)}); remove them, or set ownership: adopt for the zone."
         )
     if strict and at is not None and at.mark is not None and not at.mark.writable_by(owner):
-        return replace(
-            draft,
-            kind=Kind.CONFLICT,
-            reason=f"{fqdn} holds a {kind} set written {_by(at.mark)}, not for DNSClass "
-            f"{dns_class} of {deployment}; it is theirs to change.",
+        return (
+            f"{fqdn} holds a {kind} set written {_by(at.mark)}, not for DNSClass "
+            f"{owner.dns_class} of {owner.deployment}; it is theirs to change."
         )
-    blocking = sorted(t for t in types_at.get(fqdn, ()) if _in_the_way(kind, t))
+    blocking = sorted(t for t in types if _in_the_way(kind, t))
     if blocking:
-        return replace(
-            draft,
-            kind=Kind.CONFLICT,
-            reason=f"{fqdn} holds {', '.join(blocking)} records, and a "
-            "CNAME cannot share its name with other records.",
+        return (
+            f"{fqdn} holds {', '.join(blocking)} records, and a CNAME cannot share its name "
+            "with other records."
         )
-    if at is None or not (at.values or at.foreign):
-        why = "missing: the provider holds no such set"
-    elif set(shown) != set(want.values):
-        why = f"holds {', '.join(shown)}, wanted {', '.join(want.values)}"
-    elif at.ttl is not None and at.ttl != want.ttl:
-        why = f"holds TTL {at.ttl}, wanted {want.ttl}"
-    elif at.mark is not None and at.mark.legacy and zone.ownership is not Ownership.OFF:
-        why = "its marker is from before owners; a repair writes the DNSClass into it"
-    else:
-        return None
-    return replace(
-        draft,
-        kind=Kind.DRIFT,
-        reason=f"{first.reference} (DNSClass {dns_class}): {why}.",
-        fix=Fix.REPAIR,
-    )
+    return None
 
 
-def _wanted_set(record: WantedRecord, zone: ZonePolicy, wants: Wants) -> RecordSet:
-    ttl = record.ttl or wants.default_ttls.get(record.dns_class) or zone.ttl
+def _drift(
+    zone: ZonePolicy, at: HeldSet | None, want: RecordSet, *, ttl_known: bool = True
+) -> str | None:
+    """How the set held differs from the one wanted, or ``None`` (the TTL compared only when
+    the wanted one is known)."""
+    shown = (at.values + at.foreign) if at is not None else ()
+    if at is None or not shown:
+        return "missing: the provider holds no such set"
+    if set(shown) != set(want.values):
+        return f"holds {', '.join(shown)}, wanted {', '.join(want.values)}"
+    if ttl_known and at.ttl is not None and at.ttl != want.ttl:
+        return f"holds TTL {at.ttl}, wanted {want.ttl}"
+    if at.mark is not None and at.mark.legacy and zone.ownership is not Ownership.OFF:
+        return "its marker is from before owners; a repair writes the DNSClass into it"
+    return None
+
+
+def wanted_set(record: WantedRecord, zone: ZonePolicy, default_ttl: int | None) -> RecordSet:
+    """The set ``record`` wants in ``zone``: TTL ``spec.ttl``, else the DNSClass's
+    ``default_ttl``, else the zone's; ``SidecarError`` when it cannot be published."""
+    ttl = record.ttl or default_ttl or zone.ttl
     return RecordSet.build(record.key, record.full_values(), ttl)
+
+
+def same_set(one: RecordSet, other: RecordSet) -> bool:
+    """The same values (in any order) and TTL."""
+    return (frozenset(one.values), one.ttl) == (frozenset(other.values), other.ttl)
 
 
 def _in_the_way(kind: str, other: str) -> bool:

@@ -32,7 +32,16 @@ from sidecar.records.names import is_within
 from sidecar.routing.table import Route
 from sidecar.settings import SweepSettings
 from sidecar.sweeps.metrics import SweepMetrics
-from sidecar.sweeps.plan import Finding, Fix, Kind, SetKey, Wants, plan_zone
+from sidecar.sweeps.plan import (
+    Finding,
+    Fix,
+    Kind,
+    SetKey,
+    Wants,
+    plan_zone,
+    same_set,
+    wanted_set,
+)
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +155,13 @@ class Sweeper:
         classes = sorted(view.classes() & {c.dns_class for c in _class_clients(runtime)})
         wanted = {c: view.wanted(c) for c in classes}
         wants_keys = {c: frozenset((r.key.type, r.key.fqdn) for r in wanted[c]) for c in classes}
-        ttls = {c: view.default_ttl(c) for c in classes}
+        ttls: dict[str, int | None] = {}
+        unread: dict[str, str] = {}
+        for dns_class in classes:
+            try:
+                ttls[dns_class] = view.default_ttl(dns_class)
+            except SidecarError as err:
+                unread[dns_class] = err.message
         here = _by_zone(runtime, wanted)
         for route, served in _swept_routes(runtime, classes):
             zone = route.zone
@@ -157,7 +172,7 @@ class Sweeper:
                 result.zones[-1] = replace(result.zones[-1], error=err.message)
                 log.warning("sweep: could not list zone %s: %s", zone.name, err.message)
                 continue
-            wants = Wants(here.get(_zone_key(route), []), wants_keys, ttls)
+            wants = Wants(here.get(_zone_key(route), []), wants_keys, ttls, view.namespaces, unread)
             found = plan_zone(zone, held, wants, deployment=self.deployment)
             result.findings += [replace(f, account=route.account.name) for f in found]
         result.findings.sort(key=lambda f: (f.zone, f.account, f.fqdn, f.type, f.kind.value))
@@ -243,8 +258,10 @@ class Sweeper:
         key = (finding.type, finding.fqdn)
         if any(_set_key(r) == key for r in self.view.wanted(finding.dns_class)):
             return "not done: a DNSRecord wants it again"
+        # the orphan's own values only, whatever the zone's ownership mode: never a foreign
+        # value, another owner's, or one under the marker from before owners beside it
         zone = replace(route.zone, owner=Owner(self.deployment, finding.dns_class))
-        deleted = await route.account.provider.delete(zone, finding.key())
+        deleted = await route.account.provider.prune(zone, finding.key())
         since = self._since(finding)
         self._seen.pop(finding.identity, None)
         if self.metrics is not None:
@@ -269,6 +286,8 @@ class Sweeper:
         now = [r for r in self.view.wanted(finding.dns_class) if _set_key(r) == _key_of(finding)]
         if not now:
             return "not done: no DNSRecord wants it any more"
+        if not self._still_wanted(finding, route, now):
+            return "not done: its DNSRecord changed during the sweep"
         zone = replace(route.zone, owner=Owner(self.deployment, finding.dns_class))
         outcome = await route.account.provider.upsert(zone, finding.wanted)
         if self.metrics is not None:
@@ -286,6 +305,17 @@ class Sweeper:
             extra={"fields": {"sweep": "repair", "zone": finding.zone, "fqdn": finding.fqdn}},
         )
         return f"repaired ({outcome.outcome.value})"
+
+    def _still_wanted(self, finding: Finding, route: Route, now: Sequence[WantedRecord]) -> bool:
+        """The DNSRecords at the finding's name want, as the watch holds them now, the set the
+        sweep planned (an edit delivered since would otherwise be reverted)."""
+        assert finding.wanted is not None
+        try:
+            default_ttl = self.view.default_ttl(str(finding.dns_class))
+            sets = [wanted_set(record, route.zone, default_ttl) for record in now]
+        except SidecarError:
+            return False
+        return all(same_set(found, finding.wanted) for found in sets)
 
     # --- reporting --------------------------------------------------------------------------
 

@@ -119,18 +119,31 @@ class CloudflareProvider:
         return RecordSet(key, values, min(r.ttl for r in found))
 
     async def delete(self, zone: ZonePolicy, key: RecordKey) -> DeleteResult:
+        return await self._remove_in(zone, key, _split)
+
+    async def prune(self, zone: ZonePolicy, key: RecordKey) -> DeleteResult:
+        return await self._remove_in(zone, key, _made_by)
+
+    async def _remove_in(self, zone: ZonePolicy, key: RecordKey, split: _Splitter) -> DeleteResult:
         async def delete_in(target: CloudflareZone) -> DeleteResult:
             async with self._locks.hold((target.id, key.fqdn, key.type)) as lease:
-                return await _once_more_if_gone(lambda: self._remove(target, zone, key, lease))
+                return await _once_more_if_gone(
+                    lambda: self._remove(target, zone, key, lease, split)
+                )
 
         return await self._in_zone(zone, key.fqdn, delete_in)
 
     async def _remove(
-        self, target: CloudflareZone, zone: ZonePolicy, key: RecordKey, lease: Lease
+        self,
+        target: CloudflareZone,
+        zone: ZonePolicy,
+        key: RecordKey,
+        lease: Lease,
+        split: _Splitter,
     ) -> DeleteResult:
-        """Read the name and remove what we may (under the lock)."""
+        """Read the name and remove what ``split`` says is ours to remove (under the lock)."""
         raw = await self.api.list_records(target.id, name=key.fqdn, kind=key.type)
-        mine, foreign = _split([from_api(r) for r in raw], zone)
+        mine, foreign = split([from_api(r) for r in raw], zone)
         if mine:
             lease.ensure(self.api.timeout)
             await self._apply(target, [{"id": r.id} for r in mine], [], [])
@@ -242,9 +255,11 @@ async def _once_more_if_gone(step: Callable[[], Awaitable[T]]) -> T:
         return await step()
 
 
-def _split(
-    records: list[CloudflareRecord], zone: ZonePolicy
-) -> tuple[list[CloudflareRecord], list[CloudflareRecord]]:
+_Split = tuple[list[CloudflareRecord], list[CloudflareRecord]]  # (ours to remove, the rest)
+_Splitter = Callable[[list[CloudflareRecord], ZonePolicy], _Split]
+
+
+def _split(records: list[CloudflareRecord], zone: ZonePolicy) -> _Split:
     """(ours to change, foreign) under the zone's ownership mode: under ``strict``, ours are
     the records this client's owner wrote, and those marked before owners existed."""
     if zone.ownership is not Ownership.STRICT:
@@ -255,6 +270,16 @@ def _split(
         mark = read(record.comment, zone.comment)
         (mine if mark is not None and mark.writable_by(zone.owner) else foreign).append(record)
     return mine, foreign
+
+
+def _made_by(records: list[CloudflareRecord], zone: ZonePolicy) -> _Split:
+    """(those carrying ``zone.owner``'s own marker, the rest), whatever the ownership mode."""
+    mine: list[CloudflareRecord] = []
+    rest: list[CloudflareRecord] = []
+    for record in records:
+        mark = read(record.comment, zone.comment)
+        (mine if mark is not None and mark.made_by(zone.owner) else rest).append(record)
+    return mine, rest
 
 
 def _not_ours(
