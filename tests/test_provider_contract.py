@@ -15,7 +15,7 @@ import pytest
 from sidecar.config import loader
 from sidecar.config.runtime import Runtime, build
 from sidecar.errors import RecordConflict
-from sidecar.providers.base import Outcome, Provider, ZonePolicy
+from sidecar.providers.base import Outcome, Ownership, Provider, ZonePolicy
 from sidecar.providers.memory import MemoryProvider
 from sidecar.providers.ownership import Owner
 from sidecar.records import RecordKey, RecordSet
@@ -154,3 +154,20 @@ async def test_the_listing_carries_each_sets_owner(subject: Subject) -> None:
         ("A", f"one.{ZONE}"): (("192.0.2.1",), True),
         ("TXT", f"two.{ZONE}"): (("hello",), True),
     }
+
+
+async def test_a_prune_removes_only_the_owners_own_set(subject: Subject) -> None:
+    """prune(): a set this owner marked is removed; another class's set is left in place, even
+    under ownership: adopt (where a delete would take it)."""
+    provider, zone = subject.provider, subject.zone
+    public = ZonePolicy(name=ZONE, owner=Owner("dns-sidecar", "public"), ownership=Ownership.ADOPT)
+    internal = ZonePolicy(name=ZONE, owner=Owner("dns-sidecar", "internal"))
+    await provider.upsert(public, _record("A", "mine", ["192.0.2.1"]))
+    await provider.upsert(internal, _record("A", "other", ["192.0.2.2"]))
+    other = RecordKey.parse("A", ZONE, "other")
+    left = await provider.prune(public, other)
+    assert (left.removed, left.left) == (0, ("A 192.0.2.2",))
+    assert await provider.get(zone, other) is not None
+    mine = RecordKey.parse("A", ZONE, "mine")
+    assert (await provider.prune(public, mine)).removed == 1
+    assert await provider.get(zone, mine) is None

@@ -17,6 +17,7 @@ of ``coordination`` (in-process, or shared by replicas in Redis).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +42,7 @@ from sidecar.providers.base import (
     UpsertResult,
     ZonePolicy,
 )
-from sidecar.providers.ownership import read
+from sidecar.providers.ownership import Mark, read
 from sidecar.providers.rfc2136 import conflicts
 from sidecar.providers.rfc2136.companion import companion_name
 from sidecar.providers.rfc2136.listing import held_sets
@@ -130,6 +131,19 @@ class Rfc2136Provider:
         return RecordSet(key, found.values, found.ttl)
 
     async def delete(self, zone: ZonePolicy, key: RecordKey) -> DeleteResult:
+        if zone.ownership is not Ownership.STRICT:
+            return await self._delete(zone, key, None)
+        return await self._delete(zone, key, lambda mark: mark.writable_by(zone.owner))
+
+    async def prune(self, zone: ZonePolicy, key: RecordKey) -> DeleteResult:
+        """A delete of a set only this owner marked, whatever the zone's ownership mode."""
+        return await self._delete(zone, key, lambda mark: mark.made_by(zone.owner))
+
+    async def _delete(
+        self, zone: ZonePolicy, key: RecordKey, ours: Callable[[Mark], bool] | None
+    ) -> DeleteResult:
+        """Remove the set and its companion in one UPDATE; with ``ours``, only when the
+        companion's marker passes it (checked by the server too, as a prerequisite)."""
         origin = self._origin(zone)
         async with self._locks.hold(self._lock(origin, key)) as lease:
             found = await self._read(key)
@@ -137,10 +151,10 @@ class Rfc2136Provider:
                 return DeleteResult(removed=0)
             companion = companion_name(key.fqdn, key.type, origin.to_text(omit_final_dot=True))
             held: str | None = None
-            if zone.ownership is Ownership.STRICT:
+            if ours is not None:
                 held = await self._marker(companion)
                 mark = read(held, zone.comment)
-                if mark is None or not mark.writable_by(zone.owner):
+                if mark is None or not ours(mark):
                     return DeleteResult(
                         removed=0, left=tuple(f"{key.type} {v}" for v in found.values)
                     )
