@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -20,11 +19,8 @@ from typing import Any, Protocol
 import aiohttp
 
 from sidecar.credentials.objects import KubernetesObject, ObjectList, Status, WatchEvent
-from sidecar.credentials.watch import ApiError, Gone, Lister, reason_of
+from sidecar.credentials.watch import ApiError, Gone, Lister, keep_watching, reason_of
 from sidecar.settings import WatchSettings
-from sidecar.tasks import Backoff, Delays
-
-log = logging.getLogger(__name__)
 
 PAGE = 500  # objects per list page
 
@@ -60,36 +56,15 @@ class CollectionWatch:
     synced: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def watch_forever(self) -> None:
-        """Keep following: a backoff after every end of a pass, clean, Gone or failed (as
-        ``ObjectWatch.watch_forever``); a failure is told to the sink (``lost``)."""
-        delays = Delays(
-            Backoff(
-                initial=self.settings.backoff_initial,
-                maximum=self.settings.backoff_max,
-                healthy_after=self.settings.backoff_max,
-            )
-        )
-        while True:
-            delays.attempt()
-            try:
-                await self.watch_once()
-                delay = delays.next()
-                log.debug("%s: the watch ended; watching again in %.1f s", self.describe, delay)
-            except Gone:
-                self.resource_version = None
-                delay = delays.next()
-                log.info(
-                    "%s: resourceVersion expired, listing again in %.1f s", self.describe, delay
-                )
-            except asyncio.CancelledError:
-                raise
-            except Exception as err:  # noqa: BLE001 - every failure is retried, and reported
-                self.error = self._explain(err)
-                self.sink.lost(self.scope, self.error)
-                self.synced.set()  # callers waiting for the first list get the error instead
-                delay = delays.next()
-                log.warning("%s: %s; retrying in %.1f s", self.describe, self.error, delay)
-            await asyncio.sleep(delay)
+        """Keep following (``keep_watching``, as ``ObjectWatch``); a failure is told to the sink
+        (``lost``)."""
+        await keep_watching(self, self.settings, self._failed)
+
+    def _failed(self, err: Exception) -> str:
+        self.error = self._explain(err)
+        self.sink.lost(self.scope, self.error)
+        self.synced.set()  # callers waiting for the first list get the error instead
+        return self.error
 
     async def watch_once(self) -> None:
         """List (unless a resourceVersion is known), then watch until the stream ends."""

@@ -16,7 +16,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, cast
+from typing import Any, Generic, Protocol, cast
 
 import aiohttp
 
@@ -66,37 +66,13 @@ class ObjectWatch(Generic[ObjectT]):
     resource_version: str | None = None
 
     async def watch_forever(self) -> None:
-        """Keep following the object. Every end of a pass waits a backoff before the next one:
-        a clean end, ``410 Gone`` (the next pass lists again) and a failure (logged and
-        reported) alike, so a server that ends or expires every watch at once is not hammered;
-        the backoff starts over after a pass that lasted ``backoff_max``."""
-        delays = Delays(
-            Backoff(
-                initial=self.settings.backoff_initial,
-                maximum=self.settings.backoff_max,
-                healthy_after=self.settings.backoff_max,
-            )
-        )
-        while True:
-            delays.attempt()
-            try:
-                await self.watch_once()
-                delay = delays.next()
-                log.debug("%s: the watch ended; watching again in %.1f s", self.describe, delay)
-            except Gone:
-                self.resource_version = None
-                delay = delays.next()
-                log.info(
-                    "%s: resourceVersion expired, listing again in %.1f s", self.describe, delay
-                )
-            except asyncio.CancelledError:
-                raise
-            except Exception as err:  # noqa: BLE001 - every failure is retried, and reported
-                self.error = _describe_error(err, self.describe)
-                self.synced.set()  # callers waiting for the first state get the error instead
-                delay = delays.next()
-                log.warning("%s: %s; retrying in %.1f s", self.describe, self.error, delay)
-            await asyncio.sleep(delay)
+        """Keep following the object (see :func:`keep_watching`)."""
+        await keep_watching(self, self.settings, self._failed)
+
+    def _failed(self, err: Exception) -> str:
+        self.error = _describe_error(err, self.describe)
+        self.synced.set()  # callers waiting for the first state get the error instead
+        return self.error
 
     async def watch_once(self) -> None:
         """List (unless a resourceVersion is known), then watch until the stream ends."""
@@ -181,6 +157,48 @@ class ObjectWatch(Generic[ObjectT]):
         self.object = obj
         if _content(obj) != before:
             self.on_change(self.kind)
+
+
+class Followed(Protocol):
+    """One watch that ``keep_watching`` runs pass after pass."""
+
+    describe: str
+    resource_version: str | None
+
+    async def watch_once(self) -> None: ...
+
+
+async def keep_watching(
+    watch: Followed, settings: WatchSettings, failed: Callable[[Exception], str]
+) -> None:
+    """Run ``watch`` pass after pass, for ever. Every end of a pass waits a backoff before the
+    next one: a clean end, ``410 Gone`` (the next pass lists again) and a failure (``failed``
+    records it and says why; logged) alike, so a server that ends or expires every watch at once
+    is not hammered; the backoff starts over after a pass that lasted ``backoff_max``."""
+    delays = Delays(
+        Backoff(
+            initial=settings.backoff_initial,
+            maximum=settings.backoff_max,
+            healthy_after=settings.backoff_max,
+        )
+    )
+    while True:
+        delays.attempt()
+        try:
+            await watch.watch_once()
+            delay = delays.next()
+            log.debug("%s: the watch ended; watching again in %.1f s", watch.describe, delay)
+        except Gone:
+            watch.resource_version = None
+            delay = delays.next()
+            log.info("%s: resourceVersion expired, listing again in %.1f s", watch.describe, delay)
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # noqa: BLE001 - every failure is retried, and reported
+            why = failed(err)
+            delay = delays.next()
+            log.warning("%s: %s; retrying in %.1f s", watch.describe, why, delay)
+        await asyncio.sleep(delay)
 
 
 def _metadata(obj: KubernetesObject) -> ObjectMeta:
