@@ -18,8 +18,14 @@ from typing import Any, Protocol
 
 import aiohttp
 
-from sidecar.credentials.objects import KubernetesObject, ObjectList, Status, WatchEvent
-from sidecar.credentials.watch import ApiError, Gone, Lister, keep_watching, reason_of
+from sidecar.credentials.objects import KubernetesObject, ObjectList, WatchEvent
+from sidecar.credentials.watch import (
+    ApiError,
+    Lister,
+    keep_watching,
+    open_reply,
+    raise_status,
+)
 from sidecar.settings import WatchSettings
 
 PAGE = 500  # objects per list page
@@ -112,31 +118,15 @@ class CollectionWatch:
     async def _request(
         self, *, request_timeout: float | aiohttp.ClientTimeout, **kwargs: Any
     ) -> aiohttp.ClientResponse:
-        try:
-            reply: aiohttp.ClientResponse = await self.lister(
-                _preload_content=False, _request_timeout=request_timeout, **kwargs
-            )
-        except ApiError as err:
-            if err.status == 410:
-                raise Gone from err
-            raise
-        if reply.status == 410:
-            reply.release()
-            raise Gone
-        if reply.status >= 400:
-            text = (await reply.text())[:300]
-            reply.release()
-            raise ApiError(reply.status, reason_of(text, reply.reason))
-        return reply
+        return await open_reply(
+            self.lister, _preload_content=False, _request_timeout=request_timeout, **kwargs
+        )
 
     def _event(self, event: WatchEvent[KubernetesObject]) -> None:
         kind = event.get("type")
         obj: Any = event.get("object") or {}
         if kind == "ERROR":
-            status: Status = obj
-            if status.get("code") == 410:
-                raise Gone
-            raise ApiError(status.get("code") or 500, status.get("message"))
+            raise_status(obj)
         version = (obj.get("metadata") or {}).get("resourceVersion")
         if version:
             self.resource_version = str(version)

@@ -16,7 +16,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, cast
+from typing import Any, Generic, NoReturn, Protocol, cast
 
 import aiohttp
 
@@ -119,29 +119,13 @@ class ObjectWatch(Generic[ObjectT]):
                 "timeout_seconds": self.settings.watch_seconds,
                 "resource_version": self.resource_version,
             }
-        try:
-            reply: aiohttp.ClientResponse = await self.lister(**kwargs)
-        except ApiError as err:
-            if err.status == 410:
-                raise Gone from err
-            raise
-        if reply.status == 410:
-            reply.release()
-            raise Gone
-        if reply.status >= 400:
-            text = (await reply.text())[:300]
-            reply.release()
-            raise ApiError(reply.status, reason_of(text, reply.reason))
-        return reply
+        return await open_reply(self.lister, **kwargs)
 
     def _event(self, event: WatchEvent[ObjectT]) -> None:
         kind = event.get("type")
         obj = event.get("object") or cast("ObjectT", {})
         if kind == "ERROR":
-            status = cast("Status", obj)
-            if status.get("code") == 410:
-                raise Gone
-            raise ApiError(status.get("code") or 500, status.get("message"))
+            raise_status(cast("Status", obj))
         metadata = _metadata(obj)
         version = metadata.get("resourceVersion")
         if version:
@@ -157,6 +141,32 @@ class ObjectWatch(Generic[ObjectT]):
         self.object = obj
         if _content(obj) != before:
             self.on_change(self.kind)
+
+
+async def open_reply(lister: Lister, **kwargs: Any) -> aiohttp.ClientResponse:
+    """The open reply of a list or watch request: ``Gone`` for 410, ``ApiError`` for another
+    error status (the reply released)."""
+    try:
+        reply: aiohttp.ClientResponse = await lister(**kwargs)
+    except ApiError as err:
+        if err.status == 410:
+            raise Gone from err
+        raise
+    if reply.status == 410:
+        reply.release()
+        raise Gone
+    if reply.status >= 400:
+        text = (await reply.text())[:300]
+        reply.release()
+        raise ApiError(reply.status, reason_of(text, reply.reason))
+    return reply
+
+
+def raise_status(status: Status) -> NoReturn:
+    """A watch's ERROR event: ``Gone`` for 410 (list again), else ``ApiError``."""
+    if status.get("code") == 410:
+        raise Gone
+    raise ApiError(status.get("code") or 500, status.get("message"))
 
 
 class Followed(Protocol):
