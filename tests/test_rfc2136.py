@@ -27,6 +27,7 @@ from sidecar.coordination.connection import RedisConnection
 from sidecar.coordination.local import LocalTurns
 from sidecar.coordination.metrics import CoordinationMetrics
 from sidecar.coordination.redis_locks import RedisLocks
+from sidecar.coordination.retries import Retries
 from sidecar.dnsrecords.index import DnsRecordIndex
 from sidecar.errors import ConfigError, ProviderError, RecordConflict
 from sidecar.providers.base import Orphans, Outcome, Ownership, ZonePolicy
@@ -549,7 +550,7 @@ async def test_two_replicas_serialise_on_the_redis_lock(
     replicas = [
         Rfc2136Provider(
             DnsServer("home", bind.address, lambda: key, timeout=2.0),
-            locks=RedisLocks(connection, lease=10, wait=20),
+            locks=RedisLocks(connection, lease=10, wait=20, retries=Retries(1)),
         )
         for connection in connections
     ]
