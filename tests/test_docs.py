@@ -89,3 +89,11 @@ def test_readme_is_short_and_links_every_docs_page() -> None:
     pages = {p.name for p in (REPO / "docs").glob("*.md")} - {"README.md"}
     linked = set(re.findall(r"\(docs/([\w.-]+\.md)\)", text))
     assert pages - linked == set()
+
+
+def test_docs_index_links_every_docs_page() -> None:
+    """docs/README.md, the index of docs/, links every other page there."""
+    text = (REPO / "docs" / "README.md").read_text(encoding="utf-8")
+    pages = {p.name for p in (REPO / "docs").glob("*.md")} - {"README.md"}
+    linked = set(re.findall(r"\]\(([\w.-]+\.md)\)", text))
+    assert pages - linked == set()
