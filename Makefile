@@ -6,7 +6,9 @@ BIN    := $(VENV)/bin
 STAMP     := $(VENV)/.installed
 RUN_STAMP := $(VENV)/.installed-run
 
-TOOLS  := redis-server wrk  # Debian packages the tests run: a real Redis, and the bench's load generator
+# Debian packages the tests run, as command:package: a real Redis, the bench's load generator, and
+# a real BIND with nsupdate (the RFC 2136 provider's tests)
+TOOLS  := redis-server:redis-server wrk:wrk named:bind9 nsupdate:bind9-dnsutils
 
 .PHONY: run test lint typecheck unit tools bench bench-quick bench-compare soak clean constraints smoke-floors smoke-newest
 
@@ -49,7 +51,8 @@ unit: $(STAMP) tools
 
 ## tools: the Debian packages the tests run; installed with apt-get when missing and run as root
 tools:
-	@missing=""; for tool in $(TOOLS); do command -v $$tool >/dev/null || missing="$$missing $$tool"; done; \
+	@missing=""; for pair in $(TOOLS); do tool=$${pair%%:*}; \
+	  command -v $$tool >/dev/null || [ -x /usr/sbin/$$tool ] || missing="$$missing $${pair##*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing$$missing (Debian packages the tests run)"; \

@@ -1,5 +1,6 @@
-"""The scenarios of the benchmark (the sixth, HTTPS, in ``bench/https.py``). Each returns rows
-for the one table."""
+"""The scenarios of the benchmark (1-5 here, 6 in ``bench.bare_mx``, 7 in ``bench.https``,
+8 in ``bench.rfc2136``; the DNSRecord sweep is its own command, ``bench.dnsrecord_sweep``).
+Each returns rows for the one table."""
 
 from __future__ import annotations
 
@@ -477,6 +478,10 @@ async def run_all(sizes: Sizes) -> list[Row]:
         from bench.https import https  # noqa: PLC0415 - it builds on this module's Row and Sizes
 
         rows += https(sizes, tmp)
+
+        from bench.rfc2136 import rfc2136  # noqa: PLC0415 - it imports this module's helpers
+
+        rows += await rfc2136(sizes, tmp)
     return rows
 
 

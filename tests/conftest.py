@@ -36,6 +36,7 @@ from sidecar.settings import (
     SweepSettings,
     TableSettings,
 )
+from tests.bind_server import BindServer
 from tests.fake_kube import FakeKube
 from tests.redis_server import RedisServer
 
@@ -304,3 +305,14 @@ def redis_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Red
     server.start()
     yield server
     server.kill()
+
+
+@pytest.fixture
+def bind(tmp_path: Path) -> Iterator[BindServer]:
+    """A real BIND ``named`` on a free loopback port, with zones example.test (transfers to
+    the sidecar's key) and closed.test (no transfers), TSIG keys for the sidecar and an admin;
+    stopped by its PID afterwards."""
+    server = BindServer(tmp_path / "bind", no_transfer=("closed.test",))
+    server.start()
+    yield server
+    server.stop()

@@ -1304,3 +1304,25 @@ def test_the_tls_component_patches_the_operator_to_trust_the_ca(tmp_path: Path) 
     if not pod["volumes"]:
         del pod["volumes"]
     assert after == before
+
+
+def test_split_horizon_serves_one_zone_from_two_providers() -> None:
+    """split-horizon: example.com twice, for disjoint clients (Cloudflare for DNSClass
+    cloudflare, a home DNS server by RFC 2136 for DNSClass internal), the TSIG secret read from a
+    Secret the docs create (docs/deploy.md) and the Role grants."""
+    docs = render("split-horizon")
+    ((_, table),) = _routing_tables(docs)
+    assert [(z.name, z.account, z.clients) for z in table.zones] == [
+        ("example.com", "cloudflare", ["cloudflare"]),
+        ("example.com", "home-dns", ["internal"]),
+    ]
+    (home,) = [a for a in table.accounts if a.provider == "rfc2136"]
+    (secret,) = home.credentials
+    assert isinstance(secret, FromSecret)
+    assert (secret.secret_ref.name, secret.secret_ref.key) == ("home-dns-tsig", "secret")
+    role = named(docs, "Role", "dns-sidecar-cloudflare")
+    assert "home-dns-tsig" in role["rules"][0]["resourceNames"]
+    assert sorted(c["metadata"]["name"] for c in of_kind(docs, "DNSClass")) == [
+        "cloudflare",
+        "internal",
+    ]

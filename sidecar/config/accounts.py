@@ -11,7 +11,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from sidecar.clock import Clock
-from sidecar.config.schema import AccountSpec, CloudflareAccount, MemoryAccount, RateLimit
+from sidecar.config.schema import (
+    AccountSpec,
+    CloudflareAccount,
+    MemoryAccount,
+    RateLimit,
+    Rfc2136Account,
+)
 from sidecar.coordination.base import Coordination
 from sidecar.credentials.sources import Credential, CredentialUnavailable
 from sidecar.credentials.store import CredentialStore
@@ -32,15 +38,21 @@ def build_accounts(
     previous: Mapping[str, Account],
     *,
     coordination: Coordination,
+    zones: Mapping[str, tuple[str, ...]] | None = None,
 ) -> dict[str, Account]:
+    """``zones``: the zone names routed to each account (an RFC 2136 account asks each for its
+    SOA as its health check, so they are part of what makes it equal to its predecessor)."""
     accounts: dict[str, Account] = {}
     for spec in specs:
+        served = (zones or {}).get(spec.name, ())
         fingerprint = spec.model_dump_json()
+        if isinstance(spec, Rfc2136Account):
+            fingerprint += repr(served)
         old = previous.get(spec.name)
         if old is not None and old.fingerprint == fingerprint:
             accounts[spec.name] = old
             continue
-        provider = _provider(spec, settings, store, clock, coordination)
+        provider = _provider(spec, settings, store, clock, coordination, zones=served)
         if old is not None and isinstance(provider, MemoryProvider):
             _carry_over(spec.name, provider, old.provider)
         accounts[spec.name] = Account(spec.name, provider, fingerprint)
@@ -61,9 +73,13 @@ def _provider(
     store: CredentialStore,
     clock: Clock,
     coordination: Coordination,
+    *,
+    zones: tuple[str, ...],
 ) -> Provider:
     if isinstance(spec, MemoryAccount):
         return MemoryProvider(snapshot=Path(spec.file) if spec.file else None)
+    if isinstance(spec, Rfc2136Account):
+        return rfc2136_provider(spec, settings, store, coordination, zones=zones)
     return cloudflare_provider(
         spec.name,
         _auth_source(spec, store),
@@ -104,6 +120,33 @@ def cloudflare_provider(
         versions=coordination.versions,
         read_cache_seconds=read_cache_seconds,
     )
+
+
+def rfc2136_provider(
+    spec: Rfc2136Account,
+    settings: Settings,
+    store: CredentialStore,
+    coordination: Coordination,
+    *,
+    zones: tuple[str, ...],
+) -> Provider:
+    """A DNS server spoken to with RFC 2136 UPDATE; the TSIG secret read at each message."""
+    from sidecar.providers.rfc2136.provider import Rfc2136Provider  # noqa: PLC0415
+    from sidecar.providers.rfc2136.server import DnsServer, TsigKey  # noqa: PLC0415
+
+    tsig = spec.tsig
+
+    def key() -> TsigKey | None:
+        if tsig is None:
+            return None
+        try:
+            secret = store.read(tsig.secret)
+        except CredentialUnavailable as err:
+            raise CredentialUnavailable(f"Account {spec.name!r}: {err.message}") from err
+        return TsigKey(tsig.name, tsig.algorithm, secret)
+
+    server = DnsServer(spec.name, spec.server, key, timeout=settings.server.provider_timeout)
+    return Rfc2136Provider(server, locks=coordination.locks, zones=zones)
 
 
 def _auth_source(spec: CloudflareAccount, store: CredentialStore) -> Callable[[], Auth]:

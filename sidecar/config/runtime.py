@@ -65,6 +65,7 @@ def build(
         clock,
         previous.accounts if previous else {},
         coordination=coordination,
+        zones=_zones_by_account(spec),
     )
     defaults = spec.defaults
     clients = build_clients(spec.clients, settings, store)
@@ -98,6 +99,13 @@ def build(
         credentials=tuple(credentials),
         dns_classes=tuple(c.dns_class for c in spec.clients if c.dns_class is not None),
     )
+
+
+def _zones_by_account(spec: RoutingTableSpec) -> dict[str, tuple[str, ...]]:
+    found: dict[str, list[str]] = {}
+    for zone in spec.zones:
+        found.setdefault(zone.account, []).append(zone.name)
+    return {account: tuple(dict.fromkeys(names)) for account, names in found.items()}
 
 
 def without_table(

@@ -26,6 +26,7 @@ from sidecar.credentials.sources import Credential
 from sidecar.errors import InvalidRecord
 from sidecar.providers.base import ROOT, Drift, Orphans, Ownership, ZonePolicy
 from sidecar.providers.ownership import MAX_COMMENT, MAX_MARKER
+from sidecar.providers.rfc2136.address import split_server
 from sidecar.records.names import is_within, normalize_domain
 
 
@@ -147,7 +148,38 @@ class MemoryAccount(_TableModel):
         return []
 
 
-AccountSpec = Annotated[CloudflareAccount | MemoryAccount, Field(discriminator="provider")]
+def _server(raw: str) -> str:
+    try:
+        host, port = split_server(raw)
+    except ValueError:
+        host, port = "", 0
+    if not host or not 1 <= port <= 65535:
+        raise ValueError("expected host or host:port (port 1-65535), like 192.0.2.53:53")
+    return raw.strip()
+
+
+class Tsig(_TableModel):
+    """The TSIG key the DNS server knows the sidecar by."""
+
+    name: Annotated[str, StringConstraints(min_length=1, max_length=253)]
+    algorithm: Literal["hmac-sha224", "hmac-sha256", "hmac-sha384", "hmac-sha512"] = "hmac-sha256"
+    secret: Credential  # base64, as in the key file
+
+
+class Rfc2136Account(_TableModel):
+    name: EntryName
+    provider: Literal["rfc2136"]
+    server: Annotated[str, AfterValidator(_server)]  # the zones' primary: host or host:port
+    tsig: Tsig | None = None
+
+    @property
+    def credentials(self) -> list[Credential]:
+        return [self.tsig.secret] if self.tsig is not None else []
+
+
+AccountSpec = Annotated[
+    CloudflareAccount | MemoryAccount | Rfc2136Account, Field(discriminator="provider")
+]
 
 
 class ZoneSpec(_TableModel):
@@ -214,11 +246,32 @@ def cross_check(data: Mapping[str, Any]) -> list[tuple[tuple[str | int, ...], st
             )
     problems += _zone_clients(data, names["clients"])
     problems += _client_zones(data, zones)
+    problems += _dns_zones(data)
     return problems
 
 
 _Findings = list[tuple[tuple[str | int, ...], str]]
 _ZoneEntry = tuple[int, str, frozenset[str] | None]  # index, canonical name, clients it routes
+
+
+def _dns_zones(data: Mapping[str, Any]) -> _Findings:
+    """An RFC 2136 account routed the catch-all zone: a DNS UPDATE names its zone."""
+    dynamic = {
+        entry.get("name")
+        for _, entry in _entries(data, "accounts")
+        if entry.get("provider") == "rfc2136"
+    }
+    return [
+        (
+            ("zones", index, "name"),
+            (
+                f"zone '.' routes to rfc2136 account {zone.get('account')!r}: a DNS UPDATE "
+                "names its zone, so name each DNS zone the server holds (home.example.com, ...)"
+            ),
+        )
+        for index, zone in _entries(data, "zones")
+        if zone.get("account") in dynamic and _canonical(zone.get("name"), zone=True) == ROOT
+    ]
 
 
 def _zone_clients(data: Mapping[str, Any], clients: list[str]) -> _Findings:

@@ -111,11 +111,12 @@ class Health:
 
 
 class Provider(Protocol):
-    """One provider account. Implementations: ``MemoryProvider``, the Cloudflare provider."""
+    """One provider account. Implementations: ``MemoryProvider``, the Cloudflare provider, the
+    RFC 2136 provider (``providers.rfc2136``)."""
 
     @property
     def kind(self) -> str:
-        """Short provider name for logs and ``/status`` (``memory``, ``cloudflare``)."""
+        """Short provider name for logs and ``/status``: ``memory``, ``cloudflare``, ``rfc2136``."""
         ...
 
     async def upsert(self, zone: ZonePolicy, record: RecordSet) -> UpsertResult:

@@ -1,0 +1,1 @@
+"""The RFC 2136 provider: dynamic DNS UPDATE with TSIG (BIND, Knot, PowerDNS, Technitium...)."""
