@@ -70,6 +70,8 @@ def test_example_table_shows_every_key() -> None:
         schema.RateLimit,
         schema.CloudflareAccount,
         schema.MemoryAccount,
+        schema.Rfc2136Account,
+        schema.Tsig,
         schema.ZoneSpec,
     ):
         wanted |= keys(model)
