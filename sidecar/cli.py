@@ -137,6 +137,11 @@ def _request_parser(add: AddCommand) -> argparse.ArgumentParser:
         help="PEM CA bundle to verify an https:// server with (default: the system's roots, "
         "or SSL_CERT_FILE)",
     )
+    request.add_argument(
+        "--server-name",
+        help="the name an https:// server's certificate is verified for (and the SNI), when the "
+        "URL's host is another, such as 127.0.0.1 through kubectl port-forward",
+    )
     return request
 
 
@@ -291,6 +296,7 @@ def _request(args: argparse.Namespace) -> int:
                 secret=secret.encode() if secret else None,
                 algorithm=algorithm,
                 cacert=args.cacert,
+                server_name=args.server_name,
             )
         )
     except ssl.SSLError as err:  # a file that is not a PEM CA bundle

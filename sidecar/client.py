@@ -16,6 +16,8 @@ from sidecar.auth.signing import Algorithm
 
 DEFAULT_URL = "http://127.0.0.1:7100"
 
+NAME_MISMATCH = (62, 64)  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -34,10 +36,12 @@ async def send(
     algorithm: Algorithm = Algorithm.SHA256,
     seconds: float = 30.0,
     cacert: Path | None = None,
+    server_name: str | None = None,
 ) -> Reply:
     """Send ``method path`` to ``url``, signed with ``secret`` when one is given. An https://
     server is verified against ``cacert`` when given, else the system's roots (which
-    ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` replace, as for the operator's Go client)."""
+    ``SSL_CERT_FILE`` / ``SSL_CERT_DIR`` replace, as for the operator's Go client), for
+    ``server_name`` when given (also sent as SNI), else for the URL's host."""
     method = method.upper()
     headers = {"Content-Type": "application/json"} if data else {}
     if secret is not None:
@@ -49,11 +53,23 @@ async def send(
         async with (
             aiohttp.ClientSession(timeout=timeout) as session,
             session.request(
-                method, url.rstrip("/") + path, data=data or None, headers=headers, ssl=verify
+                method,
+                url.rstrip("/") + path,
+                data=data or None,
+                headers=headers,
+                ssl=verify,
+                server_hostname=server_name,
             ) as r,
         ):
             status, reply_headers, raw = r.status, dict(r.headers), await r.read()
     except aiohttp.ClientConnectorCertificateError as err:
+        if getattr(err.certificate_error, "verify_code", None) in NAME_MISMATCH:
+            msg = (
+                f"the server's certificate is not for this host ({err.certificate_error}); "
+                "pass --server-name NAME with a name it holds (through kubectl port-forward: "
+                "the Service's name)"
+            )
+            raise ConnectionError(msg) from err
         msg = (
             f"the server's certificate is not trusted ({err.certificate_error}); pass --cacert "
             "PATH with the CA that issued it"

@@ -124,6 +124,31 @@ def test_check_warns_of_unset_env_and_missing_file_credentials(tmp_path: Path) -
     ]
 
 
+def test_check_names_an_unset_rfc2136_tsig_secret(tmp_path: Path) -> None:
+    """An RFC 2136 account's TSIG secret from an unset {env} is an error with --strict, at
+    accounts[i].tsig.secret, like every other {env} or {file} credential."""
+    table = tmp_path / "routing.yaml"
+    table.write_text(
+        "version: 1\n"
+        "accounts:\n"
+        "  - name: bind\n"
+        "    provider: rfc2136\n"
+        "    server: 192.0.2.53:53\n"
+        "    tsig: {name: dns-sidecar., secret: {env: CHECK_TEST_TSIG}}\n"
+        "zones: [{name: example.com, account: bind}]\n"
+    )
+    result = run("check", "--strict", str(table))
+    assert (result.returncode, result.stderr.splitlines()[1:]) == (
+        1,
+        [
+            (
+                "  - accounts[0].tsig.secret: The credential environment variable "
+                "CHECK_TEST_TSIG is empty or unset."
+            )
+        ],
+    )
+
+
 def test_check_strict_makes_them_errors_and_passes_once_they_resolve(tmp_path: Path) -> None:
     """With --strict the same table exits 1 listing both; set and present, it passes clean."""
     table = unresolved_table(tmp_path)

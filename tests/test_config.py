@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
+from pydantic import BaseModel
 
 from sidecar.auth.clients import ClientAuth, Refused
 from sidecar.auth.signing import Algorithm
-from sidecar.config import loader
+from sidecar.config import loader, schema
 from sidecar.config.runtime import build
 from sidecar.errors import ConfigError, DomainNotAllowed
 from sidecar.providers.base import Ownership
@@ -52,6 +54,36 @@ def test_example_table_routes_by_longest_suffix(monkeypatch: pytest.MonkeyPatch)
     assert isinstance(org.account.provider, CloudflareProvider)
     with pytest.raises(DomainNotAllowed):
         runtime.table.resolve("notexample.com")  # a suffix, but not on a label boundary
+
+
+def test_example_table_shows_every_key() -> None:
+    """config/routing.example.yaml ("every key, with what it does") uses every schema key."""
+
+    def keys(model: type[BaseModel]) -> set[str]:
+        return {field.alias or name for name, field in model.model_fields.items()}
+
+    wanted: set[str] = set()
+    for model in (
+        schema.RoutingTableSpec,
+        schema.Defaults,
+        schema.ClientSpec,
+        schema.RateLimit,
+        schema.CloudflareAccount,
+        schema.MemoryAccount,
+        schema.Rfc2136Account,
+        schema.Tsig,
+        schema.ZoneSpec,
+    ):
+        wanted |= keys(model)
+
+    def used(node: object) -> set[str]:
+        if isinstance(node, dict):
+            return set(node).union(*(used(v) for v in node.values()))
+        if isinstance(node, list):
+            return set().union(*(used(v) for v in node))
+        return set()
+
+    assert wanted - used(yaml.safe_load(EXAMPLE.read_text())) == set()
 
 
 def test_client_secrets_from_env_and_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

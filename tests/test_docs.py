@@ -5,6 +5,7 @@ README stays short."""
 from __future__ import annotations
 
 import re
+import tomllib
 from importlib import resources
 from pathlib import Path
 
@@ -89,3 +90,21 @@ def test_readme_is_short_and_links_every_docs_page() -> None:
     pages = {p.name for p in (REPO / "docs").glob("*.md")} - {"README.md"}
     linked = set(re.findall(r"\(docs/([\w.-]+\.md)\)", text))
     assert pages - linked == set()
+
+
+def test_docs_index_links_every_docs_page() -> None:
+    """docs/README.md, the index of docs/, links every other page there."""
+    text = (REPO / "docs" / "README.md").read_text(encoding="utf-8")
+    pages = {p.name for p in (REPO / "docs").glob("*.md")} - {"README.md"}
+    linked = set(re.findall(r"\]\(([\w.-]+\.md)\)", text))
+    assert pages - linked == set()
+
+
+def test_development_layout_is_the_layers_contract() -> None:
+    """docs/development.md's layout lists the layers of pyproject.toml's contract, in order."""
+    contracts = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]
+    layers = [layer.replace("sidecar.", "") for layer in contracts["contracts"][0]["layers"]]
+    text = (REPO / "docs" / "development.md").read_text(encoding="utf-8")
+    block = text.split("Layout, top to bottom", 1)[1].split("\n\n")[1]
+    shown = [line.strip().removeprefix("-> ") for line in block.splitlines()]
+    assert shown == layers

@@ -246,7 +246,7 @@ def test_image_checks_the_example_table(image: str) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.startswith("/etc/dns-sidecar/routing.yaml: OK (3 zone(s)")
+    assert result.stdout.startswith("/etc/dns-sidecar/routing.yaml: OK (4 zone(s)")
 
 
 def test_image_labels_match_pyproject(image: str) -> None:

@@ -79,12 +79,21 @@ class Pki:
         return self.cert.public_bytes(serialization.Encoding.PEM)
 
     def issue(
-        self, common_name: str = "dns-sidecar", *, days: int = 90, key: Key | None = None
+        self,
+        common_name: str = "dns-sidecar",
+        *,
+        days: int = 90,
+        key: Key | None = None,
+        names: tuple[str, ...] = (),
     ) -> tuple[x509.Certificate, bytes, bytes]:
-        """A server certificate for localhost and 127.0.0.1: (certificate, cert PEM, key PEM)."""
+        """A server certificate for localhost and 127.0.0.1, or for ``names`` only when given:
+        (certificate, cert PEM, key PEM)."""
         key = key or ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
-        sans = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+        sans: list[x509.GeneralName] = [x509.DNSName(name) for name in names] or [
+            x509.DNSName("localhost"),
+            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        ]
         cert = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
@@ -554,6 +563,31 @@ def test_the_request_command_verifies_with_cacert(tmp_path: Path) -> None:
     refused = run("request", "GET", "/health", "--cacert", str(tmp_path / "absent.crt"))
     assert refused.returncode == 2
     assert "--cacert" in refused.stderr
+
+
+def test_the_request_command_verifies_for_server_name(tmp_path: Path) -> None:
+    """`request --server-name` verifies the certificate for that name while connecting to
+    127.0.0.1 (kubectl port-forward); without it, it names the flag."""
+    service_name = "dns-sidecar-cloudflare.dns-system.svc"
+    pki = Pki()
+    secret = SecretDir(tmp_path / "tls")
+    _, cert, key = pki.issue(names=(service_name,))
+    secret.publish(cert, key, pki.ca_pem)
+    (tmp_path / "ca.crt").write_bytes(pki.ca_pem)
+    env = {
+        "DNS_SIDECAR_TLS_CERT_FILE": str(secret.cert),
+        "DNS_SIDECAR_TLS_KEY_FILE": str(secret.key),
+    }
+    with running(env=env) as service:
+        flags = ["--url", f"https://127.0.0.1:{service.port}", "--cacert", str(tmp_path / "ca.crt")]
+        named = run("request", "GET", "/health", *flags, "--server-name", service_name)
+        assert (named.returncode, named.stdout.splitlines()[0]) == (0, "HTTP 200"), named.stderr
+        unnamed = run("request", "GET", "/health", *flags)
+        assert unnamed.returncode == 1
+        assert "pass --server-name" in unnamed.stderr
+        wrong = run("request", "GET", "/health", *flags, "--server-name", "other.example")
+        assert wrong.returncode == 1
+        assert "not for this host" in wrong.stderr
 
 
 async def test_files_gone_or_back_to_the_pair_in_force(

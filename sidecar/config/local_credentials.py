@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from sidecar.config.schema import CloudflareAccount, RoutingTableSpec
+from sidecar.config.schema import CloudflareAccount, Rfc2136Account, RoutingTableSpec
 from sidecar.credentials.sources import (
     Credential,
     CredentialUnavailable,
@@ -37,6 +37,8 @@ def _credentials(spec: RoutingTableSpec) -> Iterator[tuple[str, Credential]]:
             for key, credential in (("apiToken", account.api_token), ("apiKey", account.api_key)):
                 if credential is not None:
                     yield f"accounts[{index}].{key}", credential
+        if isinstance(account, Rfc2136Account) and account.tsig is not None:
+            yield f"accounts[{index}].tsig.secret", account.tsig.secret
     for index, client in enumerate(spec.clients):
         for position, secret in enumerate(client.secrets or []):
             yield f"clients[{index}].secrets[{position}]", secret
