@@ -51,6 +51,7 @@ from sidecar.providers.rfc2136.server import PREREQUISITE_FAILED, DnsServer
 from sidecar.records import RecordKey, RecordSet
 
 CNAME = dns.rdatatype.CNAME
+REMEMBERED = 4096  # companions remembered as ours (then forgotten all at once)
 TXT_TYPE = dns.rdatatype.TXT
 
 
@@ -88,6 +89,9 @@ class Rfc2136Provider:
         self.server = server
         self.zones = zones  # the zones routed to this account: health asks each for its SOA
         self._locks = locks
+        # companion name -> the marker this process last wrote there or read there as its own:
+        # an unchanged upsert of such a set needs no second query (bounded, forgotten at once)
+        self._ours: dict[str, str] = {}
 
     async def upsert(self, zone: ZonePolicy, record: RecordSet) -> UpsertResult:
         key = record.key
@@ -101,11 +105,12 @@ class Rfc2136Provider:
             marker = zone.owner.marker(zone.comment)
             companion = companion_name(key.fqdn, key.type, origin.to_text(omit_final_dot=True))
             if found.rdataset is not None and found.values == want and found.ttl == record.ttl:
-                if zone.ownership is Ownership.OFF:
+                if zone.ownership is Ownership.OFF or self._ours.get(companion) == marker:
                     return UpsertResult(Outcome.UNCHANGED, result)
                 held = await self._marker(companion)
                 mark = read(held, zone.comment)
                 if mark is not None and mark.made_by(zone.owner):
+                    self._remember(companion, marker)
                     return UpsertResult(Outcome.UNCHANGED, result)
                 if zone.ownership is Ownership.STRICT and (
                     mark is None or not mark.writable_by(zone.owner)
@@ -158,6 +163,7 @@ class Rfc2136Provider:
                     return DeleteResult(
                         removed=0, left=tuple(f"{key.type} {v}" for v in found.values)
                     )
+            self._ours.pop(companion, None)
             message = self.server.new_update(origin)
             name = dns.name.from_text(key.fqdn)
             message.present(name, *found.rdataset)
@@ -232,6 +238,11 @@ class Rfc2136Provider:
             return _NOTHING
         return _Found(rrset, values_of(key.type, rrset), rrset.ttl, None)
 
+    def _remember(self, companion: str, marker: str) -> None:
+        if len(self._ours) >= REMEMBERED:
+            self._ours.clear()
+        self._ours[companion] = marker
+
     async def _marker(self, companion: str) -> str | None:
         """The companion's text, or ``None`` when there is none (or it is not one string)."""
         name = dns.name.from_text(companion)
@@ -250,11 +261,13 @@ class Rfc2136Provider:
         holds a marker from before owners is sent again once, expecting that marker.
         """
         key, found, companion = change.record.key, change.found, change.companion
+        self._ours.pop(companion, None)  # until the server has taken the write
         for attempt in (1, 2):
             message = self._message(change, expected)
             lease.ensure(self.server.timeout)
             rcode = await self.server.update(message)
             if rcode not in PREREQUISITE_FAILED:
+                self._remember(companion, change.marker)
                 return
             if zone.ownership is not Ownership.STRICT or found.rdataset is None or attempt == 2:
                 raise conflicts.changed(key, rcode, "upsert")
