@@ -81,11 +81,15 @@ soak: $(STAMP) tools
 	$(BIN)/python -m bench.soak $(SOAK_ARGS)
 
 ## smoke-floors: the smoke test (tests/test_smoke.py: serve, signed calls, Redis, Kubernetes, the
-##               Cloudflare SDK) at the lowest versions pyproject.toml allows, resolved by uv
+##               Cloudflare SDK; with the HTTPS, RFC 2136 and provider-contract tests) at the
+##               lowest versions pyproject.toml allows, resolved by uv
 ##               (lowest-direct) in .venv-floors; needs the package registry
 ## smoke-newest: the same at the newest releases, without constraints.txt, in .venv-newest
 UV_INDEX   = $(shell $(BIN)/python dev/uv_index_args.py)
-SMOKE_ARGS = -m pytest -m smoke tests/test_smoke.py -q -p no:cacheprovider -p no:anyio
+# the smoke, and the tests of what the smoke does not reach (HTTPS: cryptography; RFC 2136 on a
+# real BIND: dnspython; the provider contract over memory, Cloudflare and BIND)
+SMOKE_ARGS = -m pytest tests/test_smoke.py tests/test_tls.py tests/test_rfc2136.py \
+  tests/test_provider_contract.py -q -p no:cacheprovider -p no:anyio
 SMOKE_TOOLS = pytest pytest-asyncio  # what the smoke runs under, newest that fits
 
 smoke-floors: $(STAMP) tools
