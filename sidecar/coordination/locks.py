@@ -27,7 +27,8 @@ class KeyedLocks:
 
     @asynccontextmanager
     async def hold(self, key: Hashable) -> AsyncIterator[Held]:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        held = self._locks.get(key)
+        lock, users = held if held is not None else (asyncio.Lock(), 0)
         self._locks[key] = (lock, users + 1)
         try:
             async with lock:

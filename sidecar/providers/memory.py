@@ -119,7 +119,9 @@ class MemoryProvider:
         return f"carried {held} record set(s) over and wrote them to {self._snapshot}{instead}"
 
     async def upsert(self, zone: ZonePolicy, record: RecordSet) -> UpsertResult:
-        async with self._names.hold(record.key.fqdn):
+        if self._snapshot is None:  # nothing to wait for: the change is one step of the loop
+            return await self._upsert(zone, record)
+        async with self._names.hold(record.key.fqdn):  # read, compare, write while it persists
             return await self._upsert(zone, record)
 
     async def _upsert(self, zone: ZonePolicy, record: RecordSet) -> UpsertResult:
