@@ -27,16 +27,17 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from sidecar.clock import Clock
 from sidecar.config import watching
 from sidecar.settings import TableSettings, TlsSettings
 from sidecar.tasks import Tasks
+
+if TYPE_CHECKING:  # cryptography (several MiB) is imported only when HTTPS is on
+    from cryptography import x509
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,9 @@ class CertificateFacts:
 
     @classmethod
     def parse(cls, pem: bytes, path: Path) -> CertificateFacts:
+        from cryptography import x509  # noqa: PLC0415 - only with HTTPS on: see the imports
+        from cryptography.hazmat.primitives import hashes  # noqa: PLC0415 - the same
+
         try:
             certificate = x509.load_pem_x509_certificates(pem)[0]
         except ValueError as err:
@@ -107,6 +111,8 @@ class CertificateFacts:
 
 
 def _san(name: x509.GeneralName) -> str:
+    from cryptography import x509  # noqa: PLC0415 - only with HTTPS on: see the imports
+
     if isinstance(name, x509.DNSName):
         return f"DNS:{name.value}"
     if isinstance(name, x509.IPAddress):
