@@ -324,20 +324,29 @@ def _emulator(args: argparse.Namespace) -> int:
     for name in args.zone or ["example.com"]:
         zone = emulator.state.add_zone(name)
         log.info("zone %s id %s", zone.name, zone.id)
-    log.info(
-        "Cloudflare API emulator on http://%s:%d/client/v4 (tokens: %s); "
-        "request counts at /__emulator/stats",
-        args.host,
-        args.port,
-        ", ".join(tokens),
-    )
+
+    def listening() -> None:  # said once the port is open: scripts and tests wait for it
+        log.info(
+            "Cloudflare API emulator on http://%s:%d/client/v4 (tokens: %s); "
+            "request counts at /__emulator/stats",
+            args.host,
+            args.port,
+            ", ".join(tokens),
+        )
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run(emulator, args.host, args.port, stop, shutdown_timeout=args.shutdown_timeout)
+        await run(
+            emulator,
+            args.host,
+            args.port,
+            stop,
+            shutdown_timeout=args.shutdown_timeout,
+            listening=listening,
+        )
 
     asyncio.run(main())
     return EXIT_OK

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -366,14 +366,17 @@ async def run(
     stop: asyncio.Event | None = None,
     *,
     shutdown_timeout: float = 5.0,
+    listening: Callable[[], None] = lambda: None,
 ) -> None:
     """Serve ``emulator`` until ``stop`` is set (the CLI sets it on SIGTERM / SIGINT); requests
-    still in progress then (a slowed one) get ``shutdown_timeout`` seconds, then are cancelled."""
+    still in progress then (a slowed one) get ``shutdown_timeout`` seconds, then are cancelled.
+    ``listening`` is called once the port is open."""
     stop = stop or asyncio.Event()
     runner = web.AppRunner(emulator.app(), access_log=None, shutdown_timeout=shutdown_timeout)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
+        listening()
         await stop.wait()
     finally:
         await runner.cleanup()
