@@ -113,6 +113,22 @@ async def wanted(sidecar: Sidecar, *fqdns: str) -> None:
     await eventually(lambda: sorted(r.key.fqdn for r in index.wanted("public")) == list(fqdns))
 
 
+async def orphaned(
+    start_sidecar: StartSidecar, kube: RunningKube, tmp_path: Path, text: str
+) -> tuple[Sidecar, FrozenClock]:
+    """A sidecar on ``text`` that wrote ``old.example.com`` for the DNSRecord apps/web
+    of class public, whose DNSRecord is then gone (its finalizer removed by hand): an orphan."""
+    kube.fake.set_dns_class("public", PUBLIC)
+    old = a_record("old", ["192.0.2.1"])
+    kube.fake.set_dns_record("apps", "web", old)
+    clock = FrozenClock()
+    sidecar = await start(start_sidecar, kube, tmp_path, text, clock=clock)
+    assert (await send(sidecar, old)).status == 200
+    kube.fake.delete("DNSRecord", "apps", "web")
+    await wanted(sidecar)
+    return sidecar, clock
+
+
 async def test_a_rename_leaves_an_orphan_reported_then_pruned_after_the_grace(  # noqa: PLR0917
     kube: RunningKube,
     start_sidecar: StartSidecar,
@@ -342,14 +358,7 @@ async def test_the_watch_dropped_during_a_sweep_prunes_nothing(
 ) -> None:
     """The API server drops the DNSRecord watch while the zone is being listed: the sweep says
     so and prunes nothing, though the orphan is past its grace."""
-    kube.fake.set_dns_class("public", PUBLIC)
-    old = a_record("old", ["192.0.2.1"])
-    kube.fake.set_dns_record("apps", "web", old)
-    clock = FrozenClock()
-    sidecar = await start(start_sidecar, kube, tmp_path, table(cf), clock=clock)
-    assert (await send(sidecar, old)).status == 200
-    kube.fake.delete("DNSRecord", "apps", "web")
-    await wanted(sidecar)
+    sidecar, clock = await orphaned(start_sidecar, kube, tmp_path, table(cf))
     await sweeper(sidecar).sweep(act=True)
     clock.advance(10_000)
     index = sidecar.app[DNS_RECORDS]
@@ -447,15 +456,8 @@ async def test_a_prune_under_ownership_adopt_leaves_foreign_values_at_the_name(
 ) -> None:
     """Under ``ownership: adopt`` (or ``off``) a prune still removes only the orphan's own
     values: a record a person added beside it at the same name and type stays."""
-    kube.fake.set_dns_class("public", PUBLIC)
-    old = a_record("old", ["192.0.2.1"])
-    kube.fake.set_dns_record("apps", "web", old)
-    clock = FrozenClock()
     text = table(cf).replace("defaults: {", "defaults: {ownership: adopt, ")
-    sidecar = await start(start_sidecar, kube, tmp_path, text, clock=clock)
-    assert (await send(sidecar, old)).status == 200
-    kube.fake.delete("DNSRecord", "apps", "web")  # its finalizer removed by hand
-    await wanted(sidecar)
+    sidecar, clock = await orphaned(start_sidecar, kube, tmp_path, text)
     foreign(cf, "old", "198.51.100.9")
     assert (await sweeper(sidecar).sweep(act=True)).done == []
     clock.advance(600)
@@ -471,14 +473,7 @@ async def test_a_prune_leaves_a_value_under_the_old_marker_at_the_same_name(
 ) -> None:
     """An orphan of class public shares its name and type with a value under the marker from
     before owners: the prune removes the orphan's value only (the old marker is never pruned)."""
-    kube.fake.set_dns_class("public", PUBLIC)
-    old = a_record("old", ["192.0.2.1"])
-    kube.fake.set_dns_record("apps", "web", old)
-    clock = FrozenClock()
-    sidecar = await start(start_sidecar, kube, tmp_path, table(cf), clock=clock)
-    assert (await send(sidecar, old)).status == 200
-    kube.fake.delete("DNSRecord", "apps", "web")
-    await wanted(sidecar)
+    sidecar, clock = await orphaned(start_sidecar, kube, tmp_path, table(cf))
     foreign(cf, "old", "192.0.2.7", comment="managed by dns-sidecar")
     assert (await sweeper(sidecar).sweep(act=True)).done == []
     clock.advance(600)
